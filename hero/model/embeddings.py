@@ -1,0 +1,87 @@
+"""Input embeddings: subtitle/query tokens, clip features at the cross-modal level, positions at the temporal level."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from hero.model.config import ModelConfig
+
+
+class TextEmbedding(nn.Module):
+    """word + position + token type -> LayerNorm -> dropout (BERT-style; HERO's SubEmbeddings)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.word = nn.Embedding(cfg.embedding_rows, cfg.hidden_size)
+        self.position = nn.Embedding(cfg.max_text_positions, cfg.hidden_size)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.offset = cfg.text_position_offset
+        self.type_id = cfg.text_type_id
+
+    def default_positions(self, ids: Tensor) -> Tensor:
+        """[N, L] positions offset + 0..L-1, clipped to the table (HERO clips at 511)."""
+        pos = torch.arange(ids.shape[-1], device=ids.device) + self.offset
+        return pos.clamp(max=self.position.num_embeddings - 1).expand_as(ids)
+
+    def forward(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
+        """ids: [N, L] long -> [N, L, D]."""
+        if positions is None:
+            positions = self.default_positions(ids)
+        x = self.word(ids) + self.position(positions) + self.token_type.weight[self.type_id]
+        return self.drop(self.norm(x))
+
+
+class FrameEmbedding(nn.Module):
+    """Clip features entering the cross-modal level (HERO's ImageEmbeddings).
+
+    feature (+ learned mask vector where MFM masked it) -> LayerNorm(Df) -> Linear(Df, D)
+    + position + token type (the text table's frame row) -> LayerNorm -> dropout
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.feat_norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.embedding_norm_eps)
+        self.proj = nn.Linear(cfg.feature_dim, cfg.hidden_size)
+        self.position = nn.Embedding(cfg.max_frames, cfg.hidden_size)
+        self.mask_vector = nn.Parameter(torch.zeros(cfg.feature_dim))
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, feats: Tensor, positions: Tensor, type_embedding: Tensor, masked: Tensor | None = None) -> Tensor:
+        """feats: [N, F, Df]; positions: [N, F] long; type_embedding: [D]; masked: [N, F] bool -> [N, F, D]."""
+        if masked is not None:
+            feats = feats + masked.unsqueeze(-1).to(feats.dtype) * self.mask_vector
+        x = self.proj(self.feat_norm(feats)) + self.position(positions) + type_embedding
+        return self.drop(self.norm(x))
+
+
+class FrameResidual(nn.Module):
+    """Raw clip feature -> D, added to the cross-modal frame output before the temporal level
+    (HERO's frame_transform: LayerNorm(Df) -> dropout -> Linear -> ReLU)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.embedding_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.proj = nn.Linear(cfg.feature_dim, cfg.hidden_size)
+
+    def forward(self, feats: Tensor) -> Tensor:
+        return torch.relu(self.proj(self.drop(self.norm(feats))))
+
+
+class PositionEmbedding(nn.Module):
+    """x + position -> LayerNorm -> dropout (HERO's FrameEmbeddings / QueryFeatEmbeddings)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.position = nn.Embedding(cfg.max_text_positions, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [N, L, D] -> [N, L, D] with positions 0..L-1 added."""
+        pos = torch.arange(x.shape[1], device=x.device).clamp(max=self.position.num_embeddings - 1)
+        return self.drop(self.norm(x + self.position(pos)))

@@ -1,0 +1,188 @@
+"""The HERO encoder: a Cross-modal Transformer per subtitle, then a Temporal Transformer over the video.
+
+Also the `flat` ablation (F-TRM): one transformer over all frames and all subtitle tokens of a video.
+Both return the same `HeroOutput`, so every task head works with either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from hero.data.batch import VideoBatch
+from hero.model.config import ModelConfig
+from hero.model.embeddings import FrameEmbedding, FrameResidual, PositionEmbedding, TextEmbedding
+from hero.model.transformer import Encoder
+
+
+@dataclass(frozen=True)
+class HeroOutput:
+    """Encoder outputs.
+
+    frame_states: [B, T, D]   temporal-level (contextualised) frame embeddings, used by every video head
+    frame_mask:   [B, T]      bool, real frames
+    text_states:  [S, Lt, D]  subtitle token states at the cross-modal level (MLM reads these)
+    fused_frames: [B, T, D]   temporal-level input: cross-modal frame output + feature residual (HERO's
+                              `forward_repr(encode_clip=False)`), in the (possibly shuffled) input order
+    """
+
+    frame_states: Tensor
+    frame_mask: Tensor
+    text_states: Tensor
+    fused_frames: Tensor | None = None
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """BERT initialisation: normal(0, std) weights, zero biases, unit LayerNorms."""
+    if isinstance(module, (nn.Linear, nn.Embedding, nn.Conv1d)):
+        nn.init.normal_(module.weight, std=std)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def gather_clip_frames(feats: Tensor, sub_video: Tensor, sub_frames: Tensor) -> Tensor:
+    """Per-subtitle frame inputs from the video timeline.
+
+    feats:      [B, T, ...]
+    sub_video:  [S]
+    sub_frames: [S, F]  frame index per slot, -1 = empty slot (gathers frame 0; callers mask it)
+    returns:    [S, F, ...]
+    """
+    return feats[sub_video[:, None], sub_frames.clamp(min=0)]
+
+
+def scatter_clip_frames(states: Tensor, sub_video: Tensor, sub_frames: Tensor, num_videos: int, num_frames: int) -> Tensor:
+    """Put per-subtitle frame outputs back on the video timeline (HERO's collect_frame_outputs).
+
+    states:  [S, F, D]  cross-modal outputs at the frame slots
+    returns: [B, T, D]  zeros where no subtitle owns the frame (unmatched frames bypass the cross-modal level)
+    """
+    out = states.new_zeros(num_videos, num_frames, states.shape[-1])
+    s_idx, f_idx = (sub_frames >= 0).nonzero(as_tuple=True)
+    return out.index_put((sub_video[s_idx], sub_frames[s_idx, f_idx]), states[s_idx, f_idx], accumulate=True)
+
+
+class Hero(nn.Module):
+    """HERO encoder (hierarchical, or flat when ``cfg.encoder == "flat"``)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.text_embed = TextEmbedding(cfg)
+        self.frame_embed = FrameEmbedding(cfg)
+        if cfg.encoder == "hierarchical":
+            self.cross = Encoder(cfg, cfg.cross_layers)
+            self.frame_residual = FrameResidual(cfg)
+            self.clip_mask_vector = nn.Parameter(torch.zeros(cfg.feature_dim))
+            self.temporal_embed = PositionEmbedding(cfg)
+            self.temporal = Encoder(cfg, cfg.temporal_layers)
+        else:
+            self.flat = Encoder(cfg, cfg.cross_layers + cfg.temporal_layers)
+        self.apply(lambda m: init_weights(m, cfg.init_std))
+        nn.init.normal_(self.frame_embed.mask_vector, std=cfg.init_std)
+        if cfg.encoder == "hierarchical":
+            nn.init.normal_(self.clip_mask_vector, std=cfg.init_std)
+
+    # ------------------------------------------------------------------ text only
+    def encode_text(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Text-only pass through the cross-modal (or flat) layers: queries, and MiniLM parity.
+
+        ids, mask: [N, L] -> [N, L, D]
+        """
+        layers = self.cross if self.cfg.encoder == "hierarchical" else self.flat
+        return layers(self.text_embed(ids), mask)
+
+    # ------------------------------------------------------------------ hierarchical
+    def _frame_type(self) -> Tensor:
+        return self.text_embed.token_type.weight[self.cfg.frame_type_id]
+
+    def _cross_modal(self, batch: VideoBatch, feats: Tensor, masked: Tensor | None, sub_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """One sequence per subtitle: [its frames ; its tokens]. Returns frame slots [S, F, D] and text [S, Lt, D]."""
+        F_ = batch.sub_frames.shape[1]
+        frame_valid = batch.sub_frames >= 0                                        # [S, F]
+        frames = gather_clip_frames(feats, batch.sub_video, batch.sub_frames)     # [S, F, Df]
+        frame_masked = None if masked is None else gather_clip_frames(masked, batch.sub_video, batch.sub_frames) & frame_valid
+        if self.cfg.frame_positions == "local":
+            pos = torch.arange(F_, device=feats.device).expand_as(batch.sub_frames)
+        else:
+            pos = batch.sub_frames.clamp(0, self.cfg.max_frames - 1)
+        x = torch.cat([self.frame_embed(frames, pos, self._frame_type(), frame_masked), self.text_embed(sub_ids)], dim=1)
+        valid = torch.cat([frame_valid, batch.sub_mask], dim=1)                   # [S, F + Lt]
+        y = self.cross(x, valid)
+        return y[:, :F_], y[:, F_:]
+
+    def encode_subtitles(self, batch: VideoBatch, sub_ids: Tensor | None = None) -> Tensor:
+        """Subtitle token states [S, Lt, D] with unmasked frames (the MLM path: no temporal level in HERO)."""
+        sub_ids = batch.sub_ids if sub_ids is None else sub_ids
+        if self.cfg.encoder == "flat":
+            return self._flat(batch, batch.frame_feats, None, None, sub_ids).text_states
+        return self._cross_modal(batch, batch.frame_feats, None, sub_ids)[1]
+
+    def forward(
+        self,
+        batch: VideoBatch,
+        *,
+        frame_masked: Tensor | None = None,
+        frame_permutation: Tensor | None = None,
+        sub_ids: Tensor | None = None,
+    ) -> HeroOutput:
+        """Encode a batch of videos.
+
+        Args:
+            batch: the videos and their subtitles.
+            frame_masked: [B, T] bool, frames hidden from the model (MFM): zeroed and replaced by a learned
+                mask vector at both levels.
+            frame_permutation: [B, T] long, slot p of the temporal input takes frame ``perm[p]`` (FOM): the
+                shuffle happens after the cross-modal level, so only the temporal level sees it.
+            sub_ids: [S, Lt] replacement token ids (e.g. VSM blanks the query subtitles).
+        """
+        if batch.num_frames > self.cfg.max_frames:
+            raise ValueError(f"batch has {batch.num_frames} frames per video, model.max_frames is {self.cfg.max_frames}")
+        feats = batch.frame_feats
+        if frame_masked is not None:
+            feats = feats.masked_fill(frame_masked.unsqueeze(-1), 0.0)
+        sub_ids = batch.sub_ids if sub_ids is None else sub_ids
+        if self.cfg.encoder == "flat":
+            return self._flat(batch, feats, frame_masked, frame_permutation, sub_ids)
+        frame_slots, text_states = self._cross_modal(batch, feats, frame_masked, sub_ids)
+        matched = scatter_clip_frames(frame_slots, batch.sub_video, batch.sub_frames, batch.num_videos, batch.num_frames)
+        clip_feats = feats
+        if frame_masked is not None:
+            clip_feats = feats + frame_masked.unsqueeze(-1).to(feats.dtype) * self.clip_mask_vector
+        fused = self.frame_residual(clip_feats) + matched                          # [B, T, D]
+        if frame_permutation is not None:
+            fused = fused.gather(1, frame_permutation.unsqueeze(-1).expand_as(fused))
+        states = self.temporal(self.temporal_embed(fused), batch.frame_mask)
+        return HeroOutput(frame_states=states, frame_mask=batch.frame_mask, text_states=text_states, fused_frames=fused)
+
+    # ------------------------------------------------------------------ flat (F-TRM)
+    def _flat(self, batch: VideoBatch, feats: Tensor, frame_masked: Tensor | None,
+              frame_permutation: Tensor | None, sub_ids: Tensor) -> HeroOutput:
+        """[all frames ; all subtitle tokens] per video, global positions, one transformer."""
+        B, T = batch.frame_mask.shape
+        if frame_permutation is not None:
+            feats = feats.gather(1, frame_permutation.unsqueeze(-1).expand_as(feats))
+            if frame_masked is not None:
+                frame_masked = frame_masked.gather(1, frame_permutation)
+        frame_pos = torch.arange(T, device=feats.device).clamp(max=self.cfg.max_frames - 1).expand(B, T)
+        frames = self.frame_embed(feats, frame_pos, self._frame_type(), frame_masked)
+        # Token (s, l) goes to column tok_col[s, l] of its video's text row; tokens are left-aligned per subtitle.
+        lens = batch.sub_mask.sum(1)                                               # [S]
+        per_video = torch.zeros(B, dtype=torch.long, device=lens.device).index_add_(0, batch.sub_video, lens)
+        video_start = per_video.cumsum(0) - per_video                             # subtitles are ordered by video
+        start = lens.cumsum(0) - lens - video_start[batch.sub_video]               # offset of each subtitle in its video
+        tok_col = start[:, None] + torch.arange(sub_ids.shape[1], device=lens.device)
+        n_tok = max(int(per_video.max()) if B else 0, 1)
+        s_idx, l_idx = batch.sub_mask.nonzero(as_tuple=True)
+        rows, cols = batch.sub_video[s_idx], tok_col[s_idx, l_idx]
+        text_ids = sub_ids.new_zeros(B, n_tok).index_put((rows, cols), sub_ids[s_idx, l_idx])
+        text_valid = torch.zeros(B, n_tok, dtype=torch.bool, device=lens.device).index_put((rows, cols), torch.ones_like(rows, dtype=torch.bool))
+        text = self.text_embed(text_ids)
+        y = self.flat(torch.cat([frames, text], 1), torch.cat([batch.frame_mask, text_valid], 1))
+        text_states = y.new_zeros(*sub_ids.shape, y.shape[-1]).index_put((s_idx, l_idx), y[:, T:][rows, cols])
+        return HeroOutput(frame_states=y[:, :T], frame_mask=batch.frame_mask, text_states=text_states, fused_frames=None)

@@ -1,0 +1,69 @@
+"""Configuration of the pretraining objectives and their sampling ratios (HERO_SPEC.md b)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hero.config import ConfigError
+
+OBJECTIVE_NAMES = ("mlm", "mfm_nce", "mffr", "fom", "vsm")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VsmConfig:
+    queries_per_video: int = 5
+    """Subtitles per video used as queries (and blanked from the context)."""
+    lw_st_ed: float = 0.01
+    """Weight of the local (start/end) loss."""
+    drop_svmr_prob: float = 0.8
+    """Probability that a training step skips the local loss."""
+    ranking_loss: Literal["hinge", "lse"] = "hinge"
+    margin: float = 0.1
+    lw_neg_ctx: float = 8.0
+    lw_neg_q: float = 8.0
+    hard_negative_start_step: int = 20000
+    hard_pool_size: int = 20
+    hard_weight: float = 10.0
+    easy_weight: float = 0.1
+    gather_across_ranks: bool = False
+    """All-gather queries and videos (differentiably) across ranks to enlarge the negative pool."""
+
+    def __post_init__(self) -> None:
+        if self.queries_per_video < 1:
+            raise ConfigError(f"vsm.queries_per_video: must be >= 1, got {self.queries_per_video}")
+        if not 0.0 <= self.drop_svmr_prob <= 1.0:
+            raise ConfigError(f"vsm.drop_svmr_prob: must be in [0, 1], got {self.drop_svmr_prob}")
+        if self.hard_pool_size < 1:
+            raise ConfigError(f"vsm.hard_pool_size: must be >= 1, got {self.hard_pool_size}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainConfig:
+    tasks: dict[str, float] = field(default_factory=lambda: {"mlm": 2.0, "mfm_nce": 2.0, "fom": 1.0, "vsm": 2.0})
+    """Objective -> sampling ratio (HERO: mlm 2, mfm-nce 2, fom 1, vsm 2). One objective per optimizer step."""
+    mask_prob: float = 0.15
+    """MLM token and MFM frame masking probability."""
+    fom_prob: float = 0.15
+    """Share of frame positions FOM shuffles."""
+    nce_temperature: float = 1.0
+    nce_padded_negatives: bool = False
+    """HERO quirk: MFM-NCE negatives also include predictions at padded frame positions."""
+    vsm: VsmConfig = field(default_factory=VsmConfig)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ConfigError("pretrain.tasks: needs at least one objective")
+        for name, w in self.tasks.items():
+            if name not in OBJECTIVE_NAMES:
+                raise ConfigError(f"pretrain.tasks.{name}: unknown objective (known: {', '.join(OBJECTIVE_NAMES)})")
+            if w < 0:
+                raise ConfigError(f"pretrain.tasks.{name}: ratio must be >= 0, got {w}")
+        if sum(self.tasks.values()) <= 0:
+            raise ConfigError("pretrain.tasks: ratios sum to 0")
+        for key in ("mask_prob", "fom_prob"):
+            v = getattr(self, key)
+            if not 0.0 < v < 1.0:
+                raise ConfigError(f"pretrain.{key}: must be in (0, 1), got {v}")
+        if self.nce_temperature <= 0:
+            raise ConfigError(f"pretrain.nce_temperature: must be > 0, got {self.nce_temperature}")

@@ -1,0 +1,84 @@
+"""Masked frame modelling: feature regression (MFFR) and noise-contrastive estimation (MFM-NCE), HERO_SPEC.md b.2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hero.data.batch import VideoBatch
+from hero.data.masking import mask_frames
+from hero.model.config import ModelConfig
+from hero.tasks.base import TaskOutput
+from hero.tasks.config import PretrainConfig
+
+
+class MfmHead(nn.Module):
+    """Linear(D, D) -> GELU -> LayerNorm -> Linear(D, Df): frame state -> predicted clip feature."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
+        self.fc2 = nn.Linear(cfg.hidden_size, cfg.feature_dim)
+
+    def forward(self, states: Tensor) -> Tensor:
+        return self.fc2(self.norm(F.gelu(self.fc1(states))))
+
+
+def mffr_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean over masked frames of the L2 distance between predicted and true feature. [N, Df] each."""
+    return (pred.float() - target.float()).pow(2).sum(-1).sqrt().mean()
+
+
+def mfm_nce_loss(pred: Tensor, target: Tensor, negatives: Tensor, temperature: float = 1.0) -> Tensor:
+    """NCE: each prediction must score its own true feature above the other masked frames' features and
+    the predictions at unmasked positions.
+
+    pred, target: [Nm, Df]; negatives: [Nn, Df]
+    """
+    logits = torch.cat([pred @ target.t(), pred @ negatives.t()], dim=1).float() / temperature   # [Nm, Nm + Nn]
+    return F.cross_entropy(logits, torch.arange(pred.shape[0], device=pred.device))
+
+
+@dataclass(frozen=True)
+class MfmInputs:
+    batch: VideoBatch
+    masked: Tensor  # [B, T] bool
+
+
+class _Mfm:
+    def __init__(self, cfg: PretrainConfig) -> None:
+        self.prob = cfg.mask_prob
+        self.temperature = cfg.nce_temperature
+        self.padded_negatives = cfg.nce_padded_negatives
+
+    def prepare(self, batch: VideoBatch, generator: torch.Generator, step: int) -> MfmInputs:
+        return MfmInputs(batch=batch, masked=mask_frames(batch.frame_mask, prob=self.prob, generator=generator))
+
+    def _predict(self, model, inputs: MfmInputs) -> tuple[Tensor, Tensor, Tensor]:
+        out = model.encoder(inputs.batch, frame_masked=inputs.masked)
+        head = model.heads["mfm"]
+        return out.frame_states, head(out.frame_states[inputs.masked]), inputs.batch.frame_feats[inputs.masked]
+
+
+class MfmNce(_Mfm):
+    name = "mfm_nce"
+
+    def __call__(self, model, inputs: MfmInputs) -> TaskOutput:
+        states, pred, target = self._predict(model, inputs)
+        keep = ~inputs.masked if self.padded_negatives else (inputs.batch.frame_mask & ~inputs.masked)
+        negatives = model.heads["mfm"](states[keep])
+        loss = mfm_nce_loss(pred, target, negatives, self.temperature)
+        return TaskOutput(loss=loss, metrics={"mfm_nce/loss": loss.detach()}, count=pred.shape[0])
+
+
+class Mffr(_Mfm):
+    name = "mffr"
+
+    def __call__(self, model, inputs: MfmInputs) -> TaskOutput:
+        _, pred, target = self._predict(model, inputs)
+        loss = mffr_loss(pred, target)
+        return TaskOutput(loss=loss, metrics={"mffr/loss": loss.detach()}, count=pred.shape[0])

@@ -1,0 +1,70 @@
+"""Masked language modelling on subtitles, conditioned on their own frames (HERO_SPEC.md b.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hero.data.batch import VideoBatch
+from hero.data.masking import mask_tokens
+from hero.model.config import ModelConfig
+from hero.tasks.base import TaskOutput
+from hero.tasks.config import PretrainConfig
+from hero.text.tokenizer import SpecialTokens
+
+
+class MlmHead(nn.Module):
+    """dense -> GELU -> LayerNorm -> decoder tied to the word embeddings (+ own bias)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.embedding_rows))
+        self.vocab_size = cfg.vocab_size
+
+    def forward(self, states: Tensor, word_weight: Tensor) -> Tensor:
+        """states: [N, D]; word_weight: [V_padded, D] -> logits [N, vocab_size] (padding rows sliced off)."""
+        h = self.norm(F.gelu(self.dense(states)))
+        return (h @ word_weight.t() + self.bias)[:, : self.vocab_size]
+
+
+def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy over the masked tokens. logits: [N, V]; labels: [N]."""
+    return F.cross_entropy(logits.float(), labels)
+
+
+@dataclass(frozen=True)
+class MlmInputs:
+    batch: VideoBatch  # sub_ids masked; position 0 is the CLS token
+    labels: Tensor     # [S, Lt] original id at masked positions, -1 elsewhere
+
+
+class Mlm:
+    """MLM over each subtitle with its aligned frames (frames unmasked; cross-modal level only in HERO)."""
+
+    name = "mlm"
+
+    def __init__(self, cfg: PretrainConfig, tokens: SpecialTokens) -> None:
+        self.prob = cfg.mask_prob
+        self.tokens = tokens
+
+    def prepare(self, batch: VideoBatch, generator: torch.Generator, step: int) -> MlmInputs:
+        maskable = batch.sub_mask.clone()
+        maskable[:, 0] = False  # the leading special token is never a target
+        ids, labels = mask_tokens(batch.sub_ids, maskable, prob=self.prob, mask_id=self.tokens.mask,
+                                  random_range=(self.tokens.random_low, self.tokens.random_high), generator=generator)
+        ids[:, 0] = self.tokens.cls
+        return MlmInputs(batch=batch.replace(sub_ids=ids), labels=labels)
+
+    def __call__(self, model, inputs: MlmInputs) -> TaskOutput:
+        states = model.encoder.encode_subtitles(inputs.batch)                    # [S, Lt, D]
+        where = inputs.labels >= 0
+        logits = model.heads["mlm"](states[where], model.encoder.text_embed.word.weight)
+        labels = inputs.labels[where]
+        loss = mlm_loss(logits, labels)
+        acc = (logits.argmax(-1) == labels).float().mean()
+        return TaskOutput(loss=loss, metrics={"mlm/loss": loss.detach(), "mlm/acc": acc.detach()}, count=int(where.sum()))

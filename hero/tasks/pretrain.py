@@ -1,0 +1,58 @@
+"""`PretrainModel`: the encoder, every pretraining head, and the objectives that use them.
+
+This is the module DDP wraps and checkpoints save. MFM-NCE and MFFR share one feature-regression head,
+as in HERO. ``forward(objective, inputs)`` runs one objective; the trainer picks which (see `TaskSampler`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hero.data.batch import VideoBatch
+from hero.model.config import ModelConfig
+from hero.model.hero import Hero, init_weights
+from hero.tasks.base import Objective, TaskOutput
+from hero.tasks.config import PretrainConfig
+from hero.tasks.fom import Fom, FomHead
+from hero.tasks.mfm import MfmHead, Mffr, MfmNce
+from hero.tasks.mlm import Mlm, MlmHead
+from hero.tasks.vsm import Vsm, VsmHead
+from hero.text.tokenizer import SpecialTokens
+
+
+class PretrainModel(nn.Module):
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        pretrain_cfg: PretrainConfig,
+        tokens: SpecialTokens,
+        all_gather: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_cfg, self.pretrain_cfg, self.tokens = model_cfg, pretrain_cfg, tokens
+        self.encoder = Hero(model_cfg)
+        self.heads = nn.ModuleDict({
+            "mlm": MlmHead(model_cfg),
+            "mfm": MfmHead(model_cfg),
+            "fom": FomHead(model_cfg),
+            "vsm": VsmHead(model_cfg),
+        })
+        self.heads.apply(lambda m: init_weights(m, model_cfg.init_std))
+        self.objectives: dict[str, Objective] = {
+            "mlm": Mlm(pretrain_cfg, tokens),
+            "mfm_nce": MfmNce(pretrain_cfg),
+            "mffr": Mffr(pretrain_cfg),
+            "fom": Fom(pretrain_cfg),
+            "vsm": Vsm(pretrain_cfg, tokens, all_gather=all_gather if pretrain_cfg.vsm.gather_across_ranks else None),
+        }
+
+    def prepare(self, objective: str, batch: VideoBatch, generator: torch.Generator, step: int) -> Any:
+        """The inputs of ``objective`` for ``batch`` (masking/shuffling/query sampling, seeded by ``generator``)."""
+        return self.objectives[objective].prepare(batch, generator, step)
+
+    def forward(self, objective: str, inputs: Any) -> TaskOutput:
+        return self.objectives[objective](self, inputs)
