@@ -50,6 +50,15 @@ class PretrainModel(nn.Module):
             "vsm": Vsm(pretrain_cfg, tokens, all_gather=all_gather if pretrain_cfg.vsm.gather_across_ranks else None),
         }
 
+    @classmethod
+    def from_preset(cls, preset, pretrain_cfg: PretrainConfig | None = None, **kwargs) -> "PretrainModel":
+        """A model for ``preset`` (a `hero.presets.Preset`), its text side initialised as the preset says."""
+        from hero.model.pretrained import init_text_side
+
+        model = cls(preset.model, pretrain_cfg or PretrainConfig(), preset.tokens, **kwargs)
+        init_text_side(model.encoder, preset.text_init)
+        return model
+
     def prepare(self, objective: str, batch: VideoBatch, generator: torch.Generator, step: int) -> Any:
         """The inputs of ``objective`` for ``batch`` (masking/shuffling/query sampling, seeded by ``generator``)."""
         return self.objectives[objective].prepare(batch, generator, step)

@@ -1,0 +1,112 @@
+"""Every pretraining objective: finite loss, gradients into both transformers, overfits one batch."""
+
+import pytest
+import torch
+
+from hero.config import from_dict
+from hero.data.random_batch import random_video_batch
+from hero.presets import get_preset
+from hero.tasks import PretrainConfig, PretrainModel
+
+OBJECTIVES = ["mlm", "mfm_nce", "mffr", "fom", "vsm"]
+
+
+def _model(encoder="hierarchical", **pretrain):
+    p = get_preset("hero-tiny", encoder=encoder, dropout=0.0, attention_dropout=0.0)
+    return p, PretrainModel(p.model, from_dict(PretrainConfig, pretrain), p.tokens)
+
+
+def _batch(p, seed=0, n=3):
+    return random_video_batch(p.model, p.tokens, num_videos=n, frames=(8, 14), generator=torch.Generator().manual_seed(seed))
+
+
+def _grad_norm(module):
+    return sum(float(q.grad.abs().sum()) for q in module.parameters() if q.grad is not None)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_finite_loss_and_gradients_reach_both_levels(objective):
+    p, model = _model()
+    batch = _batch(p)
+    inputs = model.prepare(objective, batch, torch.Generator().manual_seed(0), step=0)
+    out = model(objective, inputs)
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert _grad_norm(model.encoder.cross) > 0
+    if objective != "mlm":  # MLM reads the cross-modal level only, as in HERO
+        assert _grad_norm(model.encoder.temporal) > 0
+    assert all(torch.isfinite(v) for v in out.metrics.values())
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_flat_encoder_serves_every_head(objective):
+    p, model = _model("flat")
+    out = model(objective, model.prepare(objective, _batch(p), torch.Generator().manual_seed(0), step=0))
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and _grad_norm(model.encoder.flat) > 0
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_overfits_a_single_batch(objective):
+    torch.manual_seed(0)
+    p, model = _model(vsm={"drop_svmr_prob": 0.0})
+    batch = _batch(p, seed=1)
+    inputs = model.prepare(objective, batch, torch.Generator().manual_seed(0), step=0)  # fixed masks: pure overfit
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        out = model(objective, inputs)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(out.loss.item())
+    assert losses[-1] < 0.5 * losses[0], f"{objective}: {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+def test_vsm_blanks_query_subtitles_from_context():
+    p, model = _model()
+    batch = _batch(p)
+    inputs = model.prepare("vsm", batch, torch.Generator().manual_seed(0), step=0)
+    q_per_video = model.pretrain_cfg.vsm.queries_per_video
+    assert inputs.query_ids.shape[0] == q_per_video * batch.num_videos
+    assert (inputs.query_ids[:, 0] == p.tokens.cls).all()
+    blanked = inputs.batch.sub_mask.sum(1) == 1
+    assert blanked.any() and (inputs.batch.sub_mask[:, 0]).all()
+    # each query's own video, and its start/end inside that video's frames
+    n = batch.frame_mask.sum(1)[inputs.query_video]
+    assert (inputs.start >= 0).all() and (inputs.end > inputs.start).all() and (inputs.end < n).all()
+
+
+def test_vsm_hard_negatives_switch_on_at_the_configured_step():
+    p, model = _model(vsm={"hard_negative_start_step": 5})
+    batch = _batch(p)
+    g = torch.Generator().manual_seed(0)
+    assert not model.prepare("vsm", batch, g, step=4).hard
+    assert model.prepare("vsm", batch, g, step=5).hard
+
+
+def test_ranking_loss_hand_case():
+    from hero.tasks.config import VsmConfig
+    from hero.tasks.vsm import ranking_loss
+
+    scores = torch.tensor([[0.9, 0.5], [0.2, 0.6]])       # query 0 -> video 0, query 1 -> video 1
+    ctx, q = ranking_loss(scores, torch.tensor([0, 1]), VsmConfig(margin=0.1), hard=False)
+    # ctx: q0: max(0, .1 + .5 - .9) = 0; q1: max(0, .1 + .2 - .6) = 0
+    assert ctx.item() == pytest.approx(0.0)
+    scores = torch.tensor([[0.5, 0.55], [0.5, 0.6]])
+    ctx, q = ranking_loss(scores, torch.tensor([0, 1]), VsmConfig(margin=0.1), hard=False)
+    # ctx: q0: .1 + .55 - .5 = .15; q1: .1 + .5 - .6 = 0 -> mean .075
+    # neg queries: video 0 vs query 1: .1 + .5 - .5 = .1; video 1 vs query 0: .1 + .55 - .6 = .05 -> mean .075
+    assert ctx.item() == pytest.approx(0.075) and q.item() == pytest.approx(0.075)
+
+
+def test_mfm_nce_negatives_optionally_include_padding():
+    p, model = _model()
+    batch = _batch(p)
+    assert (~batch.frame_mask).any()
+    g = torch.Generator().manual_seed(0)
+    inputs = model.prepare("mfm_nce", batch, g, 0)
+    a = model("mfm_nce", inputs).loss
+    model.objectives["mfm_nce"].padded_negatives = True
+    b = model("mfm_nce", inputs).loss
+    assert a.item() != b.item()
