@@ -1,0 +1,160 @@
+"""The line-per-record prediction formats (DESIGN.md §4 and §7), read and written.
+
+| format | one JSON object per line |
+|---|---|
+| TVQA / How2QA answers | ``{"qid", "answer_idx", "ts"?: [st, ed]}`` (``ts``: optional predicted span, for localisation) |
+| VIOLIN labels | ``{"desc_id", "label": 1 entailed | 0 contradicted}`` |
+| TVC captions | ``{"vid_name", "clip_id", "ts": [st, ed], "descs": [{"desc"}, ...]}`` (the first desc is scored) |
+| retrieval rankings | ``{"desc_id", "desc"?, "predictions": [[vid_name, score], ...]}`` best first, scores non-increasing, no video twice |
+
+Ids are kept as written (int or str) and matched by ``str(id)``. A second record for the same id is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hero.eval.formats.files import PathLike, Where, atomic_writer, dumps_line, is_number, read_records
+
+@dataclass(frozen=True)
+class QaAnswer:
+    qid: int | str
+    answer_idx: int
+    ts: tuple[float, float] | None = None
+    """Predicted temporal span in seconds, when the model localises."""
+
+
+@dataclass(frozen=True)
+class ViolinLabel:
+    desc_id: int | str
+    label: int
+
+
+@dataclass(frozen=True)
+class CaptionPrediction:
+    vid_name: str
+    clip_id: int | str
+    ts: tuple[float, float]
+    descs: tuple[str, ...]
+    """Generated captions, best first; metrics score ``descs[0]``."""
+
+
+@dataclass(frozen=True)
+class VideoRanking:
+    desc_id: int | str
+    ranked: tuple[tuple[str, float], ...]
+    """``(vid_name, score)`` best first."""
+    desc: str = ""
+
+
+def _write(path: PathLike, records: Iterable[Any], to_obj: Callable[[Any], dict[str, Any]]) -> None:
+    with atomic_writer(path) as f:
+        for rec in records:
+            f.write(dumps_line(to_obj(rec)) + "\n")
+
+
+def _parse_answer(obj: dict[str, Any], w: Where) -> QaAnswer:
+    ts = w.span(obj["ts"]) if obj.get("ts") is not None else None
+    return QaAnswer(qid=w.ident(obj, "qid"), answer_idx=w.integer(obj, "answer_idx", low=0), ts=ts)
+
+
+def read_qa_answers(path: PathLike) -> list[QaAnswer]:
+    """Read TVQA-style answer lines. Raises FormatError (file:line) on a malformed or duplicate record."""
+    return read_records(path, _parse_answer, lambda r: r.qid)
+
+
+def write_qa_answers(path: PathLike, answers: Iterable[QaAnswer]) -> None:
+    def obj(a: QaAnswer) -> dict[str, Any]:
+        out: dict[str, Any] = {"qid": a.qid, "answer_idx": int(a.answer_idx)}
+        if a.ts is not None:
+            out["ts"] = [float(a.ts[0]), float(a.ts[1])]
+        return out
+
+    _write(path, answers, obj)
+
+
+def _parse_violin(obj: dict[str, Any], w: Where) -> ViolinLabel:
+    return ViolinLabel(desc_id=w.ident(obj, "desc_id"), label=w.integer(obj, "label", low=0, high=1))
+
+
+def read_violin_labels(path: PathLike) -> list[ViolinLabel]:
+    """Read VIOLIN label lines. Raises FormatError (file:line) on a malformed or duplicate record."""
+    return read_records(path, _parse_violin, lambda r: r.desc_id)
+
+
+def write_violin_labels(path: PathLike, labels: Iterable[ViolinLabel]) -> None:
+    _write(path, labels, lambda r: {"desc_id": r.desc_id, "label": int(r.label)})
+
+
+def _parse_caption(obj: dict[str, Any], w: Where) -> CaptionPrediction:
+    descs = w.get(obj, "descs")
+    if not isinstance(descs, list) or not descs:
+        w.fail(f'"descs" must be a non-empty list of {{"desc": str}}, got {descs!r}')
+    texts = []
+    for i, d in enumerate(descs):
+        if not isinstance(d, dict) or not isinstance(d.get("desc"), str):
+            w.fail(f'descs[{i}] must be an object with a string "desc", got {d!r}')
+        texts.append(d["desc"])
+    return CaptionPrediction(vid_name=w.string(obj, "vid_name"), clip_id=w.ident(obj, "clip_id"),
+                             ts=w.span(w.get(obj, "ts")), descs=tuple(texts))
+
+
+def read_captions(path: PathLike) -> list[CaptionPrediction]:
+    """Read TVC caption prediction lines. Raises FormatError (file:line) on a malformed or duplicate clip_id."""
+    return read_records(path, _parse_caption, lambda r: r.clip_id)
+
+
+def write_captions(path: PathLike, captions: Iterable[CaptionPrediction]) -> None:
+    _write(path, captions, lambda c: {"vid_name": c.vid_name, "clip_id": c.clip_id,
+                                      "ts": [float(c.ts[0]), float(c.ts[1])],
+                                      "descs": [{"desc": d} for d in c.descs]})
+
+
+def _parse_ranking(obj: dict[str, Any], w: Where) -> VideoRanking:
+    preds = w.get(obj, "predictions")
+    if not isinstance(preds, list):
+        w.fail(f'"predictions" must be a list of [vid_name, score], got {type(preds).__name__}')
+    ranked: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    for j, p in enumerate(preds):
+        if not (isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and is_number(p[1])):
+            w.fail(f"predictions[{j}] must be [vid_name (str), score (finite number)], got {p!r}")
+        if p[0] in seen:
+            w.fail(f"predictions[{j}]: video {p[0]!r} is ranked twice")
+        if ranked and p[1] > ranked[-1][1]:
+            w.fail(f"predictions[{j}]: score {p[1]} is above the previous {ranked[-1][1]} (must be best first)")
+        seen.add(p[0])
+        ranked.append((p[0], float(p[1])))
+    return VideoRanking(desc_id=w.ident(obj, "desc_id"), ranked=tuple(ranked),
+                        desc=w.string(obj, "desc", required=False))
+
+
+def read_rankings(path: PathLike) -> list[VideoRanking]:
+    """Read retrieval ranking lines. Raises FormatError (file:line) on a malformed, unsorted or duplicate record."""
+    return read_records(path, _parse_ranking, lambda r: r.desc_id)
+
+
+def write_rankings(path: PathLike, rankings: Iterable[VideoRanking]) -> None:
+    _write(path, rankings, lambda r: {"desc_id": r.desc_id, "desc": r.desc,
+                                      "predictions": [[v, float(s)] for v, s in r.ranked]})
+
+
+def rankings_from_scores(desc_ids: Sequence[int | str], video_names: Sequence[str], scores: Any,
+                         top_k: int | None = None) -> list[VideoRanking]:
+    """Build rankings from a score matrix.
+
+    scores: [Nq, Nv] (tensor or array); ties keep the lower video index first (a stable sort).
+    top_k: keep this many videos per query (None: all).
+    """
+    import torch
+
+    s = torch.as_tensor(scores, dtype=torch.float64)
+    if s.shape != (len(desc_ids), len(video_names)):
+        raise ValueError(f"scores must be [{len(desc_ids)}, {len(video_names)}], got {tuple(s.shape)}")
+    order = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :top_k]
+    out = []
+    for qid, row, o in zip(desc_ids, s.tolist(), order.tolist()):
+        out.append(VideoRanking(desc_id=qid, ranked=tuple((video_names[j], row[j]) for j in o)))
+    return out
