@@ -1,0 +1,70 @@
+"""Bad-input errors and the ingestion report (DESIGN.md §4: every error names the file, the line and the rule)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]
+
+RULES = {
+    "video.undecodable": "the video does not open or decode with PyAV",
+    "video.duplicate_name": "two videos share one vid_name",
+    "subtitle.unparsable": "the subtitle file or line does not parse",
+    "subtitle.end_before_start": "a subtitle ends before it starts",
+    "subtitle.unsorted": "a subtitle starts before the previous one",
+    "subtitle.overlap": "a subtitle starts before the previous one ends",
+    "subtitle.missing_video": "subtitles name a video that is not in the corpus",
+    "annotation.bad_json": "an annotation line is not a JSON object",
+    "annotation.missing_key": "an annotation line lacks a required key",
+    "annotation.bad_value": "an annotation value has the wrong type or range",
+    "annotation.missing_video": "an annotation names a video that is not in the corpus",
+    "annotation.ts_outside_video": "an annotation's ts lies outside the video",
+    "annotation.duplicate_id": "two annotation lines of one file share an id",
+    "features.non_finite": "a feature array holds NaN or inf",
+    "features.wrong_dim": "a feature array has the wrong shape or dimension",
+    "features.missing": "a video has no feature entry",
+}
+"""Every rule a corpus or feature input can break, with what it means."""
+
+
+class CorpusError(ValueError):
+    """Bad input. ``str(err)`` reads ``FILE:LINE: [rule] message`` (``FILE: [rule] ...`` when no line applies)."""
+
+    def __init__(self, file: str, rule: str, message: str, line: int | None = None) -> None:
+        if rule not in RULES:
+            raise KeyError(f"unknown corpus rule {rule!r}")
+        self.file, self.rule, self.line, self.message = str(file), rule, line, message
+        where = f"{file}:{line}" if line is not None else str(file)
+        super().__init__(f"{where}: [{rule}] {message}")
+
+
+@dataclass
+class IngestReport:
+    """What ingestion skipped or dropped and why: counts per rule plus the first messages."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Rule -> number of items (videos, subtitles, annotation lines) skipped because of it."""
+    notes: dict[str, int] = field(default_factory=dict)
+    """Counts of normal, non-error adjustments (e.g. subtitles starting after the video end, dropped per HERO d.3)."""
+    messages: list[str] = field(default_factory=list)
+    max_messages: int = 200
+
+    def handle(self, err: CorpusError, on_error: OnError) -> None:
+        """Raise ``err`` (on_error="raise") or log it as a warning and count it (on_error="skip")."""
+        if on_error == "raise":
+            raise err
+        logger.warning("skipped: %s", err)
+        self.skipped[err.rule] = self.skipped.get(err.rule, 0) + 1
+        if len(self.messages) < self.max_messages:
+            self.messages.append(str(err))
+
+    def note(self, key: str, n: int = 1) -> None:
+        self.notes[key] = self.notes.get(key, 0) + n
+
+    def to_dict(self) -> dict:
+        return {"skipped": dict(sorted(self.skipped.items())), "notes": dict(sorted(self.notes.items())),
+                "total_skipped": sum(self.skipped.values()), "messages": list(self.messages)}

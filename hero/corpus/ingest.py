@@ -1,0 +1,153 @@
+"""Ingest a raw corpus folder (DESIGN.md §4) into a `Manifest`: probe videos, parse and align subtitles, read
+and check annotations. Bad input raises a `CorpusError` naming file, line and rule, or with
+``on_error="skip"`` is logged, skipped and counted in the manifest's report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from hero.config import ConfigError
+from hero.corpus.alignment import align_subtitles, count_clips
+from hero.corpus.annotations import SPLITS, TASKS, parse_annotations
+from hero.corpus.errors import CorpusError, IngestReport, OnError
+from hero.corpus.manifest import Manifest, VideoEntry
+from hero.corpus.probe import file_sha256, probe_video
+from hero.corpus.storage import Storage, open_storage
+from hero.corpus.subtitles import Subtitle, parse_subtitle_text, parse_subtitles_jsonl, validate_subtitles
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorpusConfig:
+    """Where a corpus lives and how to read it. A user's folder differs from the default only in these fields."""
+
+    path: str
+    """Corpus root: a local folder (or file:// URI)."""
+    clip_len: float = 1.5
+    """Seconds per clip (one feature per clip; HERO: 1.5 for TV data)."""
+    videos_dir: str = "videos"
+    subtitles_dir: str = "subtitles"
+    """Per-video `<vid_name>.srt` / `.vtt` files (optional)."""
+    subtitles_jsonl: str = "subtitles.jsonl"
+    """TVR/TVQA-style subtitles file, used for videos with no .srt/.vtt (optional)."""
+    annotations_dir: str = "annotations"
+    tasks: tuple[str, ...] = TASKS
+    """Task families to read; a missing `<task>_<split>.jsonl` is fine."""
+    on_error: OnError = "raise"
+    """`raise`: stop at the first bad input; `skip`: log it, skip the item and count it in the report."""
+    ts_tolerance: float = 0.1
+    """Seconds an annotation's ts may run past the probed duration (container durations round)."""
+    long_last_sub_s: float = 16.0
+    long_last_sub_clips: int = 11
+    video_exts: tuple[str, ...] = VIDEO_EXTS
+
+    def __post_init__(self) -> None:
+        if not self.clip_len > 0:
+            raise ConfigError(f"corpus.clip_len: must be > 0, got {self.clip_len}")
+        if self.on_error not in ("raise", "skip"):
+            raise ConfigError(f"corpus.on_error: must be raise or skip, got {self.on_error!r}")
+        for t in self.tasks:
+            if t not in TASKS:
+                raise ConfigError(f"corpus.tasks: unknown task {t!r} (known: {', '.join(TASKS)})")
+        if self.ts_tolerance < 0:
+            raise ConfigError(f"corpus.ts_tolerance: must be >= 0, got {self.ts_tolerance}")
+
+
+def _read_subtitles(storage: Storage, cfg: CorpusConfig, names: set[str], report: IngestReport) -> dict[str, tuple[str, list[Subtitle]]]:
+    """vid_name -> (source file, subtitles as parsed, unvalidated). Per-video files win over subtitles.jsonl."""
+    found: dict[str, tuple[str, list[Subtitle]]] = {}
+    if storage.exists(cfg.subtitles_jsonl):
+        file = storage.uri(cfg.subtitles_jsonl)
+        text = storage.read_bytes(cfg.subtitles_jsonl).decode("utf-8-sig")
+        for vid, subs, line in parse_subtitles_jsonl(text, file, report, cfg.on_error):
+            if vid not in names:
+                report.handle(CorpusError(file, "subtitle.missing_video", f"vid_name {vid!r} is not a video", line), cfg.on_error)
+                continue
+            found[vid] = (f"{file}:{line}", subs)
+    for rel in storage.list_files(cfg.subtitles_dir):
+        p = PurePosixPath(rel)
+        fmt = {".srt": "srt", ".vtt": "vtt"}.get(p.suffix.lower())
+        if fmt is None:
+            continue
+        file = storage.uri(rel)
+        if p.stem not in names:
+            report.handle(CorpusError(file, "subtitle.missing_video", f"no video named {p.stem!r}"), cfg.on_error)
+            continue
+        try:
+            subs = parse_subtitle_text(storage.read_bytes(rel).decode("utf-8-sig", errors="replace"), file, fmt)
+        except CorpusError as err:
+            report.handle(err, cfg.on_error)
+            continue
+        found[p.stem] = (file, subs)
+    return found
+
+
+def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest:
+    """Read the corpus at ``cfg.path`` and return its manifest (nothing is written; see `write_manifest`)."""
+    t0 = time.perf_counter()
+    storage = storage or open_storage(cfg.path)
+    report = IngestReport()
+    rels = [r for r in storage.list_files(cfg.videos_dir) if PurePosixPath(r).suffix.lower() in cfg.video_exts]
+    by_name: dict[str, str] = {}
+    for rel in rels:
+        name = PurePosixPath(rel).stem
+        if name in by_name:
+            report.handle(CorpusError(storage.uri(rel), "video.duplicate_name",
+                                      f"{name!r} is also {by_name[name]}"), cfg.on_error)
+            continue
+        by_name[name] = rel
+    subtitles = _read_subtitles(storage, cfg, set(by_name), report)
+    videos: dict[str, VideoEntry] = {}
+    skipped: set[str] = set()
+    for name, rel in by_name.items():
+        local = storage.local_path(rel)
+        try:
+            info = probe_video(local, storage.uri(rel))
+        except CorpusError as err:
+            report.handle(err, cfg.on_error)
+            skipped.add(name)
+            continue
+        n = count_clips(info.duration, cfg.clip_len)
+        source, subs = subtitles.get(name, (None, []))
+        subs = validate_subtitles(subs, source or name, report, cfg.on_error)
+        al = align_subtitles([(s.start, s.end) for s in subs], n, cfg.clip_len,
+                             long_last_sub_s=cfg.long_last_sub_s, long_last_sub_clips=cfg.long_last_sub_clips)
+        kept = [s for s, k in zip(subs, al.kept) if k]
+        if len(kept) < len(subs):
+            report.note("subtitle.after_video_end", len(subs) - len(kept))
+        videos[name] = VideoEntry(
+            vid_name=name, path=rel, sha256=file_sha256(local), duration=round(info.duration, 6), num_clips=n,
+            fps=info.fps, subs=[[s.text, s.start, s.end] for s in kept], sub_clips=[list(c) for c in al.sub_clips],
+            unmatched=list(al.unmatched), subtitle_source=source,
+        )
+    durations = {k: v.duration for k, v in videos.items()}
+    tasks: dict[str, dict[str, list]] = {}
+    for task in cfg.tasks:
+        for split in SPLITS:
+            rel = f"{cfg.annotations_dir}/{task}_{split}.jsonl"
+            if not storage.exists(rel):
+                continue
+            text = storage.read_bytes(rel).decode("utf-8-sig")
+            examples = parse_annotations(text, storage.uri(rel), task, split, durations, report, cfg.on_error, cfg.ts_tolerance,
+                                         frozenset(skipped))
+            tasks.setdefault(task, {})[split] = examples
+    if not videos:
+        logger.warning("%s: no decodable video under %s/", storage.root, cfg.videos_dir)
+    logger.info("ingested %d videos, %d annotation files from %s in %.1fs (%d skipped)", len(videos),
+                sum(len(s) for s in tasks.values()), storage.root, time.perf_counter() - t0, sum(report.skipped.values()))
+    from hero.config import to_dict
+
+    return Manifest(root=storage.root, clip_len=cfg.clip_len, videos=videos, tasks=tasks, report=report.to_dict(),
+                    config=to_dict(cfg))
+
+
+def write_manifest(manifest: Manifest, path: str | os.PathLike) -> None:
+    """Write ``manifest`` as JSON atomically (a temp file, then os.replace)."""
+    manifest.save(path)

@@ -1,0 +1,72 @@
+"""The corpus manifest: per video duration, clips and subtitle->clip alignment; per task normalized examples."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hero.corpus.atomic import write_json_atomic
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video. ``subs[i] = [text, start, end]`` and ``sub_clips[i]`` its aligned clips (HERO d.3)."""
+
+    vid_name: str
+    path: str
+    """Relative to the corpus root."""
+    sha256: str
+    duration: float
+    num_clips: int
+    fps: float
+    subs: list[list[Any]]
+    sub_clips: list[list[int]]
+    unmatched: list[int]
+    subtitle_source: str | None = None
+
+
+@dataclass
+class Manifest:
+    """What ingestion found. ``tasks[task][split]`` is a list of normalized examples (hero.corpus.annotations)."""
+
+    root: str
+    clip_len: float
+    videos: dict[str, VideoEntry]
+    tasks: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": MANIFEST_VERSION, "root": self.root, "clip_len": self.clip_len, "config": self.config,
+            "videos": {k: asdict(v) for k, v in self.videos.items()}, "tasks": self.tasks, "report": self.report,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        if d.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"manifest version {d.get('version')!r} is not {MANIFEST_VERSION}")
+        videos = {k: VideoEntry(**v) for k, v in d["videos"].items()}
+        return cls(root=d["root"], clip_len=d["clip_len"], videos=videos, tasks=d.get("tasks", {}),
+                   report=d.get("report", {}), config=d.get("config", {}))
+
+    def save(self, path: str | Path) -> None:
+        """Write the manifest as JSON, whole or not at all."""
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Manifest":
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def split_videos(self, split: str) -> list[str]:
+        """Videos named by any task's examples of ``split``, in manifest order."""
+        named = {ex["vid_name"] for per_split in self.tasks.values() for ex in per_split.get(split, []) if ex.get("vid_name")}
+        return [v for v in self.videos if v in named]
+
+    def video_path(self, vid_name: str) -> str:
+        return str(Path(self.root, self.videos[vid_name].path))
