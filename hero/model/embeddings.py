@@ -50,12 +50,19 @@ class FrameEmbedding(nn.Module):
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, feats: Tensor, positions: Tensor, type_embedding: Tensor, masked: Tensor | None = None) -> Tensor:
-        """feats: [N, F, Df]; positions: [N, F] long; type_embedding: [D]; masked: [N, F] bool -> [N, F, D]."""
+    def project(self, feats: Tensor, masked: Tensor | None = None) -> Tensor:
+        """The position-free part, once per frame: feats [..., Df] (masked: [...] bool) -> [..., D]."""
         if masked is not None:
             feats = feats + masked.unsqueeze(-1).to(feats.dtype) * self.mask_vector
-        x = self.proj(self.feat_norm(feats)) + self.position(positions) + type_embedding
-        return self.drop(self.norm(x))
+        return self.proj(self.feat_norm(feats))
+
+    def finish(self, projected: Tensor, positions: Tensor, type_embedding: Tensor) -> Tensor:
+        """projected: [N, F, D] from `project`; positions: [N, F] long; type_embedding: [D] -> [N, F, D]."""
+        return self.drop(self.norm(projected + self.position(positions) + type_embedding))
+
+    def forward(self, feats: Tensor, positions: Tensor, type_embedding: Tensor, masked: Tensor | None = None) -> Tensor:
+        """feats: [N, F, Df]; positions: [N, F] long; type_embedding: [D]; masked: [N, F] bool -> [N, F, D]."""
+        return self.finish(self.project(feats, masked), positions, type_embedding)
 
 
 class FrameResidual(nn.Module):

@@ -105,13 +105,15 @@ class Hero(nn.Module):
         """One sequence per subtitle: [its frames ; its tokens]. Returns frame slots [S, F, D] and text [S, Lt, D]."""
         F_ = batch.sub_frames.shape[1]
         frame_valid = batch.sub_frames >= 0                                        # [S, F]
-        frames = gather_clip_frames(feats, batch.sub_video, batch.sub_frames)     # [S, F, Df]
-        frame_masked = None if masked is None else gather_clip_frames(masked, batch.sub_video, batch.sub_frames) & frame_valid
+        # Project each video frame once ([B, T, D]), then gather the subtitles' frames: a frame belongs to at
+        # most one subtitle, so this is the same math as projecting the gathered copies, with less work.
+        projected = self.frame_embed.project(feats, masked)
+        frames = gather_clip_frames(projected, batch.sub_video, batch.sub_frames)  # [S, F, D]
         if self.cfg.frame_positions == "local":
             pos = torch.arange(F_, device=feats.device).expand_as(batch.sub_frames)
         else:
             pos = batch.sub_frames.clamp(0, self.cfg.max_frames - 1)
-        x = torch.cat([self.frame_embed(frames, pos, self._frame_type(), frame_masked), self.text_embed(sub_ids)], dim=1)
+        x = torch.cat([self.frame_embed.finish(frames, pos, self._frame_type()), self.text_embed(sub_ids)], dim=1)
         valid = torch.cat([frame_valid, batch.sub_mask], dim=1)                   # [S, F + Lt]
         y = self.cross(x, valid)
         return y[:, :F_], y[:, F_:]
