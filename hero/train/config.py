@@ -1,0 +1,271 @@
+"""`RunConfig`: everything one training job needs, typed and strict (STYLE R6/R7).
+
+Loaded from YAML plus dotted ``key=value`` overrides; an unknown key or bad value fails with its dotted
+path. World size is deliberately absent: the config fixes the *global* batch (in videos), and the per-rank
+micro-batch count and accumulation are derived at run time by `batch_layout` and checked there.
+
+Example (``run.yaml``)::
+
+    preset: hero-tiny
+    model: {dropout: 0.0}            # overrides of the preset's ModelConfig fields
+    pretrain: {tasks: {mlm: 2, mfm_nce: 2, fom: 1, vsm: 2}}
+    data: {source: random, size: 256, frames: [6, 12]}
+    optim: {lr: 1.0e-4, warmup_steps: 10, decay: linear, head_lr_mult: {vsm: 2.0}}
+    train: {global_batch: 8, micro_batch: 4, max_steps: 100, ckpt_every: 50, run_dir: runs/tiny}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import re
+
+import yaml
+
+from hero.config import ConfigError, from_dict, merge, override, to_dict
+from hero.model.config import ModelConfig
+from hero.presets import Preset, get_preset
+from hero.tasks.config import PretrainConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Where training videos come from."""
+
+    source: Literal["random", "corpus"] = "random"
+    """`random`: deterministic random videos, one per sample index (tests, smoke runs, benchmarks);
+    `corpus`: the real pretraining dataset (hero.data.datasets)."""
+    size: int = 1024
+    """random: videos per epoch."""
+    seed: int = 0
+    """random: video ``i`` is generated from (seed, i), so every epoch sees the same videos."""
+    frames: tuple[int, int] = (6, 12)
+    """random: inclusive range of clips per video."""
+    sub_len: tuple[int, int] = (3, 10)
+    """random: inclusive range of subtitle length in tokens."""
+    path: str | None = None
+    """corpus: the corpus / manifest location."""
+    features: str | None = None
+    """corpus: the feature store location."""
+    split: str = "train"
+    options: dict[str, Any] = field(default_factory=dict)
+    """corpus: extra keyword arguments for the dataset constructor."""
+    num_workers: int = 0
+    """DataLoader worker processes per rank (0 = load in the training process)."""
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ConfigError(f"data.size: must be >= 1, got {self.size}")
+        for key in ("frames", "sub_len"):
+            lo, hi = getattr(self, key)
+            if not 1 <= lo <= hi:
+                raise ConfigError(f"data.{key}: need 1 <= low <= high, got {[lo, hi]}")
+        if self.source == "corpus" and not self.path:
+            raise ConfigError("data.path: required when data.source is 'corpus'")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers: must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    """AdamW with warmup then decay (HERO_SPEC.md b.5 defaults: betas (0.9, 0.98), eps 1e-6, wd 0.01, clip 1.0)."""
+
+    lr: float = 3e-5
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    """Applied to weight matrices only; never to biases, LayerNorm or embedding-norm parameters."""
+    warmup_steps: int = 0
+    """Linear warmup from 0 to ``lr`` over this many steps."""
+    decay: Literal["linear", "cosine", "constant"] = "linear"
+    """After warmup: to ``min_lr_ratio * lr`` at ``train.max_steps`` (HERO: linear to 0)."""
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    """Max global gradient norm; 0 disables clipping."""
+    head_lr_mult: dict[str, float] = field(default_factory=dict)
+    """Learning-rate multiplier per top-level head (e.g. ``{vsm: 10}``); the encoder always gets 1."""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr: must be > 0, got {self.lr}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"optim.betas: each must be in [0, 1), got {list(self.betas)}")
+        if self.eps <= 0:
+            raise ConfigError(f"optim.eps: must be > 0, got {self.eps}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optim.weight_decay: must be >= 0, got {self.weight_decay}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"optim.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+        if self.grad_clip < 0:
+            raise ConfigError(f"optim.grad_clip: must be >= 0, got {self.grad_clip}")
+        for name, mult in self.head_lr_mult.items():
+            if mult <= 0:
+                raise ConfigError(f"optim.head_lr_mult.{name}: must be > 0, got {mult}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Loop length, batch geometry, cadence, precision and outputs."""
+
+    global_batch: int = 8
+    """Videos per optimizer step, summed over all ranks and accumulation micro-steps."""
+    micro_batch: int = 0
+    """Videos per forward pass on one rank; 0 = global_batch / world_size (no accumulation)."""
+    max_steps: int = 100
+    """Optimizer steps of the whole run; fixes the schedule length."""
+    stop_after: int | None = None
+    """Stop (after checkpointing) once this step is reached, as a preemption would; the schedule still
+    spans ``max_steps``, so a later run with the same run_dir continues exactly."""
+    log_every: int = 10
+    eval_every: int = 0
+    """Call the ``on_eval`` hook every this many steps (0 = only at the end, if given)."""
+    ckpt_every: int = 0
+    """Checkpoint every this many steps (0 = only at the end / at ``stop_after``)."""
+    keep_last_k: int = 3
+    """Checkpoints kept in run_dir; at least 2, since the newest may be half-written when a job dies."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast dtype; weights and optimizer state stay fp32. fp16 uses a GradScaler."""
+    seed: int = 0
+    """Seeds initialisation, the task stream, the data order and every per-step random draw."""
+    run_dir: str = "runs/default"
+    sinks: tuple[str, ...] = ("hero.train.sinks:JsonlSink",)
+    """Metric sinks by import path (``module:Class``), built on rank 0 with the run_dir as argument."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto`: cuda:LOCAL_RANK when CUDA is available, else cpu."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    init_from: str | None = None
+    """A checkpoint directory (or weights .safetensors) whose weights initialise a fresh run (finetuning);
+    ignored when run_dir already holds a checkpoint to resume."""
+
+    def __post_init__(self) -> None:
+        for key in ("global_batch", "max_steps", "log_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("micro_batch", "eval_every", "ckpt_every"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.micro_batch and self.global_batch % self.micro_batch:
+            raise ConfigError(f"train.micro_batch: {self.micro_batch} must divide train.global_batch={self.global_batch}")
+        if self.stop_after is not None and not 1 <= self.stop_after <= self.max_steps:
+            raise ConfigError(f"train.stop_after: must be in [1, max_steps={self.max_steps}], got {self.stop_after}")
+        if self.keep_last_k < 2:
+            raise ConfigError(f"train.keep_last_k: must be >= 2 (the newest checkpoint may be half-written when "
+                              f"a job dies), got {self.keep_last_k}")
+        for s in self.sinks:
+            if ":" not in s:
+                raise ConfigError(f"train.sinks: {s!r} must look like 'package.module:ClassName'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """One training job. ``model`` holds overrides of the preset's ModelConfig (checked against it)."""
+
+    preset: str = "hero-tiny"
+    model: dict[str, Any] = field(default_factory=dict)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        self.build_preset()  # validates the preset name and every model override (dotted errors)
+
+    def build_preset(self) -> Preset:
+        """The preset with this config's model overrides applied."""
+        return get_preset(self.preset, **self.model)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.build_preset().model
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        return from_dict(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def override(self, *items: str) -> "RunConfig":
+        """A copy with dotted ``key=value`` overrides (``train.max_steps=6``) applied and re-validated."""
+        return override(self, *items)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class BatchLayout:
+    """How the global batch is split: world_size ranks x accum micro-steps x micro_batch videos."""
+
+    global_batch: int
+    micro_batch: int
+    accum: int
+    world_size: int
+
+
+def batch_layout(train: TrainConfig, world_size: int) -> BatchLayout:
+    """Derive and check the per-rank micro-batch and accumulation for ``world_size`` ranks.
+
+    Raises:
+        ConfigError: naming ``train.global_batch`` / ``train.micro_batch`` when they do not split evenly.
+    """
+    g = train.global_batch
+    if g % world_size:
+        raise ConfigError(f"train.global_batch: {g} videos cannot be split evenly over {world_size} ranks")
+    per_rank = g // world_size
+    micro = train.micro_batch or per_rank
+    if per_rank % micro:
+        raise ConfigError(f"train.micro_batch: {micro} must divide the per-rank batch {per_rank} "
+                          f"(train.global_batch={g} / world_size={world_size})")
+    return BatchLayout(global_batch=g, micro_batch=micro, accum=per_rank // micro, world_size=world_size)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as YAML 1.2 does (PyYAML follows 1.1)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str):
+    """YAML with `_Loader` (safe; 1e-4 is a float)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["train.max_steps=6", "optim.lr=1e-4"]`` -> nested dict (values parsed by `load_yaml`)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{item}: an override must look like dotted.key=value")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: conflicts with another override")
+        node[parts[-1]] = load_yaml(raw)
+    return out
+
+
+def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
+    """RunConfig from a YAML file (or defaults when ``path`` is None) with dotted overrides applied."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = load_yaml(text) or {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: the top level must be a mapping, got {type(loaded).__name__}")
+        data = dict(loaded)
+    return from_dict(RunConfig, merge(data, parse_overrides(overrides)))

@@ -1,0 +1,71 @@
+"""AdamW with decoupled weight decay on weight matrices only, per-head learning-rate multipliers, and a
+warmup-then-decay schedule (HERO_SPEC.md b.5: linear warmup, then linear decay to 0)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from hero.train.config import OptimConfig
+
+
+def _no_decay(name: str, param: nn.Parameter) -> bool:
+    """Biases, LayerNorm weights and other vectors (mask vectors, conv kernels with one channel) get no decay."""
+    return param.ndim < 2 or name.endswith(".bias") or ".norm" in name or "norm." in name
+
+
+def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
+    """Parameter groups: (head or encoder) x (decay or not), each with its ``lr_mult``.
+
+    A parameter belongs to head ``h`` when its name starts with ``heads.<h>.``; unknown head names in
+    ``cfg.head_lr_mult`` are an error, so a typo does not silently train at the base rate.
+    """
+    heads = getattr(model, "heads", None)
+    known = set(heads.keys()) if isinstance(heads, nn.ModuleDict) else set()
+    unknown = set(cfg.head_lr_mult) - known
+    if unknown:
+        raise ValueError(f"optim.head_lr_mult: unknown head(s) {sorted(unknown)} (heads: {sorted(known)})")
+    groups: dict[tuple[str, bool], dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        head = name.split(".")[1] if name.startswith("heads.") else "encoder"
+        decay = not _no_decay(name, p)
+        g = groups.setdefault((head, decay), {
+            "params": [], "names": [], "weight_decay": cfg.weight_decay if decay else 0.0,
+            "lr_mult": cfg.head_lr_mult.get(head, 1.0), "group": f"{head}/{'decay' if decay else 'no_decay'}",
+        })
+        g["params"].append(p)
+        g["names"].append(name)
+    return [groups[k] for k in sorted(groups)]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    groups = param_groups(model, cfg)
+    for g in groups:
+        g["lr"] = cfg.lr * g["lr_mult"]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+
+
+def lr_factor(step: int, cfg: OptimConfig, max_steps: int) -> float:
+    """Multiplier of the base lr at optimizer step ``step`` (0-based): linear warmup, then decay."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.decay == "constant":
+        return 1.0
+    span = max(1, max_steps - cfg.warmup_steps)
+    t = min(1.0, (step - cfg.warmup_steps) / span)
+    shape = 1.0 - t if cfg.decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
+    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR over every group (the group's own lr already carries its head multiplier)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, max_steps))
+
+
+def optimizer_names(optimizer: torch.optim.Optimizer) -> Mapping[str, list[str]]:
+    return {g["group"]: g["names"] for g in optimizer.param_groups}

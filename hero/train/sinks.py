@@ -1,0 +1,82 @@
+"""Metric sinks: where rank 0 sends its all-reduced metrics (STYLE R12).
+
+Sinks are named in the config by import path (``package.module:Class``) and built with the run directory,
+so orchestration (``pipelines/``) can add an MLflow sink without ``hero`` importing mlflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class MetricSink(Protocol):
+    """Receives ``{name: value}`` at an optimizer step; ``close`` flushes and releases resources."""
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlSink:
+    """Appends one JSON object per call, ``{"step": N, name: value, ...}``, to ``run_dir/metrics.jsonl``.
+
+    Appending (not truncating) keeps the history of a resumed run in one file; the lines of steps after the
+    resume point that a crashed run had already written appear twice, the later copy being authoritative.
+    """
+
+    def __init__(self, run_dir: str | Path, filename: str = "metrics.jsonl") -> None:
+        self.path = Path(run_dir) / filename
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", encoding="utf-8")
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        row = {"step": step, **{k: _json_float(v) for k, v in metrics.items()}}
+        self._f.write(json.dumps(row) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+class LoggingSink:
+    """Writes each metrics dict as one ``logging`` line (for a terminal or a launcher's log stream)."""
+
+    def __init__(self, run_dir: str | Path | None = None) -> None:
+        self.log_ = logging.getLogger("hero.train.metrics")
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        self.log_.info("step %d %s", step, " ".join(f"{k}={v:.5g}" for k, v in sorted(metrics.items())))
+
+    def close(self) -> None:
+        pass
+
+
+def _json_float(v: float) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+def build_sinks(paths: Sequence[str], run_dir: str | Path) -> list[MetricSink]:
+    """Instantiate ``module:Class`` sink paths with ``run_dir`` as their only argument."""
+    sinks: list[MetricSink] = []
+    for spec in paths:
+        module, _, name = spec.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"train.sinks: cannot import {spec!r} ({err})") from err
+        sink = cls(run_dir)
+        if not isinstance(sink, MetricSink):
+            raise TypeError(f"train.sinks: {spec} has no log(metrics, step) / close()")
+        sinks.append(sink)
+    return sinks

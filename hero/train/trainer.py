@@ -1,0 +1,351 @@
+"""`Trainer`: one loop for pretraining (and, through the same `PretrainModel`-style interface, finetuning).
+
+Per optimizer step: the task comes from `TaskSampler` (same on every rank, no collective); each rank runs
+``accum`` micro-batches under autocast, with ``no_sync`` on all but the last; gradients are unscaled (fp16),
+clipped, stepped; the step's loss is all-reduced, checked for finiteness and logged on rank 0.
+
+Exact resume: all randomness of micro-batch ``j`` of step ``s`` (masking, query sampling, dropout) is
+drawn from generators seeded by (seed, s, j), where ``j = rank * accum + a`` numbers the global batch's
+micro-batches; data order depends only on (seed, s) (`StepBatchSampler`). So a run resumed at step k
+repeats the uninterrupted run bit for bit on CPU, and the same global batch split over 1 or 2 ranks
+computes the same gradients up to summation order. The python/numpy/torch RNG states are checkpointed per
+rank as well, for hooks that draw from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from hero import __version__ as hero_version
+from hero.config import to_dict
+from hero.data.batch import VideoBatch, tensors_to
+from hero.tasks import PretrainModel, TaskSampler
+from hero.train import checkpoint as ckpt
+from hero.train.config import RunConfig, batch_layout
+from hero.train.data import StepBatchSampler, build_dataset, mix_seed
+from hero.train.distributed import DistInfo, all_gather_own_first, all_reduce_mean, all_reduce_sum
+from hero.train.optim import build_optimizer, build_scheduler
+from hero.train.precision import autocast, grad_scaler
+from hero.train.sinks import MetricSink, build_sinks
+
+log = logging.getLogger(__name__)
+
+EvalHook = Callable[[int, nn.Module], "Mapping[str, float] | None"]
+"""``on_eval(step, model) -> metrics or None``: called on every rank with the unwrapped model in eval mode."""
+
+
+class Trainer:
+    """Builds model, data, optimizer and checkpointing from a `RunConfig`; ``fit()`` trains and returns metrics."""
+
+    def __init__(self, cfg: RunConfig, dist: DistInfo, on_eval: EvalHook | None = None,
+                 sinks: list[MetricSink] | None = None) -> None:
+        self.cfg, self.dist, self.on_eval = cfg, dist, on_eval
+        t = cfg.train
+        self.run_dir = Path(t.run_dir)
+        self.layout = batch_layout(t, dist.world_size)
+        self.device = dist.device
+        self.preset = cfg.build_preset()
+
+        torch.manual_seed(t.seed)  # identical initialisation on every rank
+        gather = all_gather_own_first if dist.world_size > 1 else None
+        self.model = PretrainModel(self.preset.model, cfg.pretrain, self.preset.tokens, all_gather=gather).to(self.device)
+        self.tasks = TaskSampler(cfg.pretrain.tasks, seed=t.seed)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, t.max_steps)
+        self.scaler = grad_scaler(t.precision, self.device)
+        self.autocast = autocast(t.precision, self.device)
+        self.generator = torch.Generator()  # the objectives' generator (prepare() runs on CPU tensors)
+        self.dataset, collate = build_dataset(cfg.data, self.preset)
+        self.collate = collate
+        self.sampler = StepBatchSampler(len(self.dataset), self.layout, dist.rank, seed=t.seed, max_steps=t.max_steps)
+        self.step = 0
+        resumed = self._resume_or_init()
+        self.sampler.start_step = self.step
+
+        self.ddp: nn.Module = self.model
+        if dist.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+        if t.compile:
+            self.ddp = torch.compile(self.ddp)
+        self.sinks = sinks if sinks is not None else (build_sinks(t.sinks, self.run_dir) if dist.is_main else [])
+        n_params = sum(p.numel() for p in self.model.parameters())
+        log.info("%s: %.2fM parameters; %d rank(s) x %d micro-step(s) x %d videos = %d per step; %s%s",
+                 cfg.preset, n_params / 1e6, dist.world_size, self.layout.accum, self.layout.micro_batch,
+                 self.layout.global_batch, t.precision, f"; resumed at step {self.step}" if resumed else "")
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors, JSON meta) of the full training state; RNG states gathered from every rank."""
+        tensors: dict[str, torch.Tensor] = {}
+        opt = ckpt.split_state(self.optimizer.state_dict(), "optim", tensors)
+        rng = self._rng_state()
+        all_rng = [rng]
+        if self.dist.world_size > 1:
+            all_rng = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(all_rng, rng)  # between our own processes; never read from a file
+        rng_meta = [ckpt.split_state(r, f"rng.{i}", tensors) for i, r in enumerate(all_rng)]
+        meta = {
+            "hero_version": hero_version,
+            "config": self.cfg.to_dict(),
+            "model_config": to_dict(self.preset.model),
+            "world_size": self.dist.world_size,
+            "optimizer": opt,
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "tasks": self.tasks.state_dict(),
+            "rng": rng_meta,
+        }
+        return tensors, meta
+
+    def _rng_state(self) -> dict[str, Any]:
+        py = random.getstate()
+        npy = np.random.get_state()
+        state = {
+            "python": [py[0], list(py[1]), py[2]],
+            "numpy": [npy[0], npy[1].tolist(), int(npy[2]), int(npy[3]), float(npy[4])],
+            "torch": torch.get_rng_state(),
+            "objective": self.generator.get_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_rng_state(self, state: Mapping[str, Any]) -> None:
+        py = state["python"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        n = state["numpy"]
+        np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+        torch.set_rng_state(state["torch"])
+        self.generator.set_state(state["objective"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+    def save(self) -> None:
+        """Checkpoint the current step (collective: every rank must call it; rank 0 writes)."""
+        tensors, meta = self.state()
+        if self.dist.is_main:
+            path = ckpt.save_checkpoint(self.run_dir, self.step, self.model, tensors, meta, self.cfg.train.keep_last_k)
+            log.info("saved %s", path)
+        self.dist.barrier()
+
+    def _resume_or_init(self) -> bool:
+        """Load the newest valid checkpoint of run_dir (rank 0 picks it), else ``train.init_from`` weights."""
+        latest = ckpt.find_latest(self.run_dir)
+        step = latest.step if latest else -1
+        if self.dist.world_size > 1:  # every rank resumes the step rank 0 chose (run_dir is shared)
+            box = [step]
+            torch.distributed.broadcast_object_list(box, src=0)
+            if box[0] != step:
+                latest = ckpt.load_step(self.run_dir / f"step-{box[0]:08d}") if box[0] >= 0 else None
+        if latest is None:
+            if self.cfg.train.init_from:
+                self._init_weights(self.cfg.train.init_from)
+            return False
+        self.restore(latest)
+        return True
+
+    def _init_weights(self, source: str) -> None:
+        path = Path(source)
+        src = ckpt.load_step(path) if path.is_dir() else None
+        if src is not None:
+            missing, unexpected = src.load_weights(self.model, strict=False)
+        else:
+            from safetensors.torch import load_model
+            missing, unexpected = load_model(self.model, str(path), strict=False)
+        log.info("initialised from %s (%d missing keys, %d unexpected)", source, len(missing), len(unexpected))
+        for k in missing:
+            log.debug("  missing: %s", k)
+
+    def restore(self, c: ckpt.Checkpoint) -> None:
+        """Restore everything from checkpoint ``c``; fails naming the field when the architecture differs."""
+        meta = c.meta
+        ckpt.check_architecture(meta["model_config"], to_dict(self.preset.model))
+        changed = _diff(meta["config"], self.cfg.to_dict())
+        if changed:
+            log.info("config changed since %s: %s", c.path.name, "; ".join(changed))
+        c.load_weights(self.model, strict=True)
+        tensors = c.tensors()
+        self.optimizer.load_state_dict(ckpt.join_state(meta["optimizer"], tensors))
+        self.scheduler.load_state_dict(meta["scheduler"])
+        if meta["scaler"]:
+            self.scaler.load_state_dict(meta["scaler"])
+        self.sampler.load_state_dict(meta["sampler"], c.step)
+        self.tasks.load_state_dict(meta["tasks"])
+        rngs = meta["rng"]
+        if len(rngs) != self.dist.world_size:
+            log.warning("checkpoint was written by %d rank(s), this run has %d: RNG states of missing ranks are "
+                        "fresh", len(rngs), self.dist.world_size)
+        if self.dist.rank < len(rngs):
+            self._set_rng_state(ckpt.join_state(rngs[self.dist.rank], tensors))
+        self.step = c.step
+
+    # ------------------------------------------------------------------ loop
+    def _loader(self) -> Iterator[VideoBatch]:
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=self.sampler, collate_fn=self.collate, num_workers=self.cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        return iter(loader)
+
+    def train_step(self, micro: list[VideoBatch]) -> dict[str, float]:
+        """One optimizer step over this rank's micro-batches; returns this rank's step metrics."""
+        step, task, L = self.step, self.tasks.task_at(self.step), self.layout
+        sums: dict[str, float] = defaultdict(float)
+        loss_sum, tokens = 0.0, 0
+        for a, batch in enumerate(micro):
+            key = mix_seed(self.cfg.train.seed, step, self.dist.rank * L.accum + a)
+            self.generator.manual_seed(key)
+            torch.manual_seed(key)  # dropout: a function of (seed, step, micro-batch), whatever the world size
+            inputs = self.model.prepare(task, batch, self.generator, step)
+            inputs = tensors_to(inputs, self.device, non_blocking=True)
+            tokens += int(batch.sub_mask.sum()) + int(batch.frame_mask.sum())
+            sync = a == L.accum - 1 or not isinstance(self.ddp, DDP)
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                with self.autocast():
+                    out = self.ddp(task, inputs)
+                self.scaler.scale(out.loss / L.accum).backward()
+            loss_sum += float(out.loss.detach())
+            for k, v in out.metrics.items():
+                sums[k] += float(v) / L.accum
+        total = all_reduce_sum(loss_sum, self.dist) if self.dist.world_size > 1 else loss_sum
+        loss = total / (L.accum * L.world_size)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {loss} at step {step} (task {task})")
+        self.scaler.unscale_(self.optimizer)
+        clip = self.cfg.optim.grad_clip
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return {"loss": loss, "grad_norm": float(norm), "lr": lr, **sums,
+                "_tokens": float(tokens)}
+
+    def fit(self) -> dict[str, float]:
+        """Train from the current step to ``train.stop_after`` or ``train.max_steps``; returns the final metrics."""
+        t = self.cfg.train
+        stop = min(t.max_steps, t.stop_after or t.max_steps)
+        final: dict[str, float] = {"train/step": float(self.step)}
+        if self.step >= stop:
+            log.info("nothing to do: run_dir %s is at step %d (stop at %d)", self.run_dir, self.step, stop)
+            return final
+        self._write_config()
+        window = _Window()
+        it = self._loader()
+        t_start, step0 = time.perf_counter(), self.step
+        try:
+            while self.step < stop:
+                t0 = time.perf_counter()
+                micro = [next(it) for _ in range(self.layout.accum)]
+                window.wait += time.perf_counter() - t0
+                m = self.train_step(micro)
+                window.add(m)
+                done = self.step
+                if done % t.log_every == 0 or done == stop:
+                    final.update(self._log_window(window, t_start, step0, stop))
+                    window = _Window()
+                if self.on_eval is not None and ((t.eval_every and done % t.eval_every == 0) or done == stop):
+                    final.update(self._evaluate())
+                if (t.ckpt_every and done % t.ckpt_every == 0) or done == stop:
+                    self.save()
+        finally:
+            del it
+            for s in self.sinks:
+                s.close()
+        final["train/step"] = float(self.step)
+        return final
+
+    def _log_window(self, w: "_Window", t_start: float, step0: int, stop: int) -> dict[str, float]:
+        local = {f"train/{k}": v / w.counts[k] for k, v in w.sums.items() if not k.startswith("_")}
+        local.update({"perf/data_wait_s": w.wait, "perf/tokens": w.sums.get("_tokens", 0.0)})
+        m = all_reduce_mean(local, self.dist)
+        elapsed = time.perf_counter() - w.t0
+        tokens = m.pop("perf/tokens") * self.dist.world_size
+        m["train/loss"] = w.last_loss  # the exact loss of the last step (already all-reduced)
+        m["train/lr"] = w.last_lr
+        m["perf/samples_per_s"] = w.steps * self.layout.global_batch / elapsed
+        m["perf/tokens_per_s"] = tokens / elapsed
+        m["perf/data_wait_frac"] = m["perf/data_wait_s"] / elapsed
+        m["perf/step_s"] = elapsed / w.steps
+        if self.dist.is_main:
+            for s in self.sinks:
+                s.log(m, self.step)
+            rate = (self.step - step0) / (time.perf_counter() - t_start)
+            eta = (stop - self.step) / rate if rate > 0 else float("inf")
+            tasks = " ".join(f"{k[6:-5]} {v:.4f}" for k, v in sorted(m.items()) if k.count("/") == 2 and k.endswith("/loss"))
+            log.info("step %d/%d | loss %.4f | %s | lr %.3g | %.1f samples/s | data wait %.0f%% | ETA %s",
+                     self.step, self.cfg.train.max_steps, m["train/loss"], tasks, m["train/lr"],
+                     m["perf/samples_per_s"], 100 * m["perf/data_wait_frac"], _fmt_eta(eta))
+        return m
+
+    def _evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        try:
+            out = self.on_eval(self.step, self.model) or {}
+        finally:
+            self.model.train()
+        out = {k: float(v) for k, v in out.items()}
+        if out and self.dist.is_main:
+            for s in self.sinks:
+                s.log(out, self.step)
+        return out
+
+    def _write_config(self) -> None:
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.run_dir / "config.yaml.tmp"
+            tmp.write_text(self.cfg.to_yaml())
+            tmp.replace(self.run_dir / "config.yaml")
+
+
+class _Window:
+    """Running sums of step metrics between two log lines."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.steps, self.wait, self.t0 = 0, 0.0, time.perf_counter()
+        self.last_loss = self.last_lr = float("nan")
+
+    def add(self, m: Mapping[str, float]) -> None:
+        self.steps += 1
+        self.last_loss, self.last_lr = m["loss"], m["lr"]
+        for k, v in m.items():
+            self.sums[k] += v
+            self.counts[k] += 1
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += _diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+def _fmt_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
