@@ -1,0 +1,17 @@
+"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml)."""
+
+from pathlib import Path
+
+from kedro.config import OmegaConfigLoader
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # ${root:} is the absolute project root: MLflow's sqlite URI must be absolute (STACK.md trap 1: a relative
+    # one breaks under `dvc exp run --temp`, which runs in a copy of the repo).
+    "custom_resolvers": {"root": lambda: PROJECT_ROOT.as_posix()},
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+}

@@ -1,0 +1,100 @@
+"""MLflow glue: the only module of the repository that imports mlflow.
+
+kedro-mlflow owns the run of a `kedro run` (params, returned metrics, artifacts through the catalog). This
+module adds what a hook cannot do: hand the active run to a torchrun job (`job_env`), so that its rank 0
+logs live step metrics into that run through `MlflowSink`, and open nested child runs (`child_run`) for
+per-task finetunes and sweep trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+
+def job_env(prefix: str = "") -> dict[str, str]:
+    """Environment variables that point a training job at the active MLflow run (empty when none is active)."""
+    run = mlflow.active_run()
+    if run is None:
+        return {}
+    return {"MLFLOW_RUN_ID": run.info.run_id, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+            "HERO_MLFLOW_PREFIX": prefix}
+
+
+@contextlib.contextmanager
+def child_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[str | None]:
+    """A nested MLflow run under the active one (a finetuned task, a sweep trial); yields its id."""
+    if mlflow.active_run() is None:
+        yield None
+        return
+    with mlflow.start_run(run_name=name, nested=True, tags=dict(tags or {})) as run:
+        yield run.info.run_id
+
+
+def log_params(params: Mapping[str, object], prefix: str = "") -> None:
+    """Flattened params into the active run (values longer than MLflow's limit are truncated)."""
+    if mlflow.active_run() is None:
+        return
+    flat = {}
+
+    def walk(obj, key):
+        if isinstance(obj, Mapping):
+            for k, v in obj.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        else:
+            flat[key] = str(obj)[:500]
+
+    walk(params, prefix)
+    for i in range(0, len(flat), 100):
+        mlflow.log_params(dict(list(flat.items())[i:i + 100]))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    if mlflow.active_run() is not None and metrics:
+        mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    if mlflow.active_run() is not None and Path(path).exists():
+        mlflow.log_artifact(str(path), artifact_path)
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    if mlflow.active_run() is not None:
+        mlflow.set_tags(dict(tags))
+
+
+class MlflowSink:
+    """A `hero.train` metric sink (``pipelines.tracking:MlflowSink``) for rank 0 of a launched job.
+
+    Logs into the run named by ``MLFLOW_RUN_ID`` (set by the launcher from `job_env`); never creates a run
+    of its own, so there is exactly one run per pipeline run and none per rank.
+    """
+
+    def __init__(self, run_dir: str | Path | None = None) -> None:
+        self.run_id = os.environ.get("MLFLOW_RUN_ID")
+        self.prefix = os.environ.get("HERO_MLFLOW_PREFIX", "")
+        self.client = MlflowClient() if self.run_id else None
+        if not self.run_id:
+            log.warning("MlflowSink: MLFLOW_RUN_ID is not set; step metrics go to metrics.jsonl only")
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        if self.client is None:
+            return
+        now = int(time.time() * 1000)
+        batch = [Metric(self.prefix + k, float(v), now, step) for k, v in metrics.items()]
+        for i in range(0, len(batch), 500):
+            self.client.log_batch(self.run_id, metrics=batch[i:i + 500])
+
+    def close(self) -> None:
+        pass
