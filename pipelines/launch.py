@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,9 @@ import yaml
 from hero.config import from_dict
 
 log = logging.getLogger(__name__)
+
+
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*")
 
 
 class TorchrunError(RuntimeError):
@@ -113,6 +117,7 @@ def launch_torchrun(
     env.setdefault("HERO_LAUNCH_ID", uuid.uuid4().hex[:8])
     log.info("launching: %s", " ".join(cmd))
     tail: collections.deque[str] = collections.deque(maxlen=launch.tail_lines)
+    errors: list[str] = []  # the job's own exception lines, above torchrun's failure report
     with open(run_dir / "launch.log", "a", encoding="utf-8") as logf:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 start_new_session=True, bufsize=1)
@@ -121,6 +126,8 @@ def launch_torchrun(
             for line in proc.stdout:
                 line = line.rstrip("\n")
                 tail.append(line)
+                if _ERROR_LINE.match(line) and "ChildFailedError" not in line:
+                    errors.append(line)
                 logf.write(line + "\n")
                 log.info("[job] %s", line)
             rc = proc.wait()
@@ -129,6 +136,7 @@ def launch_torchrun(
             proc.wait()
             raise
     if rc != 0:
-        raise TorchrunError(f"torchrun exited with code {rc} (log: {run_dir / 'launch.log'}); last lines:\n"
+        cause = f"job error: {errors[-1]}\n" if errors else ""
+        raise TorchrunError(f"torchrun exited with code {rc} (log: {run_dir / 'launch.log'})\n{cause}last lines:\n"
                             + "\n".join(tail))
     return run_dir
