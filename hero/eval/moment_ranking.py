@@ -8,7 +8,7 @@ Inputs are what a moment-retrieval head produces for a batch of queries against 
 - ``num_frames`` [Nv] (optional): valid frames per video; spans reaching past them are never proposed.
 
 A span is (m, n) with start frame m and inclusive end frame n, allowed when ``min_len <= n - m < max_len``; its
-VCMR score is ``st[m] * ed[n] * exp(alpha * s)`` (SVMR: ``st[m] * ed[n]`` on the GT video) and it covers
+VCMR score is ``(st[m] * exp(alpha * s)) * ed[n]`` (SVMR: ``st[m] * ed[n]`` on the GT video) and it covers
 ``[m * clip_len, (n + 1) * clip_len)`` seconds. Ties rank the better-ranked video, then the earlier start, then
 the earlier end first (HERO's unstable sort leaves them arbitrary). Queries go through in chunks of
 ``query_chunk``, and spans are scored in a [chunk, videos, T, max_len - min_len] band rather than HERO's
@@ -84,8 +84,8 @@ class MomentRanking:
         vid = self.video[q][ok].tolist()
         if index_of is not None:
             vid = [index_of[v] for v in vid]
-        cols = [np.asarray(vid, dtype=np.float64), self.start[q][ok].numpy(), self.end[q][ok].numpy(),
-                self.score[q][ok].double().numpy()]
+        cols = [np.asarray(vid, dtype=np.float64), self.start[q][ok].cpu().numpy(), self.end[q][ok].cpu().numpy(),
+                self.score[q][ok].double().cpu().numpy()]
         return np.stack(cols, axis=1).reshape(-1, 4)
 
     @staticmethod
@@ -101,26 +101,29 @@ class RankedVideos:
     score: Tensor
 
 
-def topk_stable(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+def topk_stable(x: Tensor, k: int, *, check_nan: bool = True) -> tuple[Tensor, Tensor]:
     """Top-k along dim 1 with ties broken by the lower index, exactly as a stable descending sort would.
 
-    x: [B, N] float (no NaN) -> values [B, k'], indices [B, k'] with k' = min(k, N).
+    x: [B, N] float (no NaN) -> values [B, k'], indices [B, k'] with k' = min(k, N). Costs one ``topk(k + 1)``;
+    rows where the (k+1)-th value ties the k-th (topk's pick among them is arbitrary) are redone with a full
+    stable sort.
     """
-    if torch.isnan(x).any():
+    if check_nan and torch.isnan(x).any():
         raise ValueError("scores contain NaN")
-    k = min(k, x.shape[1])
-    vals, idx = x.topk(k, dim=1)
+    n = x.shape[1]
+    k = min(k, n)
+    vals, idx = x.topk(min(k + 1, n), dim=1)
+    unfair = None
+    if n > k > 0:
+        unfair = (vals[:, k] == vals[:, k - 1]) & torch.isfinite(vals[:, k - 1])
+        vals, idx = vals[:, :k], idx[:, :k]
     idx, order = idx.sort(dim=1)                          # canonical order among the selected ...
     vals, o2 = vals.gather(1, order).sort(dim=1, descending=True, stable=True)
     idx = idx.gather(1, o2)                                # ... then by value, ties by index
-    if k > 0:
-        kth = vals[:, -1:]
-        # rows where an unselected element ties with the k-th value: topk's pick may not be the lowest index
-        unfair = ((x == kth).sum(1) > (vals == kth).sum(1)) & torch.isfinite(kth[:, 0])
-        if unfair.any():
-            rows = unfair.nonzero()[:, 0]
-            full_vals, full_idx = x[rows].sort(dim=1, descending=True, stable=True)
-            vals[rows], idx[rows] = full_vals[:, :k], full_idx[:, :k]
+    if unfair is not None and unfair.any():
+        rows = unfair.nonzero()[:, 0]
+        full_vals, full_idx = x[rows].sort(dim=1, descending=True, stable=True)
+        vals[rows], idx[rows] = full_vals[:, :k], full_idx[:, :k]
     return vals, idx
 
 
@@ -151,17 +154,19 @@ def _span_candidates(st: Tensor, ed: Tensor, weight: Tensor | None, lengths: Ten
     c, v, t = st.shape
     width = max(0, min(cfg.max_len, t) - cfg.min_len)              # offsets d = n - m in [min_len, min_len + width)
     if width == 0:
-        empty = torch.zeros(c, 0, dtype=torch.long)
-        return torch.zeros(c, 0), empty, empty, empty
+        empty = torch.zeros(c, 0, dtype=torch.long, device=st.device)
+        return torch.zeros(c, 0, device=st.device), empty, empty, empty
+    if torch.isnan(st).any() or torch.isnan(ed).any() or (weight is not None and torch.isnan(weight).any()):
+        raise ValueError("start/end probabilities or video scores contain NaN")
+    if weight is not None:
+        st = st * weight[:, :, None]                                        # (st * w) * ed, as one product
     ed_band = F.pad(ed, (0, cfg.min_len + width))[..., cfg.min_len:].unfold(-1, width, 1)[..., :t, :]  # [c, V, T, W]
     scores = st.unsqueeze(-1) * ed_band
-    if weight is not None:
-        scores = scores * weight[:, :, None, None]
-    m = torch.arange(t).view(t, 1)
-    n = m + cfg.min_len + torch.arange(width).view(1, width)                                    # [T, W]
-    limit = lengths[:, :, None, None] if lengths is not None else torch.full((1, 1, 1, 1), t)
-    scores = scores.masked_fill(n.view(1, 1, t, width) >= limit, float("-inf"))
-    vals, flat = topk_stable(scores.reshape(c, -1), pool)
+    m = torch.arange(t, device=st.device).view(t, 1)
+    n = m + cfg.min_len + torch.arange(width, device=st.device).view(1, width)                  # [T, W]
+    limit = lengths[:, :, None, None] if lengths is not None else torch.full((1, 1, 1, 1), t, device=st.device)
+    scores.masked_fill_(n.view(1, 1, t, width) >= limit, float("-inf"))
+    vals, flat = topk_stable(scores.reshape(c, -1), pool, check_nan=False)
     vid, rest = flat // (t * width), flat % (t * width)
     start, off = rest // width, rest % width
     return vals, vid, start, start + cfg.min_len + off

@@ -36,6 +36,6 @@ def tvr_submission(video_names: Sequence[str], desc_ids: Sequence[int | str], *,
         for i in range(len(desc_ids)):
             vid = np.asarray([index_of[v] for v in vr.video[i].tolist()], dtype=np.float64)
             z = np.zeros_like(vid)
-            rows.append(np.stack([vid, z, z, vr.score[i].double().numpy()], axis=1).reshape(-1, 4))
+            rows.append(np.stack([vid, z, z, vr.score[i].double().cpu().numpy()], axis=1).reshape(-1, 4))
         tasks["VR"] = [QueryPredictions(desc_id=q, desc=d, predictions=r) for q, d, r in zip(desc_ids, texts, rows)]
     return TvrSubmission(video2idx=v2i, tasks=tasks)

@@ -68,6 +68,4 @@ def test_no_java_warns_once_and_reports_the_rest(monkeypatch, caplog):
 def test_meteor_with_java():
     out = caption_metrics({"a": "a man walks to the door", "b": "she sits down"},
                           {"a": ["a man walks to the door"], "b": ["the dog barks loudly"]})
-    assert 0.0 < out["meteor"] < 100.0
-    exact = caption_metrics({"a": "a man walks to the door"}, {"a": ["a man walks to the door"]})
-    assert exact["meteor"] > out["meteor"]
+    assert 0.0 < out["meteor"] < 100.0 and out["bleu1"] > 0.0    # one JVM start: a few seconds

@@ -10,16 +10,14 @@ from hero.eval.moment_ranking import (
 
 
 def brute_force(st, ed, weight, lengths, cfg):
-    """All spans of the given videos, scored (st * ed) * w in float32, sorted (-score, video rank, m, n),
+    """All spans of the given videos, scored (st * w) * ed in float32, sorted (-score, video rank, m, n),
     greedy NMS, first max_after_nms. Returns [(video_rank, m, n, score)]."""
     cands = []
     for v in range(st.shape[0]):
         for m in range(st.shape[1]):
             for n in range(m, st.shape[1]):
                 if cfg.min_len <= n - m < cfg.max_len and n < lengths[v]:
-                    s = st[v, m] * ed[v, n]
-                    if weight is not None:
-                        s = s * weight[v]
+                    s = (st[v, m] * weight[v] if weight is not None else st[v, m]) * ed[v, n]
                     cands.append((-float(s), v, m, n))
     cands.sort()
     if cfg.nms_threshold is not None:
