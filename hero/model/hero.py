@@ -26,12 +26,14 @@ class HeroOutput:
     text_states:  [S, Lt, D]  subtitle token states at the cross-modal level (MLM reads these)
     fused_frames: [B, T, D]   temporal-level input: cross-modal frame output + feature residual (HERO's
                               `forward_repr(encode_clip=False)`), in the (possibly shuffled) input order
+    extra_states: [B, Lx, D]  temporal-level states of the appended text (``forward(extra_text=...)``), else None
     """
 
     frame_states: Tensor
     frame_mask: Tensor
     text_states: Tensor
     fused_frames: Tensor | None = None
+    extra_states: Tensor | None = None
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -65,6 +67,11 @@ def scatter_clip_frames(states: Tensor, sub_video: Tensor, sub_frames: Tensor, n
     out = states.new_zeros(num_videos, num_frames, states.shape[-1])
     s_idx, f_idx = (sub_frames >= 0).nonzero(as_tuple=True)
     return out.index_put((sub_video[s_idx], sub_frames[s_idx, f_idx]), states[s_idx, f_idx], accumulate=True)
+
+
+def _left_aligned_slots(mask: Tensor) -> Tensor:
+    """[N, L] bool -> [N, L] long: rank of each valid entry among its row's valid entries (0, 1, ...)."""
+    return mask.long().cumsum(1) - 1
 
 
 class Hero(nn.Module):
@@ -101,8 +108,10 @@ class Hero(nn.Module):
     def _frame_type(self) -> Tensor:
         return self.text_embed.token_type.weight[self.cfg.frame_type_id]
 
-    def _cross_modal(self, batch: VideoBatch, feats: Tensor, masked: Tensor | None, sub_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """One sequence per subtitle: [its frames ; its tokens]. Returns frame slots [S, F, D] and text [S, Lt, D]."""
+    def _cross_modal(self, batch: VideoBatch, feats: Tensor, masked: Tensor | None, sub_ids: Tensor,
+                     extra_text: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """One sequence per subtitle: [its frames ; its tokens (; its video's extra text)].
+        Returns frame slots [S, F, D] and subtitle text [S, Lt, D]."""
         F_ = batch.sub_frames.shape[1]
         frame_valid = batch.sub_frames >= 0                                        # [S, F]
         # Project each video frame once ([B, T, D]), then gather the subtitles' frames: a frame belongs to at
@@ -113,10 +122,19 @@ class Hero(nn.Module):
             pos = torch.arange(F_, device=feats.device).expand_as(batch.sub_frames)
         else:
             pos = batch.sub_frames.clamp(0, self.cfg.max_frames - 1)
-        x = torch.cat([self.frame_embed.finish(frames, pos, self._frame_type()), self.text_embed(sub_ids)], dim=1)
-        valid = torch.cat([frame_valid, batch.sub_mask], dim=1)                   # [S, F + Lt]
+        text, text_valid = self.text_embed(sub_ids), batch.sub_mask
+        if extra_text is not None:
+            # HERO c.3/c.4: `[SEP] q [SEP] a` continues every subtitle of its video; positions follow the
+            # subtitle's own last token, so padding of either part changes nothing.
+            x_ids, x_mask = extra_text[0][batch.sub_video], extra_text[1][batch.sub_video]      # [S, Lx]
+            x_pos = batch.sub_mask.sum(1, keepdim=True) + _left_aligned_slots(x_mask).clamp(min=0)
+            x_pos = (x_pos + self.text_embed.offset).clamp(max=self.cfg.max_text_positions - 1)
+            text = torch.cat([text, self.text_embed(x_ids, x_pos)], dim=1)
+            text_valid = torch.cat([text_valid, x_mask], dim=1)
+        x = torch.cat([self.frame_embed.finish(frames, pos, self._frame_type()), text], dim=1)
+        valid = torch.cat([frame_valid, text_valid], dim=1)                       # [S, F + Lt (+ Lx)]
         y = self.cross(x, valid)
-        return y[:, :F_], y[:, F_:]
+        return y[:, :F_], y[:, F_:F_ + sub_ids.shape[1]]
 
     def encode_subtitles(self, batch: VideoBatch, sub_ids: Tensor | None = None) -> Tensor:
         """Subtitle token states [S, Lt, D] with unmasked frames (the MLM path: no temporal level in HERO)."""
@@ -132,6 +150,7 @@ class Hero(nn.Module):
         frame_masked: Tensor | None = None,
         frame_permutation: Tensor | None = None,
         sub_ids: Tensor | None = None,
+        extra_text: tuple[Tensor, Tensor] | None = None,
     ) -> HeroOutput:
         """Encode a batch of videos.
 
@@ -142,6 +161,10 @@ class Hero(nn.Module):
             frame_permutation: [B, T] long, slot p of the temporal input takes frame ``perm[p]`` (FOM): the
                 shuffle happens after the cross-modal level, so only the temporal level sees it.
             sub_ids: [S, Lt] replacement token ids (e.g. VSM blanks the query subtitles).
+            extra_text: ([B, Lx] long ids, [B, Lx] bool mask) per video, e.g. `[SEP] q [SEP] a` (video QA) or a
+                statement (VIOLIN): appended to every subtitle's cross-modal sequence of that video, and its
+                text embeddings placed after the video's frames at the temporal level (positions n_frames + j).
+                Their temporal states come back as ``HeroOutput.extra_states`` [B, Lx, D].
         """
         if batch.num_frames > self.cfg.max_frames:
             raise ValueError(f"batch has {batch.num_frames} frames per video, model.max_frames is {self.cfg.max_frames}")
@@ -150,8 +173,8 @@ class Hero(nn.Module):
             feats = feats.masked_fill(frame_masked.unsqueeze(-1), 0.0)
         sub_ids = batch.sub_ids if sub_ids is None else sub_ids
         if self.cfg.encoder == "flat":
-            return self._flat(batch, feats, frame_masked, frame_permutation, sub_ids)
-        frame_slots, text_states = self._cross_modal(batch, feats, frame_masked, sub_ids)
+            return self._flat(batch, feats, frame_masked, frame_permutation, sub_ids, extra_text)
+        frame_slots, text_states = self._cross_modal(batch, feats, frame_masked, sub_ids, extra_text)
         matched = scatter_clip_frames(frame_slots, batch.sub_video, batch.sub_frames, batch.num_videos, batch.num_frames)
         clip_feats = feats
         if frame_masked is not None:
@@ -159,13 +182,30 @@ class Hero(nn.Module):
         fused = self.frame_residual(clip_feats) + matched                          # [B, T, D]
         if frame_permutation is not None:
             fused = fused.gather(1, frame_permutation.unsqueeze(-1).expand_as(fused))
-        states = self.temporal(self.temporal_embed(fused), batch.frame_mask)
-        return HeroOutput(frame_states=states, frame_mask=batch.frame_mask, text_states=text_states, fused_frames=fused)
+        if extra_text is None:
+            states = self.temporal(self.temporal_embed(fused), batch.frame_mask)
+            return HeroOutput(frame_states=states, frame_mask=batch.frame_mask, text_states=text_states, fused_frames=fused)
+        return self._temporal_with_extra(batch, fused, text_states, extra_text)
+
+    def _temporal_with_extra(self, batch: VideoBatch, fused: Tensor, text_states: Tensor,
+                             extra_text: tuple[Tensor, Tensor]) -> HeroOutput:
+        """Temporal level over [frames ; extra-text embeddings]; the text takes positions n_frames + j."""
+        x_ids, x_mask = extra_text
+        B, T = batch.frame_mask.shape
+        n = batch.frame_mask.sum(1, keepdim=True)                                  # [B, 1]
+        text = self.text_embed(x_ids)                                              # [B, Lx, D] (SubEmbeddings)
+        pos = torch.cat([torch.arange(T, device=n.device).expand(B, T), n + _left_aligned_slots(x_mask).clamp(min=0)], 1)
+        emb = self.temporal_embed
+        x = emb.drop(emb.norm(torch.cat([fused, text], 1) + emb.position(pos.clamp(max=emb.position.num_embeddings - 1))))
+        y = self.temporal(x, torch.cat([batch.frame_mask, x_mask], 1))
+        return HeroOutput(frame_states=y[:, :T], frame_mask=batch.frame_mask, text_states=text_states,
+                          fused_frames=fused, extra_states=y[:, T:])
 
     # ------------------------------------------------------------------ flat (F-TRM)
     def _flat(self, batch: VideoBatch, feats: Tensor, frame_masked: Tensor | None,
-              frame_permutation: Tensor | None, sub_ids: Tensor) -> HeroOutput:
-        """[all frames ; all subtitle tokens] per video, global positions, one transformer."""
+              frame_permutation: Tensor | None, sub_ids: Tensor,
+              extra_text: tuple[Tensor, Tensor] | None = None) -> HeroOutput:
+        """[all frames ; all subtitle tokens (; extra text)] per video, global positions, one transformer."""
         B, T = batch.frame_mask.shape
         if frame_permutation is not None:
             feats = feats.gather(1, frame_permutation.unsqueeze(-1).expand_as(feats))
@@ -179,12 +219,25 @@ class Hero(nn.Module):
         video_start = per_video.cumsum(0) - per_video                             # subtitles are ordered by video
         start = lens.cumsum(0) - lens - video_start[batch.sub_video]               # offset of each subtitle in its video
         tok_col = start[:, None] + torch.arange(sub_ids.shape[1], device=lens.device)
-        n_tok = max(int(per_video.max()) if B else 0, 1)
+        n_text = per_video
+        if extra_text is not None:                      # the extra text follows the video's subtitle tokens
+            x_col = per_video[:, None] + _left_aligned_slots(extra_text[1])        # [B, Lx]
+            n_text = per_video + extra_text[1].sum(1)
+        n_tok = max(int(n_text.max()) if B else 0, 1)
         s_idx, l_idx = batch.sub_mask.nonzero(as_tuple=True)
         rows, cols = batch.sub_video[s_idx], tok_col[s_idx, l_idx]
         text_ids = sub_ids.new_zeros(B, n_tok).index_put((rows, cols), sub_ids[s_idx, l_idx])
         text_valid = torch.zeros(B, n_tok, dtype=torch.bool, device=lens.device).index_put((rows, cols), torch.ones_like(rows, dtype=torch.bool))
+        if extra_text is not None:
+            xb, xl = extra_text[1].nonzero(as_tuple=True)
+            text_ids = text_ids.index_put((xb, x_col[xb, xl]), extra_text[0][xb, xl])
+            text_valid = text_valid.index_put((xb, x_col[xb, xl]), torch.ones_like(xb, dtype=torch.bool))
         text = self.text_embed(text_ids)
         y = self.flat(torch.cat([frames, text], 1), torch.cat([batch.frame_mask, text_valid], 1))
         text_states = y.new_zeros(*sub_ids.shape, y.shape[-1]).index_put((s_idx, l_idx), y[:, T:][rows, cols])
-        return HeroOutput(frame_states=y[:, :T], frame_mask=batch.frame_mask, text_states=text_states, fused_frames=None)
+        extra_states = None
+        if extra_text is not None:
+            extra_states = y[:, T:].gather(1, x_col.clamp(min=0).unsqueeze(-1).expand(-1, -1, y.shape[-1]))
+            extra_states = extra_states * extra_text[1].unsqueeze(-1).to(y.dtype)
+        return HeroOutput(frame_states=y[:, :T], frame_mask=batch.frame_mask, text_states=text_states, fused_frames=None,
+                          extra_states=extra_states)

@@ -1,0 +1,117 @@
+"""What every downstream task shares: the `DownstreamTask` base (encoder + head + loss, built from a
+pretraining checkpoint's weights), HERO's two-layer MLP head and attention pooling over frames."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hero.model.config import ModelConfig
+from hero.model.hero import Hero, init_weights
+from hero.text.tokenizer import SpecialTokens
+
+log = logging.getLogger(__name__)
+
+
+class Mlp(nn.Module):
+    """HERO's MLPLayer: Linear(D, 2D) -> GELU -> LayerNorm -> Linear(2D, out)."""
+
+    def __init__(self, cfg: ModelConfig, out_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.hidden_size, 2 * cfg.hidden_size)
+        self.norm = nn.LayerNorm(2 * cfg.hidden_size, eps=cfg.embedding_norm_eps)
+        self.fc2 = nn.Linear(2 * cfg.hidden_size, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.norm(F.gelu(self.fc1(x))))
+
+
+def attention_pool(states: Tensor, mask: Tensor, scorer: nn.Linear) -> Tensor:
+    """Masked softmax attention pooling. states: [N, T, D]; mask: [N, T] bool; scorer: Linear(D, 1) -> [N, D]."""
+    logits = scorer(states).squeeze(-1).float().masked_fill(~mask, float("-inf"))
+    return (logits.softmax(-1).to(states.dtype).unsqueeze(-1) * states).sum(1)
+
+
+class PretrainedKeyError(RuntimeError):
+    """Loading pretrained weights left a key missing that the task does not allow to be missing."""
+
+
+class DownstreamTask(nn.Module):
+    """A Hero encoder, a task head (``self.head``) and a pure loss; ``forward(inputs) -> TaskOutput``.
+
+    Subclasses set ``name``, ``config_cls``, ``PRETRAINED`` (source key prefix -> own key prefix) and
+    ``ALLOWED_MISSING`` (own key prefixes that may stay randomly initialised when finetuning starts).
+    """
+
+    name: ClassVar[str] = ""
+    config_cls: ClassVar[type] = object
+    PRETRAINED: ClassVar[dict[str, str]] = {"encoder.": "encoder."}
+    ALLOWED_MISSING: ClassVar[tuple[str, ...]] = ("head.",)
+
+    def __init__(self, model_cfg: ModelConfig, cfg: Any, tokens: SpecialTokens) -> None:
+        super().__init__()
+        self.model_cfg, self.cfg, self.tokens = model_cfg, cfg, tokens
+        self.encoder = Hero(model_cfg)
+        self.pretrained_missing_keys: list[str] = []
+
+    def _init_head(self) -> None:
+        self.head.apply(lambda m: init_weights(m, self.model_cfg.init_std))
+
+    @classmethod
+    def from_pretrained(cls, source: nn.Module | Mapping[str, Tensor], cfg: Any = None, *,
+                        model_cfg: ModelConfig | None = None, tokens: SpecialTokens | None = None) -> "DownstreamTask":
+        """The task with its encoder (and, where it has them, head parts) taken from pretraining weights.
+
+        Args:
+            source: a `PretrainModel`, or a state dict with its key layout (``encoder.*``, ``heads.vsm.*``,
+                ``heads.mlm.*``); a bare `Hero` state dict (no ``encoder.`` prefix) is accepted as the encoder.
+            cfg: the task config (default: the config class's defaults, i.e. HERO's).
+            model_cfg, tokens: required when ``source`` is a state dict; taken from a `PretrainModel` otherwise.
+        Raises:
+            PretrainedKeyError: a key outside ``ALLOWED_MISSING`` stays missing. The missing keys are kept in
+                ``task.pretrained_missing_keys`` and logged.
+        """
+        if isinstance(source, nn.Module):
+            model_cfg = model_cfg or source.model_cfg
+            tokens = tokens or source.tokens
+            state = source.state_dict()
+        else:
+            state = dict(source)
+            if not any(k.startswith("encoder.") for k in state):
+                state = {f"encoder.{k}": v for k, v in state.items()}
+        if model_cfg is None or tokens is None:
+            raise ValueError("from_pretrained(state_dict) needs model_cfg= and tokens=")
+        task = cls(model_cfg, cfg if cfg is not None else cls.config_cls(), tokens)
+        task.pretrained_missing_keys = task.load_pretrained_state(state)
+        return task
+
+    def load_pretrained_state(self, state: Mapping[str, Tensor]) -> list[str]:
+        """Copy the ``PRETRAINED`` parts of ``state`` into this task; returns the keys left missing."""
+        mapped = {}
+        for key, value in state.items():
+            for src, dst in self.PRETRAINED.items():
+                if key.startswith(src):
+                    mapped[dst + key[len(src):]] = value
+                    break
+        result = self.load_state_dict(mapped, strict=False)
+        if result.unexpected_keys:
+            raise PretrainedKeyError(f"{self.name}: pretrained keys with no place in the task: {result.unexpected_keys[:8]}")
+        bad = [k for k in result.missing_keys if not k.startswith(self.ALLOWED_MISSING)]
+        if bad:
+            raise PretrainedKeyError(f"{self.name}: missing pretrained keys {bad[:8]} (allowed missing: {self.ALLOWED_MISSING})")
+        if result.missing_keys:
+            log.info("%s: %d keys start from scratch: %s", self.name, len(result.missing_keys),
+                     sorted({k.split(".")[0] + "." + k.split(".")[1] for k in result.missing_keys}))
+        return list(result.missing_keys)
+
+
+def masked_ce(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy over the rows with target >= 0; 0 (with a graph) when there are none. logits: [N, C]."""
+    valid = target >= 0
+    if not valid.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[valid].float(), target[valid])

@@ -1,0 +1,252 @@
+"""Video corpus moment retrieval: TVR / How2R / DiDeMo (VCMR, SVMR, VR), HERO_SPEC.md c.1.
+
+Training reuses the VSM head and losses (hero/tasks/vsm.py) with one query per item: local start/end
+cross-entropy (weight ``lw_st_ed``, dropped with probability ``drop_svmr_prob`` per step) and the global
+hinge ranking against every in-batch negative video and query (hard negatives from a step).
+
+Inference encodes every corpus video once (`encode_corpus`), then scores query chunks against the whole
+corpus: raw video scores (max cosine; the ranking applies ``exp(q2c_alpha * s)``) and start/end
+probabilities, handed to hero.eval's ``rank_vcmr`` / ``rank_svmr`` / ``rank_videos`` chunk by chunk, so
+memory stays bounded by ``query_chunk x corpus videos x T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hero.config import ConfigError
+from hero.data.batch import VideoBatch
+from hero.data.task_collate import collate_videos, pad_token_lists, span_labels, unique_videos
+from hero.eval.moment_ranking import MomentRankConfig, MomentRanking, RankedVideos, rank_svmr, rank_vcmr, rank_videos
+from hero.model.config import ModelConfig
+from hero.tasks.base import TaskOutput
+from hero.tasks.config import VsmConfig
+from hero.tasks.downstream import DownstreamTask
+from hero.tasks.vsm import MASK_LOGIT, VsmHead, ranking_loss, video_scores
+from hero.text.tokenizer import SpecialTokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class MomentRetrievalConfig:
+    """Finetuning losses (defaults: HERO's TVR config, HERO_SPEC.md c.1)."""
+
+    lw_st_ed: float = 0.01
+    drop_svmr_prob: float = 0.8
+    ranking_loss: Literal["hinge", "lse"] = "hinge"
+    margin: float = 0.1
+    lw_neg_ctx: float = 8.0
+    lw_neg_q: float = 8.0
+    hard_negative_start_step: int = 2000
+    hard_pool_size: int = 20
+    hard_weight: float = 10.0
+    easy_weight: float = 0.1
+    clip_len: float = 1.5
+    """Seconds per frame feature, for the start/end labels."""
+    max_query_len: int = 60
+
+    def __post_init__(self) -> None:
+        _check_ranking(self, "moment_retrieval")
+        if not 0.0 <= self.drop_svmr_prob <= 1.0:
+            raise ConfigError(f"moment_retrieval.drop_svmr_prob: must be in [0, 1], got {self.drop_svmr_prob}")
+        if self.lw_st_ed < 0:
+            raise ConfigError(f"moment_retrieval.lw_st_ed: must be >= 0, got {self.lw_st_ed}")
+
+    def vsm(self) -> VsmConfig:
+        """The equivalent `VsmConfig` the shared ranking losses take."""
+        return VsmConfig(lw_st_ed=self.lw_st_ed, drop_svmr_prob=self.drop_svmr_prob, ranking_loss=self.ranking_loss,
+                         margin=self.margin, lw_neg_ctx=self.lw_neg_ctx, lw_neg_q=self.lw_neg_q,
+                         hard_negative_start_step=self.hard_negative_start_step, hard_pool_size=self.hard_pool_size,
+                         hard_weight=self.hard_weight, easy_weight=self.easy_weight)
+
+
+def _check_ranking(cfg, prefix: str) -> None:
+    """Validation shared with text-to-video retrieval."""
+    if cfg.margin < 0:
+        raise ConfigError(f"{prefix}.margin: must be >= 0, got {cfg.margin}")
+    for key in ("lw_neg_ctx", "lw_neg_q", "hard_weight", "easy_weight"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{prefix}.{key}: must be >= 0, got {getattr(cfg, key)}")
+    if cfg.hard_pool_size < 1:
+        raise ConfigError(f"{prefix}.hard_pool_size: must be >= 1, got {cfg.hard_pool_size}")
+    if cfg.clip_len <= 0:
+        raise ConfigError(f"{prefix}.clip_len: must be > 0, got {cfg.clip_len}")
+    if cfg.max_query_len < 2:
+        raise ConfigError(f"{prefix}.max_query_len: must be >= 2, got {cfg.max_query_len}")
+
+
+@dataclass(frozen=True)
+class MomentRetrievalInputs:
+    """batch: the B distinct videos; one row per query:
+    query_ids, query_mask: [Q, Lq] (CLS first); query_video: [Q] in 0..B-1; start, end: [Q] frame targets
+    (inclusive end, -1 = none); use_local / hard: set per step by `MomentRetrievalTask.prepare`."""
+
+    batch: VideoBatch
+    query_ids: Tensor
+    query_mask: Tensor
+    query_video: Tensor
+    start: Tensor
+    end: Tensor
+    use_local: bool = True
+    hard: bool = False
+
+
+def collate_moment_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: MomentRetrievalConfig,
+                             max_frames: int | None = None) -> MomentRetrievalInputs:
+    """Examples ``{"video": video example, "query_ids": [CLS, ...], "ts": (t0, t1) seconds or None}`` ->
+    inputs. Queries of the same video share one copy of it (so it is never its own negative)."""
+    videos, qv = unique_videos([e["video"] for e in examples])
+    batch = collate_videos(videos, tokens, max_frames)
+    n = batch.frame_mask.sum(1).tolist()
+    labels = [span_labels(e.get("ts"), int(n[int(v)]), cfg.clip_len) for e, v in zip(examples, qv)]
+    ids, mask = pad_token_lists([e["query_ids"] for e in examples], tokens.pad, cfg.max_query_len)
+    return MomentRetrievalInputs(batch=batch, query_ids=ids, query_mask=mask, query_video=qv,
+                                 start=torch.tensor([s for s, _ in labels]), end=torch.tensor([e for _, e in labels]))
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedCorpus:
+    """Every corpus video encoded once. frames: [Nv, T, D]; frame_mask: [Nv, T]; video_ids: Nv names."""
+
+    frames: Tensor
+    frame_mask: Tensor
+    video_ids: tuple[str, ...]
+
+    @property
+    def num_frames(self) -> Tensor:
+        return self.frame_mask.sum(1)
+
+
+@dataclass(frozen=True, eq=False)
+class MomentScores:
+    """One query chunk against the corpus. video_scores: [c, Nv] raw max cosine; st_probs, ed_probs: [c, Nv, T]."""
+
+    video_scores: Tensor
+    st_probs: Tensor
+    ed_probs: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class MomentPredictions:
+    """VCMR moments, SVMR moments (when GT videos were given) and the VR video list, per query."""
+
+    vcmr: MomentRanking
+    svmr: MomentRanking | None
+    vr: RankedVideos
+
+
+@torch.no_grad()
+def encode_corpus(encoder, batches: Iterable[VideoBatch], device: torch.device | str | None = None) -> EncodedCorpus:
+    """Run ``encoder`` over every batch once (no grad) and stack the frame states, padded to a common T."""
+    frames, masks, names = [], [], []
+    for b in batches:
+        if device is not None:
+            b = b.to(device)
+        out = encoder(b)
+        frames.append(out.frame_states)
+        masks.append(out.frame_mask)
+        names += list(b.video_ids) or [str(len(names) + i) for i in range(b.num_videos)]
+    T = max(f.shape[1] for f in frames)
+    frames = torch.cat([F.pad(f, (0, 0, 0, T - f.shape[1])) for f in frames])
+    masks = torch.cat([F.pad(m, (0, T - m.shape[1])) for m in masks])
+    return EncodedCorpus(frames=frames, frame_mask=masks, video_ids=tuple(names))
+
+
+def corpus_span_probs(head: VsmHead, query: Tensor, frames: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Start/end probabilities of every query in every video.
+
+    query: [c, D]; frames: [Nv, T, D]; frame_mask: [Nv, T] -> st, ed [c, Nv, T] (softmax over T, ~0 at padding).
+    """
+    c, (nv, t, _) = query.shape[0], frames.shape
+    sim = torch.einsum("qd,vtd->qvt", head.query_linear(query), frames).reshape(c * nv, 1, t)
+    m = frame_mask.to(sim.dtype)[None]
+    st = head.start_conv(sim).view(c, nv, t)
+    ed = head.end_conv(sim).view(c, nv, t)
+    st, ed = (x * m + (1 - m) * MASK_LOGIT for x in (st, ed))
+    return st.float().softmax(-1), ed.float().softmax(-1)
+
+
+class MomentRetrievalTask(DownstreamTask):
+    """Hero encoder + VSM head (query encoder, query projection, start/end convolutions)."""
+
+    name = "moment_retrieval"
+    config_cls = MomentRetrievalConfig
+    PRETRAINED = {"encoder.": "encoder.", "heads.vsm.": "head."}
+    ALLOWED_MISSING = ("head.",)
+
+    def __init__(self, model_cfg: ModelConfig, cfg: MomentRetrievalConfig, tokens: SpecialTokens) -> None:
+        super().__init__(model_cfg, cfg, tokens)
+        self.head = VsmHead(model_cfg)
+        self._init_head()
+        self._vsm = cfg.vsm()
+
+    def prepare(self, inputs: MomentRetrievalInputs, generator: torch.Generator, step: int) -> MomentRetrievalInputs:
+        """Per-step flags: drop the local loss with ``drop_svmr_prob``; hard negatives from the configured step."""
+        use_local = bool(torch.rand((), generator=generator) >= self.cfg.drop_svmr_prob)
+        return replace(inputs, use_local=use_local, hard=step >= self.cfg.hard_negative_start_step)
+
+    def encode_queries(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """[Q, Lq] ids and mask -> [Q, D]: text-only cross-modal pass, then the query encoder."""
+        return self.head.query_encoder(self.encoder.encode_text(ids, mask), mask)
+
+    def forward(self, inputs: MomentRetrievalInputs) -> TaskOutput:
+        out = self.encoder(inputs.batch)
+        query = self.encode_queries(inputs.query_ids, inputs.query_mask)          # [Q, D]
+        scores = video_scores(query, out.frame_states, out.frame_mask)            # [Q, B]
+        loss_ctx, loss_q = ranking_loss(scores, inputs.query_video, self._vsm, inputs.hard)
+        loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
+        metrics = {"moment_retrieval/loss_neg_ctx": loss_ctx.detach(), "moment_retrieval/loss_neg_q": loss_q.detach()}
+        has_span = inputs.start >= 0
+        if inputs.use_local and has_span.any():
+            own = inputs.query_video[has_span]
+            st, ed = self.head.span_logits(query[has_span], out.frame_states[own], out.frame_mask[own])
+            loss_st_ed = moment_span_loss(st, ed, inputs.start[has_span], inputs.end[has_span])
+            loss = loss + self.cfg.lw_st_ed * loss_st_ed
+            metrics["moment_retrieval/loss_st_ed"] = loss_st_ed.detach()
+        r1 = (scores.argmax(1) == inputs.query_video).float().mean()
+        metrics.update({"moment_retrieval/loss": loss.detach(), "moment_retrieval/vr_r1": r1.detach()})
+        return TaskOutput(loss=loss, metrics=metrics, count=int(inputs.query_ids.shape[0]))
+
+    # ------------------------------------------------------------------ inference
+    def encode_corpus(self, batches: Iterable[VideoBatch], device: torch.device | str | None = None) -> EncodedCorpus:
+        """Every corpus video through the encoder once (HERO: batches of 50 videos)."""
+        return encode_corpus(self.encoder, batches, device)
+
+    @torch.no_grad()
+    def score_queries(self, query: Tensor, corpus: EncodedCorpus) -> MomentScores:
+        """query: [c, D] (from `encode_queries`) -> raw video scores [c, Nv] and st/ed probabilities [c, Nv, T]."""
+        st, ed = corpus_span_probs(self.head, query, corpus.frames, corpus.frame_mask)
+        return MomentScores(video_scores(query, corpus.frames, corpus.frame_mask), st, ed)
+
+    @torch.no_grad()
+    def predict(self, query_ids: Tensor, query_mask: Tensor, corpus: EncodedCorpus, rank_cfg: MomentRankConfig,
+                gt_video: Tensor | None = None) -> MomentPredictions:
+        """VCMR / SVMR / VR rankings for every query, ``rank_cfg.query_chunk`` queries at a time.
+
+        query_ids, query_mask: [Nq, Lq]; gt_video: [Nq] corpus positions of the GT videos (enables SVMR).
+        Ranked positions index ``corpus.video_ids``.
+        """
+        vcmr, svmr, vr_video, vr_score = [], [], [], []
+        n = corpus.num_frames.cpu()
+        for q0 in range(0, query_ids.shape[0], rank_cfg.query_chunk):
+            sl = slice(q0, q0 + rank_cfg.query_chunk)
+            s = self.score_queries(self.encode_queries(query_ids[sl], query_mask[sl]), corpus)
+            vs, st, ed = s.video_scores.cpu(), s.st_probs.cpu(), s.ed_probs.cpu()
+            vcmr.append(rank_vcmr(vs, st, ed, rank_cfg, n))
+            if gt_video is not None:
+                svmr.append(rank_svmr(st, ed, gt_video[sl].cpu(), rank_cfg, n))
+            r = rank_videos(vs, rank_cfg)
+            vr_video.append(r.video)
+            vr_score.append(r.score)
+        return MomentPredictions(vcmr=MomentRanking.cat(vcmr), svmr=MomentRanking.cat(svmr) if svmr else None,
+                                 vr=RankedVideos(video=torch.cat(vr_video), score=torch.cat(vr_score)))
+
+
+def moment_span_loss(st_logits: Tensor, ed_logits: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """CE(start) + CE(end). st_logits, ed_logits: [Q, T] (padding already masked); start, end: [Q] frames."""
+    return F.cross_entropy(st_logits.float(), start) + F.cross_entropy(ed_logits.float(), end)

@@ -1,0 +1,148 @@
+"""Downstream tasks on hero-tiny: finite loss, gradients into the encoder, overfitting a handful of
+examples, inference shapes, building from a PretrainModel, and the collates."""
+
+import pytest
+import torch
+
+from hero.data.random_batch import random_video_batch
+from hero.data.task_collate import collate_videos, select_videos, span_labels, video_examples
+from hero.eval.moment_ranking import MomentRankConfig
+from hero.presets import get_preset
+from hero.tasks import TASKS, PretrainConfig, PretrainModel
+from hero.tasks.downstream import PretrainedKeyError
+from hero.tasks.moment_retrieval import MomentRetrievalConfig, MomentRetrievalTask, collate_moment_retrieval
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest single-threaded, and the test machine is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _preset(encoder="hierarchical"):
+    return get_preset("hero-tiny", encoder=encoder, dropout=0.0, attention_dropout=0.0)
+
+
+def _videos(p, n=3, seed=0):
+    b = random_video_batch(p.model, p.tokens, num_videos=n, frames=(6, 10), generator=torch.Generator().manual_seed(seed))
+    return video_examples(b)
+
+
+def _tokens(p, g, lo=3, hi=7, first=None):
+    n = int(torch.randint(lo, hi + 1, (), generator=g))
+    ids = torch.randint(p.tokens.random_low, p.tokens.random_high, (n,), generator=g).tolist()
+    return ([first] if first is not None else []) + ids
+
+
+def _grad(module):
+    return sum(float(q.grad.abs().sum()) for q in module.parameters() if q.grad is not None)
+
+
+def _overfit(task, inputs, steps=40, lr=3e-3):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(task.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        out = task(inputs)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(float(out.loss.detach()))
+    return losses
+
+
+# ---------------------------------------------------------------------- shared pieces
+def test_collate_videos_round_trips_and_select_videos_copies():
+    p = _preset()
+    b = random_video_batch(p.model, p.tokens, num_videos=3, generator=torch.Generator().manual_seed(2))
+    again = collate_videos(video_examples(b), p.tokens)
+    for f in ("frame_feats", "frame_mask", "sub_video", "sub_frames"):
+        assert torch.equal(getattr(b, f), getattr(again, f)), f
+    assert torch.equal(b.sub_ids[b.sub_mask], again.sub_ids[again.sub_mask])
+    sel = select_videos(b, torch.tensor([2, 0, 2]))
+    assert sel.num_videos == 3 and sel.video_ids == (b.video_ids[2], b.video_ids[0], b.video_ids[2])
+    for i, v in enumerate([2, 0, 2]):
+        assert torch.equal(sel.sub_ids[sel.sub_video == i], b.sub_ids[b.sub_video == v])
+
+
+def test_span_labels_follow_hero():
+    assert span_labels((16.48, 33.87), 40, 1.5) == (10, 22)
+    assert span_labels((3.0, 3.1), 40, 1.5) == (2, 3)            # ed at least st + 1
+    assert span_labels((100.0, 200.0), 10, 1.5) == (9, 9)        # clipped to T - 1
+    assert span_labels(None, 10, 1.5) == (-1, -1)
+
+
+def test_registry_lists_every_task():
+    assert {"moment_retrieval"} <= set(TASKS)
+    assert all(hasattr(cls, "from_pretrained") and cls.config_cls is not object for cls in TASKS.values())
+
+
+# ---------------------------------------------------------------------- moment retrieval
+def _mr_examples(p, n_videos=3, per_video=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    vids = _videos(p, n_videos, seed)
+    ex = []
+    for v in vids:
+        T = v["frame_feats"].shape[0]
+        for _ in range(per_video):
+            t0 = float(torch.randint(0, T - 2, (), generator=g)) * 1.5
+            ex.append({"video": v, "query_ids": _tokens(p, g, first=p.tokens.cls), "ts": (t0 + 0.2, t0 + 2.9)})
+    return ex
+
+
+def test_moment_retrieval_loss_gradients_and_overfit():
+    p = _preset()
+    cfg = MomentRetrievalConfig(drop_svmr_prob=0.0, lw_st_ed=1.0)
+    task = MomentRetrievalTask(p.model, cfg, p.tokens)
+    inputs = collate_moment_retrieval(_mr_examples(p), p.tokens, cfg)
+    assert inputs.batch.num_videos == 3 and inputs.query_ids.shape[0] == 6      # shared videos deduplicated
+    inputs = task.prepare(inputs, torch.Generator().manual_seed(0), step=0)
+    out = task(inputs)
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss) and "moment_retrieval/loss_st_ed" in out.metrics
+    out.loss.backward()
+    assert _grad(task.encoder.cross) > 0 and _grad(task.encoder.temporal) > 0
+    losses = _overfit(MomentRetrievalTask(p.model, cfg, p.tokens), inputs)
+    assert losses[-1] < 0.3 * losses[0], losses[::8]
+
+
+def test_moment_retrieval_inference_shapes_and_chunking():
+    p = _preset()
+    task = MomentRetrievalTask(p.model, MomentRetrievalConfig(), p.tokens).eval()
+    ex = _mr_examples(p, n_videos=4, per_video=2)
+    vids = [e["video"] for e in ex][::2]
+    corpus = task.encode_corpus([collate_videos(vids[:2], p.tokens), collate_videos(vids[2:], p.tokens)])
+    assert corpus.frames.shape[:2] == corpus.frame_mask.shape and corpus.frames.shape[0] == 4
+    inputs = collate_moment_retrieval(ex, p.tokens, MomentRetrievalConfig())
+    q = task.encode_queries(inputs.query_ids, inputs.query_mask)
+    s = task.score_queries(q, corpus)
+    T = corpus.frames.shape[1]
+    assert s.video_scores.shape == (8, 4) and s.st_probs.shape == (8, 4, T) == s.ed_probs.shape
+    torch.testing.assert_close(s.st_probs.sum(-1), torch.ones(8, 4))
+    assert float(s.st_probs[~corpus.frame_mask[None].expand(8, -1, -1)].sum()) < 1e-5
+    rank_cfg = MomentRankConfig(max_videos=3, min_len=1, max_len=4, max_after_nms=5, max_before_nms=10, query_chunk=3)
+    gt = inputs.query_video
+    with torch.no_grad():
+        pred = task.predict(inputs.query_ids, inputs.query_mask, corpus, rank_cfg, gt_video=gt)
+        whole = task.predict(inputs.query_ids, inputs.query_mask, corpus, MomentRankConfig(
+            max_videos=3, min_len=1, max_len=4, max_after_nms=5, max_before_nms=10, query_chunk=100), gt_video=gt)
+    assert pred.vcmr.video.shape == (8, 5) and pred.svmr.video.shape == (8, 5) and pred.vr.video.shape == (8, 3)
+    assert torch.equal(pred.vcmr.video, whole.vcmr.video) and torch.equal(pred.vr.video, whole.vr.video)
+    assert (pred.svmr.video[pred.svmr.video >= 0] == gt[:, None].expand(-1, 5)[pred.svmr.video >= 0]).all()
+
+
+def test_from_pretrained_model_copies_encoder_and_vsm_head():
+    p = _preset()
+    pre = PretrainModel(p.model, PretrainConfig(), p.tokens)
+    task = MomentRetrievalTask.from_pretrained(pre)
+    assert task.pretrained_missing_keys == []
+    torch.testing.assert_close(task.encoder.temporal.layers[0].attn.qkv.weight, pre.encoder.temporal.layers[0].attn.qkv.weight)
+    torch.testing.assert_close(task.head.start_conv.weight, pre.heads["vsm"].start_conv.weight)
+    # a bare encoder state dict: the head starts from scratch, which is allowed
+    bare = MomentRetrievalTask.from_pretrained(pre.encoder.state_dict(), model_cfg=p.model, tokens=p.tokens)
+    assert bare.pretrained_missing_keys and all(k.startswith("head.") for k in bare.pretrained_missing_keys)
+    with pytest.raises(PretrainedKeyError):
+        broken = {k: v for k, v in pre.state_dict().items() if not k.startswith("encoder.temporal.")}
+        MomentRetrievalTask.from_pretrained(broken, model_cfg=p.model, tokens=p.tokens)

@@ -1,0 +1,73 @@
+"""The encoder's appended-text extension (video QA / VIOLIN): padding invariance, gradients, no-op default."""
+
+import pytest
+import torch
+
+from hero.config import to_dict
+from hero.data.batch import VideoBatch
+from hero.data.random_batch import random_video_batch
+from hero.model import Hero
+from hero.model.config import original_compat
+from hero.presets import get_preset
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest single-threaded, and the test machine is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _single(b: VideoBatch, v: int) -> VideoBatch:
+    rows = (b.sub_video == v).nonzero(as_tuple=True)[0]
+    n = int(b.frame_mask[v].sum())
+    lt = int(b.sub_mask[rows].sum(1).max())
+    nf = max(1, int((b.sub_frames[rows] >= 0).sum(1).max()))
+    return VideoBatch(frame_feats=b.frame_feats[v:v + 1, :n], frame_mask=b.frame_mask[v:v + 1, :n],
+                      sub_ids=b.sub_ids[rows, :lt], sub_mask=b.sub_mask[rows, :lt],
+                      sub_video=torch.zeros(len(rows), dtype=torch.long), sub_frames=b.sub_frames[rows, :nf])
+
+
+def _extra(p, B, g):
+    lens = torch.randint(2, 7, (B,), generator=g)
+    L = int(lens.max()) + 2                                  # extra right padding on every row
+    ids = torch.randint(p.tokens.random_low, p.tokens.random_high, (B, L), generator=g)
+    mask = torch.arange(L)[None] < lens[:, None]
+    return ids.masked_fill(~mask, p.tokens.pad), mask
+
+
+@pytest.mark.parametrize("encoder,compat", [("hierarchical", "native"), ("hierarchical", "original"), ("flat", "native")])
+def test_appended_text_keeps_padding_invariance(encoder, compat):
+    p = get_preset("hero-tiny", encoder=encoder)
+    if compat == "original":
+        p = get_preset("hero-tiny", **original_compat(to_dict(p.model)))
+    g = torch.Generator().manual_seed(11)
+    b = random_video_batch(p.model, p.tokens, num_videos=3, frames=(3, 12), generator=g)
+    ids, mask = _extra(p, 3, g)
+    model = Hero(p.model).eval()
+    with torch.no_grad():
+        full = model(b, extra_text=(ids, mask))
+        assert full.extra_states.shape == (*ids.shape, p.model.hidden_size)
+        for v in range(3):
+            lx = int(mask[v].sum())
+            alone = model(_single(b, v), extra_text=(ids[v:v + 1, :lx], mask[v:v + 1, :lx]))
+            n = int(b.frame_mask[v].sum())
+            torch.testing.assert_close(full.frame_states[v, :n], alone.frame_states[0], atol=2e-5, rtol=1e-4)
+            torch.testing.assert_close(full.extra_states[v, :lx], alone.extra_states[0], atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("encoder", ["hierarchical", "flat"])
+def test_appended_text_changes_frames_and_gets_gradients(encoder):
+    p = get_preset("hero-tiny", encoder=encoder, dropout=0.0, attention_dropout=0.0)
+    g = torch.Generator().manual_seed(3)
+    b = random_video_batch(p.model, p.tokens, num_videos=2, generator=g)
+    ids, mask = _extra(p, 2, g)
+    model = Hero(p.model)
+    plain = model(b)
+    assert plain.extra_states is None
+    out = model(b, extra_text=(ids, mask))
+    assert not torch.allclose(plain.frame_states, out.frame_states)
+    out.extra_states[mask].sum().backward()
+    assert model.text_embed.word.weight.grad.abs().sum() > 0
