@@ -63,12 +63,28 @@ def init_distributed(device: str = "auto", timeout_s: float = 600.0) -> DistInfo
     dev = pick_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if world > 1 or not dist.is_initialized():
+    if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s),
-                                device_id=dev if dev.type == "cuda" else None)
+        timeout = datetime.timedelta(seconds=timeout_s)
+        dist.init_process_group(backend=backend, timeout=timeout, store=_attempt_store(rank, world, timeout),
+                                rank=rank, world_size=world, device_id=dev if dev.type == "cuda" else None)
     log.debug("rank %d/%d (local %d) on %s", rank, world, local_rank, dev)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev, initialized=True)
+
+
+def _attempt_store(rank: int, world: int, timeout: datetime.timedelta) -> dist.Store:
+    """torchrun's rendezvous store, with keys prefixed by the restart attempt.
+
+    Under ``torchrun --max-restarts`` the agent's TCP store outlives the workers, so without a prefix the
+    workers of attempt N+1 can read the gloo/nccl addresses that attempt N's (dead) workers published and
+    fail with "connection refused". ``TORCHELASTIC_RESTART_COUNT`` names the attempt.
+    """
+    env = os.environ
+    agent_store = env.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", "29500")), world,
+                          is_master=(rank == 0 and not agent_store), timeout=timeout,
+                          **({} if agent_store else {"multi_tenant": True}))
+    return dist.PrefixStore(f"hero/attempt_{env.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def all_reduce_mean(values: Mapping[str, float], info: DistInfo, weights: Mapping[str, float] | None = None) -> dict[str, float]:

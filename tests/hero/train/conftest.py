@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from hero.train.config import RunConfig
 
@@ -13,3 +14,13 @@ def tiny_cfg(tmp_path) -> RunConfig:
         "train": {"global_batch": 4, "micro_batch": 2, "max_steps": 6, "log_every": 1, "seed": 3,
                   "run_dir": str(tmp_path / "run")},
     })
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second intra-op thread, and on a shared 2-core machine OpenMP's
+    spinning threads make runs several times slower; restore the setting afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from hero.train import ArchitectureMismatch, run
-from hero.train.checkpoint import join_state, list_steps, split_state
+from hero.train.checkpoint import find_latest, join_state, list_steps, split_state
 
 from train_helpers import read_metrics, strip_perf
 
@@ -42,23 +42,36 @@ def test_architecture_mismatch_names_the_field(tiny_cfg, tmp_path):
         run(tiny_cfg.override("model.intermediate_size=96"), run_dir=tmp_path / "r")
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
-def test_damaged_latest_falls_back_to_previous(tiny_cfg, tmp_path, caplog, damage):
+def test_damaged_latest_falls_back_to_previous(tiny_cfg, tmp_path, caplog):
     cfg = tiny_cfg.override("train.ckpt_every=2", "train.max_steps=4", "optim.decay=constant")  # lr independent of max_steps
     ref = run(cfg.override("train.max_steps=6"), run_dir=tmp_path / "a")
     run(cfg, run_dir=tmp_path / "b")
-    victim = tmp_path / "b" / "step-00000004" / ("model.safetensors" if damage != "flip" else "state.safetensors")
-    if damage == "truncate":
-        os.truncate(victim, victim.stat().st_size // 2)
-    elif damage == "flip":
-        data = bytearray(victim.read_bytes())
-        data[-3] ^= 0xFF
-        victim.write_bytes(bytes(data))
-    else:
-        victim.unlink()
-    with caplog.at_level(logging.WARNING, logger="hero.train.checkpoint"):
-        out = run(cfg.override("train.max_steps=6"), run_dir=tmp_path / "b")
-    assert "step-00000004 is invalid" in caplog.text and "falling back" in caplog.text
+    latest = tmp_path / "b" / "step-00000004"
+    pristine = {p.name: p.read_bytes() for p in latest.iterdir()}
+
+    def damage(name, how):
+        for n, data in pristine.items():
+            (latest / n).write_bytes(data)
+        victim = latest / name
+        if how == "truncate":
+            os.truncate(victim, victim.stat().st_size // 2)
+        elif how == "flip":
+            data = bytearray(victim.read_bytes())
+            data[-3] ^= 0xFF
+            victim.write_bytes(bytes(data))
+        else:
+            victim.unlink()
+
+    for name, how, why in [("model.safetensors", "truncate", "truncated"), ("state.safetensors", "flip", "checksum"),
+                           ("state.json", "delete", "missing"), ("manifest.json", "delete", "manifest")]:
+        damage(name, how)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hero.train.checkpoint"):
+            found = find_latest(tmp_path / "b")
+        assert found.step == 2, (name, how)
+        assert "step-00000004 is invalid" in caplog.text and why in caplog.text and "falling back" in caplog.text
+    damage("model.safetensors", "truncate")
+    out = run(cfg.override("train.max_steps=6"), run_dir=tmp_path / "b")
     assert out["train/step"] == 6
     assert out["train/loss"] == ref["train/loss"]  # continued exactly from step 2
 

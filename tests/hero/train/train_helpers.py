@@ -30,3 +30,25 @@ class ListSink:
 
     def close(self):
         ListSink.rows.append("closed")
+
+
+class KillOnceSink:
+    """Kills its own process with SIGKILL when it logs step ``$HERO_TEST_KILL_AT_STEP``, once per run_dir
+    (a marker file remembers it), to test recovery under ``torchrun --max-restarts``."""
+
+    def __init__(self, run_dir):
+        import os
+
+        self.marker = Path(run_dir) / "killed.marker"
+        self.at = int(os.environ.get("HERO_TEST_KILL_AT_STEP", "-1"))
+
+    def log(self, metrics, step):
+        import os
+        import signal
+
+        if step == self.at and not self.marker.exists():
+            self.marker.write_text(os.environ.get("TORCHELASTIC_RESTART_COUNT", "?"))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def close(self):
+        pass
