@@ -7,11 +7,24 @@ from hero.tasks.downstream import DownstreamTask
 from hero.tasks.mix import TaskSampler
 from hero.tasks.moment_retrieval import MomentRetrievalTask
 from hero.tasks.pretrain import PretrainModel
+from hero.tasks.text_video_retrieval import TextVideoRetrievalTask
+from hero.tasks.video_inference import ViolinTask
+from hero.tasks.video_qa import VideoQaTask
 
 TASKS: dict[str, type[DownstreamTask]] = {
     MomentRetrievalTask.name: MomentRetrievalTask,
+    VideoQaTask.name: VideoQaTask,
+    ViolinTask.name: ViolinTask,
+    TextVideoRetrievalTask.name: TextVideoRetrievalTask,
 }
 """Downstream task families by name; every class has ``from_pretrained`` and a ``config_cls``."""
 
-__all__ = ["OBJECTIVE_NAMES", "TASKS", "DownstreamTask", "MomentRetrievalTask", "Objective", "PretrainConfig",
-           "PretrainModel", "TaskOutput", "TaskSampler", "VsmConfig"]
+TASK_OF_DATASET: dict[str, str] = {
+    "tvr": "moment_retrieval", "how2r": "moment_retrieval", "didemo": "moment_retrieval",
+    "tvqa": "video_qa", "how2qa": "video_qa", "violin": "violin", "msrvtt": "text_video_retrieval",
+}
+"""HERO's dataset names -> task family (HERO_SPEC.md c)."""
+
+__all__ = ["OBJECTIVE_NAMES", "TASKS", "TASK_OF_DATASET", "DownstreamTask", "MomentRetrievalTask", "Objective",
+           "PretrainConfig", "PretrainModel", "TaskOutput", "TaskSampler", "TextVideoRetrievalTask", "VideoQaTask",
+           "ViolinTask", "VsmConfig"]

@@ -11,6 +11,9 @@ from hero.presets import get_preset
 from hero.tasks import TASKS, PretrainConfig, PretrainModel
 from hero.tasks.downstream import PretrainedKeyError
 from hero.tasks.moment_retrieval import MomentRetrievalConfig, MomentRetrievalTask, collate_moment_retrieval
+from hero.tasks.text_video_retrieval import TextVideoRetrievalConfig, TextVideoRetrievalTask, collate_text_video_retrieval
+from hero.tasks.video_inference import ViolinConfig, ViolinTask, collate_violin
+from hero.tasks.video_qa import VideoQaConfig, VideoQaTask, collate_video_qa
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -76,7 +79,7 @@ def test_span_labels_follow_hero():
 
 
 def test_registry_lists_every_task():
-    assert {"moment_retrieval"} <= set(TASKS)
+    assert {"moment_retrieval", "video_qa", "violin", "text_video_retrieval"} <= set(TASKS)
     assert all(hasattr(cls, "from_pretrained") and cls.config_cls is not object for cls in TASKS.values())
 
 
@@ -146,3 +149,92 @@ def test_from_pretrained_model_copies_encoder_and_vsm_head():
     with pytest.raises(PretrainedKeyError):
         broken = {k: v for k, v in pre.state_dict().items() if not k.startswith("encoder.temporal.")}
         MomentRetrievalTask.from_pretrained(broken, model_cfg=p.model, tokens=p.tokens)
+
+
+# ---------------------------------------------------------------------- video QA
+def _qa_examples(p, n=3, seed=0, answers=5):
+    g = torch.Generator().manual_seed(seed)
+    ex = []
+    for i, v in enumerate(_videos(p, n, seed)):
+        T = v["frame_feats"].shape[0]
+        t0 = float(torch.randint(0, T - 2, (), generator=g)) * 1.5
+        ex.append({"video": v, "q_ids": _tokens(p, g), "answer_ids": [_tokens(p, g, 1, 4) for _ in range(answers)],
+                   "answer_idx": i % answers, "ts": (t0 + 0.1, t0 + 2.0)})
+    return ex
+
+
+@pytest.mark.parametrize("encoder", ["hierarchical", "flat"])
+def test_video_qa_loss_gradients_and_predictions(encoder):
+    p = _preset(encoder)
+    task = VideoQaTask(p.model, VideoQaConfig(), p.tokens)
+    ex = _qa_examples(p)
+    ex[1] = {**ex[1], "answer_idx": None, "ts": None}                 # unlabelled rows are left out of the loss
+    inputs = collate_video_qa(ex, p.tokens, VideoQaConfig())
+    assert inputs.qa_ids.shape[:2] == (3, 5) and (inputs.qa_ids[:, :, 0] == p.tokens.sep).all()
+    out = task(inputs)
+    assert torch.isfinite(out.loss) and set(out.metrics) >= {"video_qa/acc", "video_qa/loss_temporal"}
+    out.loss.backward()
+    layers = task.encoder.flat if encoder == "flat" else task.encoder.cross
+    assert _grad(layers) > 0 and task.encoder.text_embed.word.weight.grad.abs().sum() > 0
+    pred = task.eval().predict(inputs)
+    assert pred.answer.shape == (3,) and pred.answer_logits.shape == (3, 5) and pred.start.shape == (3,)
+
+
+def test_video_qa_overfits():
+    p = _preset()
+    inputs = collate_video_qa(_qa_examples(p, n=4, seed=1), p.tokens, VideoQaConfig())
+    task = VideoQaTask(p.model, VideoQaConfig(), p.tokens)
+    losses = _overfit(task, inputs, steps=30)
+    assert losses[-1] < 0.3 * losses[0], losses[::6]
+    assert float(task(inputs).metrics["video_qa/acc"]) == 1.0
+
+
+# ---------------------------------------------------------------------- VIOLIN
+def _violin_examples(p, n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [{"video": v, "statement_ids": _tokens(p, g), "label": i % 2, "paired_ids": _tokens(p, g)}
+            for i, v in enumerate(_videos(p, n, seed))]
+
+
+def test_violin_pairs_statements_loss_and_overfit():
+    p = _preset()
+    inputs = collate_violin(_violin_examples(p), p.tokens, ViolinConfig())
+    assert inputs.statement_ids.shape[0] == 6 and inputs.batch.num_videos == 3
+    assert inputs.label.tolist() == [0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    task = ViolinTask(p.model, ViolinConfig(), p.tokens)
+    out = task(inputs)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert _grad(task.encoder.cross) > 0 and _grad(task.encoder.temporal) > 0
+    losses = _overfit(ViolinTask(p.model, ViolinConfig(), p.tokens), inputs, steps=30)
+    assert losses[-1] < 0.3 * losses[0], losses[::6]
+    pred = task.eval().predict(inputs)
+    assert pred.label.shape == (6,) and ((pred.prob >= 0) & (pred.prob <= 1)).all()
+
+
+# ---------------------------------------------------------------------- text-to-video retrieval
+def test_text_video_retrieval_loss_overfit_and_scores():
+    p = _preset()
+    cfg = TextVideoRetrievalConfig()
+    ex = [{"video": e["video"], "query_ids": e["query_ids"]} for e in _mr_examples(p, n_videos=4, per_video=1)]
+    inputs = collate_text_video_retrieval(ex, p.tokens, cfg)
+    task = TextVideoRetrievalTask(p.model, cfg, p.tokens)
+    out = task(task.prepare(inputs, torch.Generator(), step=5000))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert _grad(task.encoder.temporal) > 0
+    losses = _overfit(TextVideoRetrievalTask(p.model, cfg, p.tokens), inputs, steps=30)
+    assert losses[-1] < 0.3 * losses[0], losses[::6]
+    task.eval()
+    corpus = task.encode_corpus([inputs.batch])
+    scores = task.predict(inputs.query_ids, inputs.query_mask, corpus)
+    assert scores.shape == (4, 4) and (scores.abs() <= 1 + 1e-5).all()
+
+
+@pytest.mark.parametrize("name", ["moment_retrieval", "video_qa", "violin", "text_video_retrieval"])
+def test_every_task_builds_from_a_pretrain_model(name):
+    p = _preset()
+    pre = PretrainModel(p.model, PretrainConfig(), p.tokens)
+    task = TASKS[name].from_pretrained(pre)
+    assert all(k.startswith(TASKS[name].ALLOWED_MISSING) for k in task.pretrained_missing_keys)
+    torch.testing.assert_close(task.encoder.text_embed.word.weight, pre.encoder.text_embed.word.weight)

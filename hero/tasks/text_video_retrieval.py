@@ -1,0 +1,121 @@
+"""Text-to-video retrieval: MSR-VTT style (HERO_SPEC.md c.2).
+
+Only the global part of VSM: the query encoder, max-over-frames cosine video scores, and the hinge
+(or log-sum-exp) ranking losses against in-batch negative videos and queries, hard negatives from a step.
+Inference: the video scores of every query against the encoded corpus, for ranking (R@k, median/mean rank).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from hero.config import ConfigError
+from hero.data.batch import VideoBatch
+from hero.data.task_collate import collate_videos, pad_token_lists, unique_videos
+from hero.model.config import ModelConfig
+from hero.tasks.base import TaskOutput
+from hero.tasks.config import VsmConfig
+from hero.tasks.downstream import DownstreamTask
+from hero.tasks.moment_retrieval import EncodedCorpus, _check_ranking, encode_corpus
+from hero.tasks.vsm import VsmHead, ranking_loss, video_scores
+from hero.text.tokenizer import SpecialTokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextVideoRetrievalConfig:
+    """Defaults: HERO's MSR-VTT config (2 s features, negatives weighted 10, hard pool 80 from step 2000)."""
+
+    ranking_loss: Literal["hinge", "lse"] = "hinge"
+    margin: float = 0.1
+    lw_neg_ctx: float = 10.0
+    lw_neg_q: float = 10.0
+    hard_negative_start_step: int = 2000
+    hard_pool_size: int = 80
+    hard_weight: float = 10.0
+    easy_weight: float = 0.1
+    clip_len: float = 2.0
+    max_query_len: int = 60
+    score_chunk: int = 256
+    """Queries scored at a time at inference ([chunk, videos, T] similarities in memory)."""
+
+    def __post_init__(self) -> None:
+        _check_ranking(self, "text_video_retrieval")
+        if self.score_chunk < 1:
+            raise ConfigError(f"text_video_retrieval.score_chunk: must be >= 1, got {self.score_chunk}")
+
+    def vsm(self) -> VsmConfig:
+        return VsmConfig(lw_st_ed=0.0, drop_svmr_prob=1.0, ranking_loss=self.ranking_loss, margin=self.margin,
+                         lw_neg_ctx=self.lw_neg_ctx, lw_neg_q=self.lw_neg_q,
+                         hard_negative_start_step=self.hard_negative_start_step, hard_pool_size=self.hard_pool_size,
+                         hard_weight=self.hard_weight, easy_weight=self.easy_weight)
+
+
+@dataclass(frozen=True)
+class TextVideoRetrievalInputs:
+    """batch: B distinct videos; query_ids, query_mask: [Q, Lq] (CLS first); query_video: [Q] in 0..B-1;
+    hard: hard-negative weighting (set per step by `prepare`)."""
+
+    batch: VideoBatch
+    query_ids: Tensor
+    query_mask: Tensor
+    query_video: Tensor
+    hard: bool = False
+
+
+def collate_text_video_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: TextVideoRetrievalConfig,
+                                 max_frames: int | None = None) -> TextVideoRetrievalInputs:
+    """Examples ``{"video": video example, "query_ids": [CLS, ...]}`` -> inputs (videos deduplicated)."""
+    videos, qv = unique_videos([e["video"] for e in examples])
+    ids, mask = pad_token_lists([e["query_ids"] for e in examples], tokens.pad, cfg.max_query_len)
+    return TextVideoRetrievalInputs(batch=collate_videos(videos, tokens, max_frames), query_ids=ids,
+                                    query_mask=mask, query_video=qv)
+
+
+class TextVideoRetrievalTask(DownstreamTask):
+    """Hero encoder + the VSM head's query encoder (its span convolutions stay unused)."""
+
+    name = "text_video_retrieval"
+    config_cls = TextVideoRetrievalConfig
+    PRETRAINED = {"encoder.": "encoder.", "heads.vsm.": "head."}
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TextVideoRetrievalConfig, tokens: SpecialTokens) -> None:
+        super().__init__(model_cfg, cfg, tokens)
+        self.head = VsmHead(model_cfg)
+        self._init_head()
+        self._vsm = cfg.vsm()
+
+    def prepare(self, inputs: TextVideoRetrievalInputs, generator: torch.Generator, step: int) -> TextVideoRetrievalInputs:
+        return replace(inputs, hard=step >= self.cfg.hard_negative_start_step)
+
+    def encode_queries(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """[Q, Lq] -> [Q, D]."""
+        return self.head.query_encoder(self.encoder.encode_text(ids, mask), mask)
+
+    def forward(self, inputs: TextVideoRetrievalInputs) -> TaskOutput:
+        out = self.encoder(inputs.batch)
+        scores = video_scores(self.encode_queries(inputs.query_ids, inputs.query_mask), out.frame_states, out.frame_mask)
+        loss_ctx, loss_q = ranking_loss(scores, inputs.query_video, self._vsm, inputs.hard)
+        loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
+        r1 = (scores.argmax(1) == inputs.query_video).float().mean()
+        metrics = {"text_video_retrieval/loss": loss.detach(), "text_video_retrieval/loss_neg_ctx": loss_ctx.detach(),
+                   "text_video_retrieval/loss_neg_q": loss_q.detach(), "text_video_retrieval/r1": r1.detach()}
+        return TaskOutput(loss=loss, metrics=metrics, count=int(inputs.query_ids.shape[0]))
+
+    def encode_corpus(self, batches: Iterable[VideoBatch], device: torch.device | str | None = None) -> EncodedCorpus:
+        return encode_corpus(self.encoder, batches, device)
+
+    @torch.no_grad()
+    def predict(self, query_ids: Tensor, query_mask: Tensor, corpus: EncodedCorpus) -> Tensor:
+        """[Nq, Nv] video scores (max cosine, higher = better), ``score_chunk`` queries at a time; rank them
+        with hero.eval's ``retrieval_metrics`` (tie rule included)."""
+        parts = []
+        for q0 in range(0, query_ids.shape[0], self.cfg.score_chunk):
+            sl = slice(q0, q0 + self.cfg.score_chunk)
+            q = self.encode_queries(query_ids[sl], query_mask[sl])
+            parts.append(video_scores(q, corpus.frames, corpus.frame_mask).cpu())
+        return torch.cat(parts)

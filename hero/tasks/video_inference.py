@@ -1,0 +1,134 @@
+"""Video-and-language inference: VIOLIN (HERO_SPEC.md c.4).
+
+A statement ``[SEP] tokens`` is appended to every subtitle at the cross-modal level and after the frames
+at the temporal level (as video QA does); ``violin_pool`` attention over the frame states -> MLP(D -> 2D -> 1)
+-> sigmoid -> binary cross-entropy. A training item is a statement with its paired opposite-label statement
+(two copies of the video). Accuracy at probability 0.5 (logit 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hero.config import ConfigError
+from hero.data.batch import VideoBatch
+from hero.data.task_collate import collate_videos, pad_token_lists, select_videos, unique_videos
+from hero.model.config import ModelConfig
+from hero.tasks.base import TaskOutput
+from hero.tasks.downstream import DownstreamTask, Mlp, attention_pool
+from hero.text.tokenizer import SpecialTokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViolinConfig:
+    """Defaults: HERO's VIOLIN config."""
+
+    max_txt_len: int = 120
+    """Longest `[SEP] statement` sequence (tokens beyond are cut)."""
+    threshold: float = 0.5
+    """Probability at which a statement counts as entailed."""
+
+    def __post_init__(self) -> None:
+        if self.max_txt_len < 2:
+            raise ConfigError(f"violin.max_txt_len: must be >= 2, got {self.max_txt_len}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"violin.threshold: must be in (0, 1), got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class ViolinInputs:
+    """batch: V distinct videos; statement_ids, statement_mask: [N, Lx] `[SEP] tokens`;
+    statement_video: [N] in 0..V-1; label: [N] float 1 = entailed, 0 = contradicted, -1 = unknown."""
+
+    batch: VideoBatch
+    statement_ids: Tensor
+    statement_mask: Tensor
+    statement_video: Tensor
+    label: Tensor
+
+
+def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: ViolinConfig,
+                   max_frames: int | None = None) -> ViolinInputs:
+    """Examples ``{"video": video example, "statement_ids": [...], "label": 0/1/None, "paired_ids": [...] (optional)}``
+    (ids without special tokens) -> inputs. ``paired_ids`` adds the opposite-label statement right after it
+    (HERO's training items); its label is ``1 - label``."""
+    videos, vid_index = unique_videos([e["video"] for e in examples])
+    batch = collate_videos(videos, tokens, max_frames)
+    seqs, labels, owner = [], [], []
+    for e, v in zip(examples, vid_index.tolist()):
+        lab = e.get("label")
+        seqs.append([tokens.sep, *e["statement_ids"]])
+        labels.append(-1.0 if lab is None else float(lab))
+        owner.append(v)
+        if e.get("paired_ids") is not None:
+            seqs.append([tokens.sep, *e["paired_ids"]])
+            labels.append(-1.0 if lab is None else 1.0 - float(lab))
+            owner.append(v)
+    ids, mask = pad_token_lists(seqs, tokens.pad, cfg.max_txt_len)
+    return ViolinInputs(batch=batch, statement_ids=ids, statement_mask=mask,
+                        statement_video=torch.tensor(owner), label=torch.tensor(labels))
+
+
+class ViolinHead(nn.Module):
+    """violin_pool attention over frames, then MLP(D -> 2D -> 1)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.pool = nn.Linear(cfg.hidden_size, 1)
+        self.pred = Mlp(cfg, 1)
+
+    def forward(self, frames: Tensor, frame_mask: Tensor) -> Tensor:
+        """frames: [N, T, D]; frame_mask: [N, T] -> entailment logits [N]."""
+        return self.pred(attention_pool(frames, frame_mask, self.pool)).squeeze(-1)
+
+
+def violin_loss(logits: Tensor, label: Tensor) -> Tensor:
+    """Mean binary cross-entropy over statements with a label (label >= 0). logits, label: [N]."""
+    known = label >= 0
+    if not known.any():
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[known].float(), label[known].float())
+
+
+@dataclass(frozen=True, eq=False)
+class ViolinPredictions:
+    """label: [N] long 0/1 at the threshold; prob: [N] sigmoid of the logit."""
+
+    label: Tensor
+    prob: Tensor
+
+
+class ViolinTask(DownstreamTask):
+    name = "violin"
+    config_cls = ViolinConfig
+
+    def __init__(self, model_cfg: ModelConfig, cfg: ViolinConfig, tokens: SpecialTokens) -> None:
+        super().__init__(model_cfg, cfg, tokens)
+        self.head = ViolinHead(model_cfg)
+        self._init_head()
+
+    def logits(self, inputs: ViolinInputs) -> Tensor:
+        """[N] entailment logits, one video copy per statement."""
+        copies = select_videos(inputs.batch, inputs.statement_video)
+        out = self.encoder(copies, extra_text=(inputs.statement_ids, inputs.statement_mask))
+        return self.head(out.frame_states, out.frame_mask)
+
+    def forward(self, inputs: ViolinInputs) -> TaskOutput:
+        logits = self.logits(inputs)
+        loss = violin_loss(logits, inputs.label)
+        known = inputs.label >= 0
+        pred = (torch.sigmoid(logits) >= self.cfg.threshold).float()
+        acc = (pred == inputs.label)[known].float().mean() if known.any() else loss.new_zeros(())
+        return TaskOutput(loss=loss, metrics={"violin/loss": loss.detach(), "violin/acc": acc.detach()},
+                          count=int(known.sum()))
+
+    @torch.no_grad()
+    def predict(self, inputs: ViolinInputs) -> ViolinPredictions:
+        """Entailment per statement (write ``{"desc_id", "label"}`` lines from it)."""
+        prob = torch.sigmoid(self.logits(inputs).float())
+        return ViolinPredictions(label=(prob >= self.cfg.threshold).long(), prob=prob)
