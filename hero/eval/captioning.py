@@ -101,9 +101,12 @@ def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequ
         raise ValueError("hypotheses and references must have the same clip keys")
     if not hypotheses:
         raise ValueError("no captions to evaluate")
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.rouge.rouge import Rouge
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+    except ImportError as err:
+        raise ImportError("caption metrics need pycocoevalcap (pip install 'pycocoevalcap>=1.2')") from err
 
     keys = list(hypotheses)
     res = {i: [" ".join(tokenize_caption(hypotheses[k]))] for i, k in enumerate(keys)}

@@ -90,6 +90,10 @@ class MomentRanking:
 
     @staticmethod
     def cat(parts: list[MomentRanking]) -> MomentRanking:
+        """Concatenate along queries; no parts (no queries) gives [0, 0] tensors."""
+        if not parts:
+            z = torch.zeros(0, 0, dtype=torch.float64)
+            return MomentRanking(torch.zeros(0, 0, dtype=torch.long), z, z, z.float())
         return MomentRanking(*(torch.cat([getattr(p, f) for p in parts]) for f in ("video", "start", "end", "score")))
 
 

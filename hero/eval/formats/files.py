@@ -152,7 +152,10 @@ def locate_json_path(text: str, path: Sequence[str | int]) -> int | None:
 
 def is_number(value: Any) -> bool:
     """A finite JSON number (bool is not a number here)."""
-    return type(value) in (int, float) and math.isfinite(value)
+    try:
+        return type(value) in (int, float) and math.isfinite(value)
+    except OverflowError:                           # an int too large for a float
+        return False
 
 
 @dataclass(frozen=True)

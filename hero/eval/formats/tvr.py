@@ -7,6 +7,8 @@ The writer puts one query per line so that an error can name a useful line.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,17 +61,32 @@ def _dotted(path: Sequence[str | int]) -> str:
     return out
 
 
-def _check_rows(rows: Any, task: str, valid_idx: set[int], at: tuple[str | int, ...]) -> np.ndarray:
+def _check_rows(rows: Any, task: str, valid_idx: np.ndarray, at: tuple[str | int, ...]) -> np.ndarray:
+    """[N, 4] float64 from a list of ``[int, number, number, number]`` rows; raises _Bad naming the first bad row."""
     if not isinstance(rows, list):
         raise _Bad(at, f"predictions must be a list, got {type(rows).__name__}")
+    if not rows:
+        return np.zeros((0, 4))
+    # fast path: C-level type scans, then numpy checks; any doubt falls through to the row-by-row search below
+    if (set(map(type, rows)) == {list} and set(map(len, rows)) == {4}
+            and set(map(type, itertools.chain.from_iterable(rows))) <= {int, float}
+            and set(map(type, map(operator.itemgetter(0), rows))) == {int}):
+        try:
+            arr = np.asarray(rows, dtype=np.float64)
+        except OverflowError:                       # an int beyond float64: reported by the search below
+            arr = np.full((1, 4), np.nan)
+        if (np.isfinite(arr).all() and np.isin(arr[:, 0], valid_idx).all()
+                and (task == "VR" or (arr[:, 1] <= arr[:, 2]).all())):
+            return arr
+    idx_set = set(valid_idx.tolist())
     for j, row in enumerate(rows):
         if not (type(row) is list and len(row) == 4 and type(row[0]) is int and all(is_number(x) for x in row)):
             raise _Bad((*at, j), f"expected [video_idx (int), st, ed, score] with finite numbers, got {row!r}")
-        if row[0] not in valid_idx:
+        if row[0] not in idx_set:
             raise _Bad((*at, j), f"video_idx {row[0]} is not a value of video2idx")
         if task != "VR" and row[1] > row[2]:
             raise _Bad((*at, j), f"start {row[1]} > end {row[2]}")
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), 4)
+    raise AssertionError("unreachable: the fast path rejected rows the slow path accepts")
 
 
 def _parse(doc: Any) -> TvrSubmission:
@@ -86,7 +103,7 @@ def _parse(doc: Any) -> TvrSubmission:
             raise _Bad(("video2idx", name), f"index must be an integer, got {idx!r}")
     if len(set(v2i.values())) != len(v2i):
         raise _Bad(("video2idx",), "two videos share an index")
-    valid_idx = set(v2i.values())
+    valid_idx = np.fromiter(v2i.values(), dtype=np.float64, count=len(v2i))
     tasks: dict[str, list[QueryPredictions]] = {}
     for task in TVR_TASKS:
         if task not in doc:
@@ -135,8 +152,8 @@ def read_tvr_submission(path: PathLike) -> TvrSubmission:
         raise FormatError(path, locate_json_path(text, bad.path), f"{where}{bad.reason}") from None
 
 
-def _row(r: np.ndarray) -> list[Any]:
-    return [int(r[0]), float(r[1]), float(r[2]), float(r[3])]
+def _rows(a: np.ndarray) -> list[list[Any]]:
+    return [[int(v), st, ed, sc] for v, st, ed, sc in np.asarray(a, dtype=np.float64).reshape(-1, 4).tolist()]
 
 
 def write_tvr_submission(path: PathLike, submission: TvrSubmission) -> None:
@@ -148,7 +165,7 @@ def write_tvr_submission(path: PathLike, submission: TvrSubmission) -> None:
                 continue
             f.write(f',\n"{task}": [')
             for i, q in enumerate(submission.tasks[task]):
-                entry = {"desc_id": q.desc_id, "desc": q.desc, "predictions": [_row(r) for r in q.predictions]}
+                entry = {"desc_id": q.desc_id, "desc": q.desc, "predictions": _rows(q.predictions)}
                 f.write(("\n" if i == 0 else ",\n") + dumps_line(entry))
             f.write("\n]")
         f.write("\n}\n")

@@ -54,6 +54,8 @@ def _corrupt(tmp_path, edit):
     ('"desc_id": "x-1"', '"id": 3', 4, r'VCMR\[1\]: "desc_id" must be'),
     ('"desc_id": "x-1", "desc": "", "predictions": []', '"desc_id": "x-1"', 4, 'missing field "predictions"'),
     ("[1, 0.0, 3.0, 0.5]", "[1, 0.0, NaN, 0.5]", None, "NaN is not valid JSON"),
+    ("[1, 0.0, 3.0, 0.5]", "[1, 0.0, 1e400, 0.5]", 3, "finite numbers"),
+    ("[1, 0.0, 3.0, 0.5]", "[1, 0.0, 3.0, " + "9" * 400 + "]", 3, "finite numbers"),
     ("[1, 0.0, 3.0, 0.5]]", "[1, 0.0, 3.0, 0.5]", 3, "invalid JSON"),
 ])
 def test_tvr_submission_rejects_malformed_input(tmp_path, old, new, line, match):

@@ -34,6 +34,19 @@ def test_iou_exactly_at_threshold_counts():
     assert half["vcmr_r1_iou0.5"] == 100.0 and half["vcmr_r1_iou0.7"] == 0.0
 
 
+def test_threshold_uses_the_evaluators_float32_arithmetic():
+    # IoU = 1.05 / 1.5 = 0.7: float64 gives 0.6999999999999998, the evaluator's float32 gives exactly 0.7f
+    g = [gt(1, spans=((0.0, 1.5),))]
+    assert evaluate_moment_task("VCMR", {"1": rows((0, 0.1, 1.15))}, g, V2I)["vcmr_r1_iou0.7"] == 100.0
+
+
+def test_equal_scores_keep_list_order():
+    # the evaluator ranks by list position, never by the score column
+    r = np.array([[1, 0, 10, 0.5], [0, 0, 10, 0.5]])
+    assert evaluate_moment_task("VCMR", {"1": r}, [gt(1)], V2I)["vcmr_r1_iou0.5"] == 0.0
+    assert evaluate_moment_task("VCMR", {"1": r[::-1]}, [gt(1)], V2I)["vcmr_r1_iou0.5"] == 100.0
+
+
 def test_vcmr_svmr_vr_on_one_list():
     # rank 1: wrong video, perfect span; rank 2: right video IoU 0.6; rank 3: right video IoU 0.8
     r = rows((1, 0, 10), (0, 0, 6), (0, 0, 8))

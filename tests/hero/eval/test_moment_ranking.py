@@ -95,7 +95,9 @@ def test_too_few_spans_pad_with_empty_slots():
     assert (r.video[0] >= 0).sum() == 3                   # (0,2), (0,3), (1,3)
     assert r.score[0, 3] == float("-inf") and r.rows(0).shape == (3, 4)
     none = rank_vcmr(torch.zeros(1, 1), st, ed, MomentRankConfig(min_len=4, max_len=16))
-    assert (none.video < 0).all()
+    assert (none.video < 0).all() and none.rows(0).shape == (0, 4)
+    no_queries = rank_vcmr(torch.zeros(0, 1), st[:0], ed[:0], MomentRankConfig())
+    assert no_queries.video.shape[0] == 0
 
 
 def test_temporal_nms_hand_case():
