@@ -79,7 +79,7 @@ def test_span_labels_follow_hero():
 
 
 def test_registry_lists_every_task():
-    assert {"moment_retrieval", "video_qa", "violin", "text_video_retrieval"} <= set(TASKS)
+    assert {"moment_retrieval", "video_qa", "violin", "captioning", "text_video_retrieval"} <= set(TASKS)
     assert all(hasattr(cls, "from_pretrained") and cls.config_cls is not object for cls in TASKS.values())
 
 
@@ -231,7 +231,7 @@ def test_text_video_retrieval_loss_overfit_and_scores():
     assert scores.shape == (4, 4) and (scores.abs() <= 1 + 1e-5).all()
 
 
-@pytest.mark.parametrize("name", ["moment_retrieval", "video_qa", "violin", "text_video_retrieval"])
+@pytest.mark.parametrize("name", ["moment_retrieval", "video_qa", "violin", "captioning", "text_video_retrieval"])
 def test_every_task_builds_from_a_pretrain_model(name):
     p = _preset()
     pre = PretrainModel(p.model, PretrainConfig(), p.tokens)
