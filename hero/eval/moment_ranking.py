@@ -135,13 +135,15 @@ def temporal_nms(video: Tensor, start: Tensor, end: Tensor, valid: Tensor, thres
     """Greedy temporal NMS over candidates already sorted best first (HERO's per-video NMS, merged).
 
     video, start, end, valid: [B, N]; returns keep [B, N] bool. Candidate j is dropped when a kept, better candidate
-    i < j on the same video has IoU(i, j) > threshold (evaluator IoU: union = max(end) - min(start)).
+    i < j on the same video has IoU(i, j) > threshold (evaluator IoU: union = max(end) - min(start); a zero union
+    never suppresses). Computed in float32: ``rank_*`` pass frame indices [m, n + 1), small exact integers, for
+    which the decisions equal HERO's float64 ones in seconds (IoU is scale-free).
     """
-    s, e = start.double(), end.double()
-    inter = (torch.minimum(e[:, :, None], e[:, None, :]) - torch.maximum(s[:, :, None], s[:, None, :])).clamp(min=0)
-    union = torch.maximum(e[:, :, None], e[:, None, :]) - torch.minimum(s[:, :, None], s[:, None, :])
-    iou = torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
-    suppress = (iou > threshold) & (video[:, :, None] == video[:, None, :])              # [B, N, N]
+    s, e = start.float(), end.float()
+    inter = torch.minimum(e[:, :, None], e[:, None, :]).sub_(torch.maximum(s[:, :, None], s[:, None, :])).clamp_(min=0)
+    union = torch.maximum(e[:, :, None], e[:, None, :]).sub_(torch.minimum(s[:, :, None], s[:, None, :]))
+    suppress = inter.div_(union).gt(threshold)                                                       # [B, N, N]
+    suppress &= video[:, :, None] == video[:, None, :]
     keep = valid.clone()
     for i in range(keep.shape[1] - 1):
         keep[:, i + 1:] &= ~(suppress[:, i, i + 1:] & keep[:, i:i + 1])
@@ -180,8 +182,7 @@ def _finish(vals: Tensor, vid: Tensor, m: Tensor, n: Tensor, cfg: MomentRankConf
     """NMS (optional), keep ``max_after_nms``, frames -> seconds."""
     valid = torch.isfinite(vals)
     if cfg.nms_threshold is not None:
-        keep = temporal_nms(vid, m.double() * cfg.clip_len, (n + 1).double() * cfg.clip_len, valid,
-                            cfg.nms_threshold)
+        keep = temporal_nms(vid, m, n + 1, valid, cfg.nms_threshold)
         order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices   # kept first, order preserved
         vals, vid, m, n, valid = (x.gather(1, order) for x in (vals, vid, m, n, keep))
     k = cfg.max_after_nms

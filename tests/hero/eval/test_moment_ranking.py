@@ -113,6 +113,10 @@ def test_temporal_nms_hand_case():
     keep = temporal_nms(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[0.0, 1.0, 2.0]]),
                         torch.tensor([[4.0, 5.0, 6.0]]), torch.ones(1, 3, dtype=torch.bool), 0.5)
     assert keep[0].tolist() == [True, False, True]
+    # zero-length spans: union 0 never suppresses
+    keep = temporal_nms(torch.zeros(1, 2, dtype=torch.long), torch.tensor([[3.0, 3.0]]), torch.tensor([[3.0, 3.0]]),
+                        torch.ones(1, 2, dtype=torch.bool), 0.0)
+    assert keep[0].tolist() == [True, True]
 
 
 def test_topk_stable_equals_a_stable_full_sort():
