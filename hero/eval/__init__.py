@@ -6,7 +6,8 @@
 - ``qa``: video QA and VIOLIN accuracy, QA temporal localisation.
 - ``captioning``: BLEU / METEOR / ROUGE-L / CIDEr-D via pycocoevalcap (lazy import).
 - ``formats``: read/write of the prediction files and the annotation readers; ``scoring``: file -> metrics.
-- ``report``: the flat ``task/split/metric`` dict; ``bench``: VCMR ranking throughput and memory.
+- ``report``: the flat ``task/split/metric`` dict; ``bench``: VCMR ranking throughput and memory;
+  ``cli`` (``python -m hero.eval FAMILY PREDICTIONS ANNOTATIONS``): score a file from the shell.
 """
 
 from hero.eval.captioning import CaptionEvalConfig, caption_metrics, tokenize_caption, tvc_metrics

@@ -89,3 +89,17 @@ def test_flatten_and_write_metrics(tmp_path):
     path.write_text("[")
     with pytest.raises(FormatError, match="metrics.json:1"):
         write_metrics_json(path, flat)
+
+
+def test_cli_scores_records_and_reports_bad_input(tmp_path, capsys):
+    from hero.eval.cli import main
+
+    vi = jsonl(tmp_path / "violin_val.jsonl", [{"desc_id": "c-1", "vid_name": "v", "label": 1},
+                                               {"desc_id": "c-0", "vid_name": "v", "label": 0}])
+    write_violin_labels(tmp_path / "vi.jsonl", [ViolinLabel("c-1", 1), ViolinLabel("c-0", 1)])
+    metrics = tmp_path / "metrics.json"
+    assert main(["violin", str(tmp_path / "vi.jsonl"), str(vi), "--metrics-out", str(metrics)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"violin/val/acc": 50.0}
+    assert json.loads(metrics.read_text()) == {"violin/val/acc": 50.0}
+    (tmp_path / "bad.jsonl").write_text('{"desc_id": "c-1", "label": 7}\n')
+    assert main(["violin", str(tmp_path / "bad.jsonl"), str(vi)]) == 2
