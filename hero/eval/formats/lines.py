@@ -2,10 +2,12 @@
 
 | format | one JSON object per line |
 |---|---|
-| TVQA / How2QA answers | ``{"qid", "answer_idx", "ts"?: [st, ed]}`` (``ts``: optional predicted span, for localisation) |
+| TVQA / How2QA answers | ``{"qid", "answer_idx", "ts"?: [st, ed]}`` (``ts``: optional predicted span) |
 | VIOLIN labels | ``{"desc_id", "label": 1 entailed | 0 contradicted}`` |
 | TVC captions | ``{"vid_name", "clip_id", "ts": [st, ed], "descs": [{"desc"}, ...]}`` (the first desc is scored) |
-| retrieval rankings | ``{"desc_id", "desc"?, "predictions": [[vid_name, score], ...]}`` best first, scores non-increasing, no video twice |
+| retrieval rankings | ``{"desc_id", "desc"?, "predictions": [[vid_name, score], ...]}`` |
+
+Rankings list the videos best first, with non-increasing scores and no video twice; they may be truncated.
 
 Ids are kept as written (int or str) and matched by ``str(id)``. A second record for the same id is an error.
 """
@@ -18,8 +20,11 @@ from typing import Any
 
 from hero.eval.formats.files import PathLike, Where, atomic_writer, dumps_line, is_number, read_records
 
+
 @dataclass(frozen=True)
 class QaAnswer:
+    """One TVQA / How2QA answer."""
+
     qid: int | str
     answer_idx: int
     ts: tuple[float, float] | None = None
@@ -28,12 +33,16 @@ class QaAnswer:
 
 @dataclass(frozen=True)
 class ViolinLabel:
+    """One VIOLIN statement's predicted label (1 entailed, 0 contradicted)."""
+
     desc_id: int | str
     label: int
 
 
 @dataclass(frozen=True)
 class CaptionPrediction:
+    """Generated caption(s) of one TVC clip (a moment ``ts`` of video ``vid_name``)."""
+
     vid_name: str
     clip_id: int | str
     ts: tuple[float, float]
@@ -43,6 +52,8 @@ class CaptionPrediction:
 
 @dataclass(frozen=True)
 class VideoRanking:
+    """The ranked videos of one text-to-video query."""
+
     desc_id: int | str
     ranked: tuple[tuple[str, float], ...]
     """``(vid_name, score)`` best first."""
