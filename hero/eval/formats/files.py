@@ -196,7 +196,8 @@ class Where:
         if type(value) is not int:
             self.fail(f'"{key}" must be an integer, got {value!r}')
         if (low is not None and value < low) or (high is not None and value > high):
-            self.fail(f'"{key}" must be in [{low}, {high}], got {value}')
+            bound = f">= {low}" if high is None else (f"<= {high}" if low is None else f"in [{low}, {high}]")
+            self.fail(f'"{key}" must be {bound}, got {value}')
         return value
 
     def number(self, obj: dict[str, Any], key: str) -> float:

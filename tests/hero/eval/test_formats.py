@@ -113,7 +113,7 @@ BAD = [
     ("answers", '[1, 2]', "expected a JSON object"),
     ("answers", '{"qid": 5}', 'missing field "answer_idx"'),
     ("answers", '{"qid": 5, "answer_idx": "2"}', '"answer_idx" must be an integer'),
-    ("answers", '{"qid": 5, "answer_idx": -1}', r'"answer_idx" must be in \[0'),
+    ("answers", '{"qid": 5, "answer_idx": -1}', r'"answer_idx" must be >= 0, got -1'),
     ("answers", '{"qid": 5, "answer_idx": 1, "ts": [4, 2]}', "start 4.0 > end 2.0"),
     ("answers", '{"qid": true, "answer_idx": 1}', '"qid" must be'),
     ("answers", '{"qid": 1, "answer_idx": 0}', r"duplicate id 1 \(first on line 1\)"),
