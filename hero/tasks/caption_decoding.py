@@ -3,7 +3,8 @@ tokens/s probe (``caption_decode_benchmark``) for the benchmarks.
 
 With the cache, each step feeds one new token: every layer appends its keys/values to the cache, and the
 memory's cross-attention keys/values are computed once. Without it, each step re-runs the decoder over the
-whole prefix and re-projects the memory. Both give the same tokens (a test checks it). Ties between equal
+whole prefix and re-projects the memory (the output projection is applied to the last position only, in
+both). Both give the same tokens (a test checks it). Ties between equal
 scores go to the lower token id (and, in beam search, to the better beam), so beam size 1 is greedy.
 """
 
@@ -32,7 +33,7 @@ class _Stepper:
         if self.cache is not None:
             logits = head(prefix[:, -1:], word, None, self.mask, cache=self.cache, past=prefix.shape[1] - 1)
         else:
-            logits = head(prefix, word, self.memory, self.mask)
+            logits = head(prefix, word, self.memory, self.mask, last_only=True)
         return logits[:, -1].float().log_softmax(-1)
 
     def reorder(self, rows: Tensor) -> None:

@@ -156,10 +156,10 @@ class CaptionHead(nn.Module):
         return [dict(zip(("mk", "mv"), layer.cross_attn.keys_values(memory))) for layer in self.layers]
 
     def forward(self, ids: Tensor, word: Tensor, memory: Tensor | None, memory_mask: Tensor,
-                cache: list[LayerCache] | None = None, past: int = 0) -> Tensor:
+                cache: list[LayerCache] | None = None, past: int = 0, last_only: bool = False) -> Tensor:
         """ids: [N, L] tokens at positions past..past+L-1; word: [V_padded, D] shared word embeddings;
         memory: [N, S, D] (None when ``cache`` already holds its keys/values); memory_mask: [N, S] bool.
-        returns logits [N, L, vocab_size]."""
+        returns logits [N, L, vocab_size] ([N, 1, vocab_size] with ``last_only``: decoding)."""
         N, L = ids.shape
         pos = torch.arange(past, past + L, device=ids.device)
         x = self.norm(F.embedding(ids, word) + self.position(pos))
@@ -167,7 +167,9 @@ class CaptionHead(nn.Module):
         caches = cache if cache is not None else self.memory_cache(memory)        # uncached: recomputed every call
         for layer, c in zip(self.layers, caches):
             x = layer(x, c, causal, memory_mask[:, None, None, :])
-        return self.lm(x.flatten(0, 1), word).view(N, L, -1)
+        if last_only:
+            x = x[:, -1:]
+        return self.lm(x.flatten(0, 1), word).view(N, x.shape[1], -1)
 
 
 def caption_loss(logits: Tensor, targets: Tensor, label_smoothing: float) -> Tensor:

@@ -229,22 +229,26 @@ class MomentRetrievalTask(DownstreamTask):
         """VCMR / SVMR / VR rankings for every query, ``rank_cfg.query_chunk`` queries at a time.
 
         query_ids, query_mask: [Nq, Lq]; gt_video: [Nq] corpus positions of the GT videos (enables SVMR).
-        Ranked positions index ``corpus.video_ids``.
+        Ranked positions index ``corpus.video_ids``; scoring and ranking run on the corpus's device, the
+        returned rankings are on the CPU (``MomentRanking.rows`` / ``hero.eval.tvr_submission`` read them).
         """
         vcmr, svmr, vr_video, vr_score = [], [], [], []
-        n = corpus.num_frames.cpu()
+        n = corpus.num_frames
         for q0 in range(0, query_ids.shape[0], rank_cfg.query_chunk):
             sl = slice(q0, q0 + rank_cfg.query_chunk)
             s = self.score_queries(self.encode_queries(query_ids[sl], query_mask[sl]), corpus)
-            vs, st, ed = s.video_scores.cpu(), s.st_probs.cpu(), s.ed_probs.cpu()
-            vcmr.append(rank_vcmr(vs, st, ed, rank_cfg, n))
+            vcmr.append(_cpu(rank_vcmr(s.video_scores, s.st_probs, s.ed_probs, rank_cfg, n)))
             if gt_video is not None:
-                svmr.append(rank_svmr(st, ed, gt_video[sl].cpu(), rank_cfg, n))
-            r = rank_videos(vs, rank_cfg)
-            vr_video.append(r.video)
-            vr_score.append(r.score)
+                svmr.append(_cpu(rank_svmr(s.st_probs, s.ed_probs, gt_video[sl].to(n.device), rank_cfg, n)))
+            r = rank_videos(s.video_scores, rank_cfg)
+            vr_video.append(r.video.cpu())
+            vr_score.append(r.score.cpu())
         return MomentPredictions(vcmr=MomentRanking.cat(vcmr), svmr=MomentRanking.cat(svmr) if svmr else None,
                                  vr=RankedVideos(video=torch.cat(vr_video), score=torch.cat(vr_score)))
+
+
+def _cpu(r: MomentRanking) -> MomentRanking:
+    return MomentRanking(video=r.video.cpu(), start=r.start.cpu(), end=r.end.cpu(), score=r.score.cpu())
 
 
 def moment_span_loss(st_logits: Tensor, ed_logits: Tensor, start: Tensor, end: Tensor) -> Tensor:
