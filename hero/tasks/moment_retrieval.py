@@ -111,11 +111,17 @@ def collate_moment_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens,
 
 @dataclass(frozen=True, eq=False)
 class EncodedCorpus:
-    """Every corpus video encoded once. frames: [Nv, T, D]; frame_mask: [Nv, T]; video_ids: Nv names."""
+    """Every corpus video encoded once. frames: [Nv, T, D]; frame_mask: [Nv, T]; video_ids: Nv names;
+    frame_norms: [Nv, T] L2 norms of the frames (computed on construction when not given)."""
 
     frames: Tensor
     frame_mask: Tensor
     video_ids: tuple[str, ...]
+    frame_norms: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.frame_norms is None:   # cosines without a normalised copy of the corpus (F.normalize's eps)
+            object.__setattr__(self, "frame_norms", self.frames.float().norm(dim=-1).clamp(min=1e-12))
 
     @property
     def num_frames(self) -> Tensor:
@@ -157,18 +163,29 @@ def encode_corpus(encoder, batches: Iterable[VideoBatch], device: torch.device |
     return EncodedCorpus(frames=frames, frame_mask=masks, video_ids=tuple(names))
 
 
-def corpus_span_probs(head: VsmHead, query: Tensor, frames: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Start/end probabilities of every query in every video.
+def corpus_video_scores(query: Tensor, corpus: EncodedCorpus) -> Tensor:
+    """Max over frames of cos(query, frame) against the corpus, with no normalised corpus copy. [c, D] -> [c, Nv]."""
+    sim = torch.einsum("qd,vtd->qvt", F.normalize(query.float(), dim=-1).to(corpus.frames.dtype), corpus.frames)
+    return (sim.float() / corpus.frame_norms[None]).masked_fill(~corpus.frame_mask[None], -2.0).amax(-1)
 
-    query: [c, D]; frames: [Nv, T, D]; frame_mask: [Nv, T] -> st, ed [c, Nv, T] (softmax over T, ~0 at padding).
+
+def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus) -> MomentScores:
+    """Raw video scores and start/end probabilities of every query in every corpus video, from a single pass
+    over the corpus frames (the normalised queries and the projected queries go through one einsum).
+
+    query: [c, D] -> MomentScores: video_scores [c, Nv] (max cosine), st_probs / ed_probs [c, Nv, T]
+    (softmax over T, ~0 at padding).
     """
-    c, (nv, t, _) = query.shape[0], frames.shape
-    sim = torch.einsum("qd,vtd->qvt", head.query_linear(query), frames).reshape(c * nv, 1, t)
-    m = frame_mask.to(sim.dtype)[None]
-    st = head.start_conv(sim).view(c, nv, t)
-    ed = head.end_conv(sim).view(c, nv, t)
+    c, (nv, t, _) = query.shape[0], corpus.frames.shape
+    both = torch.cat([F.normalize(query.float(), dim=-1), head.query_linear(query).float()])          # [2c, D]
+    sim = torch.einsum("qd,vtd->qvt", both.to(corpus.frames.dtype), corpus.frames).float()            # [2c, Nv, T]
+    cos = (sim[:c] / corpus.frame_norms[None]).masked_fill(~corpus.frame_mask[None], -2.0)
+    span = sim[c:].reshape(c * nv, 1, t)
+    m = corpus.frame_mask.to(span.dtype)[None]
+    st = head.start_conv(span).view(c, nv, t)
+    ed = head.end_conv(span).view(c, nv, t)
     st, ed = (x * m + (1 - m) * MASK_LOGIT for x in (st, ed))
-    return st.float().softmax(-1), ed.float().softmax(-1)
+    return MomentScores(video_scores=cos.amax(-1), st_probs=st.softmax(-1), ed_probs=ed.softmax(-1))
 
 
 class MomentRetrievalTask(DownstreamTask):
@@ -220,8 +237,7 @@ class MomentRetrievalTask(DownstreamTask):
     @torch.no_grad()
     def score_queries(self, query: Tensor, corpus: EncodedCorpus) -> MomentScores:
         """query: [c, D] (from `encode_queries`) -> raw video scores [c, Nv] and st/ed probabilities [c, Nv, T]."""
-        st, ed = corpus_span_probs(self.head, query, corpus.frames, corpus.frame_mask)
-        return MomentScores(video_scores(query, corpus.frames, corpus.frame_mask), st, ed)
+        return corpus_scores(self.head, query, corpus)
 
     @torch.no_grad()
     def predict(self, query_ids: Tensor, query_mask: Tensor, corpus: EncodedCorpus, rank_cfg: MomentRankConfig,

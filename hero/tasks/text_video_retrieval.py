@@ -21,7 +21,7 @@ from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import VsmConfig
 from hero.tasks.downstream import DownstreamTask
-from hero.tasks.moment_retrieval import EncodedCorpus, _check_ranking, encode_corpus
+from hero.tasks.moment_retrieval import EncodedCorpus, _check_ranking, corpus_video_scores, encode_corpus
 from hero.tasks.vsm import VsmHead, ranking_loss, video_scores
 from hero.text.tokenizer import SpecialTokens
 
@@ -117,5 +117,5 @@ class TextVideoRetrievalTask(DownstreamTask):
         for q0 in range(0, query_ids.shape[0], self.cfg.score_chunk):
             sl = slice(q0, q0 + self.cfg.score_chunk)
             q = self.encode_queries(query_ids[sl], query_mask[sl])
-            parts.append(video_scores(q, corpus.frames, corpus.frame_mask).cpu())
+            parts.append(corpus_video_scores(q, corpus).cpu())
         return torch.cat(parts)

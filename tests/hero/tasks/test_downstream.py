@@ -10,6 +10,7 @@ from hero.eval.moment_ranking import MomentRankConfig
 from hero.presets import get_preset
 from hero.tasks import TASKS, PretrainConfig, PretrainModel
 from hero.tasks.downstream import PretrainedKeyError
+from hero.tasks.vsm import video_scores
 from hero.tasks.moment_retrieval import MomentRetrievalConfig, MomentRetrievalTask, collate_moment_retrieval
 from hero.tasks.text_video_retrieval import TextVideoRetrievalConfig, TextVideoRetrievalTask, collate_text_video_retrieval
 from hero.tasks.video_inference import ViolinConfig, ViolinTask, collate_violin
@@ -124,6 +125,10 @@ def test_moment_retrieval_inference_shapes_and_chunking():
     T = corpus.frames.shape[1]
     assert s.video_scores.shape == (8, 4) and s.st_probs.shape == (8, 4, T) == s.ed_probs.shape
     torch.testing.assert_close(s.st_probs.sum(-1), torch.ones(8, 4))
+    torch.testing.assert_close(s.video_scores, video_scores(q, corpus.frames, corpus.frame_mask), atol=1e-5, rtol=1e-5)
+    own = inputs.query_video
+    st, _ = task.head.span_logits(q, corpus.frames[own], corpus.frame_mask[own])
+    torch.testing.assert_close(s.st_probs[torch.arange(8), own], st.softmax(-1), atol=1e-5, rtol=1e-5)
     assert float(s.st_probs[~corpus.frame_mask[None].expand(8, -1, -1)].sum()) < 1e-5
     rank_cfg = MomentRankConfig(max_videos=3, min_len=1, max_len=4, max_after_nms=5, max_before_nms=10, query_chunk=3)
     gt = inputs.query_video
@@ -229,6 +234,8 @@ def test_text_video_retrieval_loss_overfit_and_scores():
     corpus = task.encode_corpus([inputs.batch])
     scores = task.predict(inputs.query_ids, inputs.query_mask, corpus)
     assert scores.shape == (4, 4) and (scores.abs() <= 1 + 1e-5).all()
+    q = task.encode_queries(inputs.query_ids, inputs.query_mask)
+    torch.testing.assert_close(scores, video_scores(q, corpus.frames, corpus.frame_mask), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["moment_retrieval", "video_qa", "violin", "captioning", "text_video_retrieval"])
