@@ -1,0 +1,177 @@
+"""Extract clip features for a manifest's videos into a feature store: sharded by video across ranks or worker
+processes, cached by content address (a re-run extracts nothing already extracted)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hero.config import ConfigError
+from hero.corpus.errors import CorpusError, IngestReport, OnError
+from hero.corpus.manifest import Manifest
+from hero.features.decode import decode_clips
+from hero.features.registry import Extractor, build_extractor
+from hero.features.store import FeatureStore, StoreWriter, consolidate, entry_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractConfig:
+    extractor: str = "efficientnet-lite0"
+    """A registered extractor name (see `available_extractors`)."""
+    extractor_config: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    """Local weights file for the extractor (None: its default)."""
+    workers: int = 1
+    """Processes (each one rank, videos split between them by clip count) for `run_extraction`."""
+    threads: int | None = None
+    """torch threads per process (default: cpu count // workers). One thread per process is fastest on a busy box."""
+    progress: bool = True
+    """A tqdm bar on rank 0 (besides a log line with rate and ETA every `log_every_s`)."""
+    log_every_s: float = 10.0
+    shard_rows: int = 16384
+    on_error: OnError = "raise"
+    """`skip`: an undecodable video is logged, counted and left out."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"features.workers: must be >= 1, got {self.workers}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"features.threads: must be >= 1, got {self.threads}")
+        if self.on_error not in ("raise", "skip"):
+            raise ConfigError(f"features.on_error: must be raise or skip, got {self.on_error!r}")
+
+
+def assign_videos(num_clips: dict[str, int], world_size: int) -> list[list[str]]:
+    """Split videos over ranks, balancing clip counts (longest first, to the lightest rank); same on every rank."""
+    ranks: list[list[str]] = [[] for _ in range(world_size)]
+    load = [0] * world_size
+    for vid in sorted(num_clips, key=lambda v: (-num_clips[v], v)):
+        r = min(range(world_size), key=lambda i: (load[i], i))
+        ranks[r].append(vid)
+        load[r] += num_clips[vid]
+    return ranks
+
+
+def extract_features(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig = ExtractConfig(), *,
+                     rank: int = 0, world_size: int = 1, extractor: Extractor | None = None) -> dict[str, Any]:
+    """Extract this rank's share of the manifest's videos that the store lacks (or holds under another key).
+
+    Returns stats: videos, extracted, cached, skipped, clips, seconds, clips_per_s, decode_s, compute_s.
+    The caller consolidates the index (`consolidate`) once all ranks are done; `run_extraction` does it all.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world_size {world_size}")
+    t0 = time.perf_counter()
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    extractor = extractor or build_extractor(cfg.extractor, cfg.extractor_config, cfg.weights)
+    fp = extractor.fingerprint()
+    Path(store_dir, "shards").mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(store_dir)
+    mine = assign_videos({v: e.num_clips for v, e in manifest.videos.items()}, world_size)[rank]
+    todo, cached = [], 0
+    for vid in mine:
+        key = entry_key(manifest.videos[vid].sha256, fp, manifest.clip_len)
+        if store.has(vid, key):
+            cached += 1
+        else:
+            todo.append((vid, key))
+    total = sum(manifest.videos[v].num_clips for v, _ in todo)
+    stats = {"rank": rank, "videos": len(mine), "extracted": 0, "cached": cached, "skipped": 0, "clips": 0,
+             "decode_s": 0.0, "compute_s": 0.0, "write_s": 0.0}
+    report = IngestReport()
+    writer = StoreWriter(store_dir, rank=rank, max_rows=cfg.shard_rows)
+    bar = _progress(total, cfg.progress and rank == 0)
+    last_log = time.perf_counter()
+    try:
+        for vid, key in todo:
+            v = manifest.videos[vid]
+            t1 = time.perf_counter()
+            try:
+                clips = decode_clips(manifest.video_path(vid), v.num_clips, manifest.clip_len, extractor.decode,
+                                     file=manifest.video_path(vid))
+            except CorpusError as err:
+                report.handle(err, cfg.on_error)
+                stats["skipped"] += 1
+                continue
+            t2 = time.perf_counter()
+            feats = extractor(clips)
+            t3 = time.perf_counter()
+            writer.add(vid, feats, key=key, clip_len=manifest.clip_len, extractor=extractor.name,
+                       video_sha256=v.sha256, dim=extractor.dim)
+            stats["write_s"] += time.perf_counter() - t3
+            stats["decode_s"] += t2 - t1
+            stats["compute_s"] += t3 - t2
+            stats["extracted"] += 1
+            stats["clips"] += v.num_clips
+            bar.update(v.num_clips)
+            if time.perf_counter() - last_log > cfg.log_every_s:
+                last_log = time.perf_counter()
+                rate = stats["clips"] / (last_log - t0)
+                logger.info("rank %d: %d/%d clips, %.1f clips/s, ETA %.0fs", rank, stats["clips"], total, rate,
+                            (total - stats["clips"]) / max(rate, 1e-9))
+        t4 = time.perf_counter()
+        writer.close()
+        stats["write_s"] += time.perf_counter() - t4
+    finally:
+        bar.close()
+    stats["seconds"] = time.perf_counter() - t0
+    stats["clips_per_s"] = stats["clips"] / stats["seconds"] if stats["clips"] else 0.0
+    stats["shards"] = writer.shards_written
+    stats["report"] = report.to_dict()
+    logger.info("rank %d: extracted %d videos (%d clips, %.1f clips/s), %d cached, %d skipped", rank,
+                stats["extracted"], stats["clips"], stats["clips_per_s"], cached, stats["skipped"])
+    return stats
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total == 0:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="clip", desc="features", smoothing=0.1)
+
+
+def _worker(args: tuple) -> dict[str, Any]:
+    manifest_dict, store_dir, cfg, rank, world_size = args
+    logging.basicConfig(level=logging.INFO)
+    return extract_features(Manifest.from_dict(manifest_dict), store_dir, cfg, rank=rank, world_size=world_size)
+
+
+def run_extraction(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig = ExtractConfig()) -> dict[str, Any]:
+    """Extract with ``cfg.workers`` processes (spawned; one rank each), then consolidate the store's index.
+
+    Returns summed stats plus wall-clock ``seconds`` and ``clips_per_s``.
+    """
+    t0 = time.perf_counter()
+    if cfg.workers == 1:
+        per_rank = [extract_features(manifest, store_dir, cfg)]
+    else:
+        threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
+        wcfg = ExtractConfig(**{**cfg.__dict__, "threads": threads})
+        jobs = [(manifest.to_dict(), str(store_dir), wcfg, r, cfg.workers) for r in range(cfg.workers)]
+        with mp.get_context("spawn").Pool(cfg.workers) as pool:
+            per_rank = pool.map(_worker, jobs)
+    index = consolidate(store_dir)
+    out: dict[str, Any] = {k: sum(s[k] for s in per_rank) for k in
+                           ("videos", "extracted", "cached", "skipped", "clips", "decode_s", "compute_s", "write_s")}
+    out["seconds"] = time.perf_counter() - t0
+    out["clips_per_s"] = out["clips"] / out["seconds"] if out["clips"] else 0.0
+    out["store_videos"] = index["num_videos"]
+    out["per_rank"] = per_rank
+    return out

@@ -1,0 +1,191 @@
+"""The feature store: per-video clip features, float16 on disk, memory-mapped, random access by video id.
+
+Layout of a store folder::
+
+    index.json              {"version", "dims", "clip_lens", "shards", "videos": {vid: entry}}  (consolidated view)
+    shards/<shard>.npy      float16 [rows, dim] (numpy .npy: memory-mapped on read)
+    shards/<shard>.json     the entries in that shard; written after the .npy, so its presence commits the shard
+
+An entry: {"shard", "offset", "num_clips", "dim", "clip_len", "key", "video_sha256", "extractor", "created"}.
+``key`` is the content address (video hash + extractor fingerprint + clip length, see `entry_key`). Writers (one per
+rank) write their own shards whole or not at all; `consolidate` merges the shard files into index.json. A reader sees
+index.json plus any committed shard not yet consolidated; where two shards hold one video, the newer wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hero.corpus.atomic import atomic_path, write_json_atomic
+from hero.corpus.errors import CorpusError
+
+logger = logging.getLogger(__name__)
+STORE_VERSION = 1
+
+
+def entry_key(video_sha256: str | None, fingerprint: dict[str, Any], clip_len: float) -> str:
+    """Content address of one video's features: SHA-256 over (video bytes hash, extractor fingerprint, clip length)."""
+    blob = json.dumps({"video": video_sha256, "extractor": fingerprint, "clip_len": clip_len}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_features(feats: np.ndarray, file: str, dim: int | None = None, line: int | None = None) -> None:
+    """Reject NaN/inf (``features.non_finite``) and a shape other than [clips >= 1, dim] (``features.wrong_dim``)."""
+    if feats.ndim != 2 or feats.shape[0] < 1 or (dim is not None and feats.shape[1] != dim):
+        want = f"[clips, {dim}]" if dim is not None else "[clips, dim]"
+        raise CorpusError(file, "features.wrong_dim", f"features have shape {list(feats.shape)}, expected {want}", line)
+    if not np.isfinite(feats).all():
+        bad = int((~np.isfinite(feats)).any(1).sum())
+        raise CorpusError(file, "features.non_finite", f"{bad} of {feats.shape[0]} clips hold NaN or inf", line)
+
+
+class StoreWriter:
+    """Buffers entries and writes them as one shard each time `max_rows` is reached and at `close`."""
+
+    def __init__(self, root: str | os.PathLike, *, rank: int = 0, max_rows: int = 16384) -> None:
+        self.root, self.rank, self.max_rows = Path(root), rank, max_rows
+        (self.root / "shards").mkdir(parents=True, exist_ok=True)
+        self._arrays: list[np.ndarray] = []
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._rows = 0
+        self.shards_written: list[str] = []
+
+    def add(self, vid: str, feats: np.ndarray, *, key: str, clip_len: float, extractor: str,
+            video_sha256: str | None = None, dim: int | None = None) -> None:
+        """Queue one video's features [clips, dim] (checked: finite, right dim; stored as float16)."""
+        check_features(feats, f"{extractor}:{vid}", dim)
+        with np.errstate(over="ignore"):
+            f16 = feats.astype(np.float16)
+        if not np.isfinite(f16).all():
+            raise CorpusError(f"{extractor}:{vid}", "features.non_finite", "values overflow float16 (|x| > 65504)")
+        self._entries[vid] = {"offset": self._rows, "num_clips": int(f16.shape[0]), "dim": int(f16.shape[1]),
+                              "clip_len": clip_len, "key": key, "video_sha256": video_sha256, "extractor": extractor}
+        self._arrays.append(f16)
+        self._rows += f16.shape[0]
+        if self._rows >= self.max_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued entries as one shard (.npy then .json, each atomically)."""
+        if not self._entries:
+            return
+        dims = {a.shape[1] for a in self._arrays}
+        if len(dims) != 1:
+            raise ValueError(f"one shard holds one feature dim, got {sorted(dims)}")
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-r{self.rank:03d}-{uuid.uuid4().hex[:8]}"
+        with atomic_path(self.root / "shards" / f"{name}.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, np.concatenate(self._arrays))
+        created = time.time()
+        entries = {vid: {**e, "shard": name, "created": created} for vid, e in self._entries.items()}
+        write_json_atomic(self.root / "shards" / f"{name}.json", {"version": STORE_VERSION, "shard": name, "videos": entries})
+        self.shards_written.append(name)
+        self._arrays, self._entries, self._rows = [], {}, 0
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _merge(videos: dict[str, dict], entries: dict[str, dict]) -> None:
+    for vid, e in entries.items():
+        old = videos.get(vid)
+        if old is None or (e["created"], e["shard"]) >= (old["created"], old["shard"]):
+            videos[vid] = e
+
+
+def consolidate(root: str | os.PathLike) -> dict[str, Any]:
+    """Merge every committed shard into index.json (atomic; safe to call from any process, idempotent)."""
+    root = Path(root)
+    videos: dict[str, dict] = {}
+    shards = []
+    for meta in sorted((root / "shards").glob("*.json")):
+        with open(meta, encoding="utf-8") as f:
+            d = json.load(f)
+        shards.append(d["shard"])
+        _merge(videos, d["videos"])
+    used = sorted({e["shard"] for e in videos.values()})
+    index = {"version": STORE_VERSION, "dims": sorted({e["dim"] for e in videos.values()}),
+             "clip_lens": sorted({e["clip_len"] for e in videos.values()}), "shards": used,
+             "num_videos": len(videos), "num_clips": sum(e["num_clips"] for e in videos.values()), "videos": videos}
+    write_json_atomic(root / "index.json", index)
+    return index
+
+
+class FeatureStore:
+    """Read side: ``store[vid]`` -> float16 memmap view [clips, dim]; ``store.entry(vid)`` -> its index entry."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        if not (self.root / "shards").is_dir():
+            raise FileNotFoundError(f"{self.root}: not a feature store (no shards/ folder)")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read index.json and any shard committed since."""
+        videos: dict[str, dict] = {}
+        known: set[str] = set()
+        index_path = self.root / "index.json"
+        if index_path.exists():
+            with open(index_path, encoding="utf-8") as f:
+                index = json.load(f)
+            videos.update(index["videos"])
+            known = set(index["shards"])
+        for meta in sorted((self.root / "shards").glob("*.json")):
+            if meta.stem not in known:
+                with open(meta, encoding="utf-8") as f:
+                    _merge(videos, json.load(f)["videos"])
+        self.videos = videos
+        self._maps: dict[str, np.ndarray] = {}
+
+    def __contains__(self, vid: str) -> bool:
+        return vid in self.videos
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def entry(self, vid: str) -> dict[str, Any]:
+        return self.videos[vid]
+
+    def has(self, vid: str, key: str) -> bool:
+        """Whether ``vid`` is stored with exactly this content key (a cache hit)."""
+        e = self.videos.get(vid)
+        return e is not None and e["key"] == key
+
+    def _map(self, shard: str) -> np.ndarray:
+        if shard not in self._maps:
+            self._maps[shard] = np.load(self.root / "shards" / f"{shard}.npy", mmap_mode="r")
+        return self._maps[shard]
+
+    def __getitem__(self, vid: str) -> np.ndarray:
+        """[clips, dim] float16, memory-mapped (copy it before modifying)."""
+        e = self.videos[vid]
+        return self._map(e["shard"])[e["offset"]:e["offset"] + e["num_clips"]]
+
+    def check(self, expected: dict[str, int], dim: int) -> None:
+        """Every video of ``expected`` (vid -> clip count) present with that many clips of ``dim`` (else an error:
+        ``features.missing`` / ``features.wrong_dim``)."""
+        for vid, n in expected.items():
+            if vid not in self.videos:
+                raise CorpusError(str(self.root), "features.missing", f"no features for video {vid!r}")
+            e = self.videos[vid]
+            if e["dim"] != dim or e["num_clips"] != n:
+                raise CorpusError(str(self.root / "shards" / f"{e['shard']}.json"), "features.wrong_dim",
+                                  f"{vid!r}: [{e['num_clips']}, {e['dim']}], expected [{n}, {dim}]")
+
+    def garbage(self) -> list[Path]:
+        """Shard files no index entry points to (superseded or uncommitted): safe to delete."""
+        used = {e["shard"] for e in self.videos.values()}
+        return [p for p in sorted((self.root / "shards").iterdir()) if p.stem not in used or p.name.startswith(".")]
+
+
+
+__all__ = ["FeatureStore", "StoreWriter", "check_features", "consolidate", "entry_key"]
