@@ -172,6 +172,10 @@ class Hero(nn.Module):
         if frame_masked is not None:
             feats = feats.masked_fill(frame_masked.unsqueeze(-1), 0.0)
         sub_ids = batch.sub_ids if sub_ids is None else sub_ids
+        if extra_text is not None and (extra_text[0].shape != extra_text[1].shape
+                                       or extra_text[0].shape[0] != batch.num_videos):
+            raise ValueError(f"extra_text ids {tuple(extra_text[0].shape)} / mask {tuple(extra_text[1].shape)} "
+                             f"must both be [{batch.num_videos}, Lx]")
         if self.cfg.encoder == "flat":
             return self._flat(batch, feats, frame_masked, frame_permutation, sub_ids, extra_text)
         frame_slots, text_states = self._cross_modal(batch, feats, frame_masked, sub_ids, extra_text)

@@ -181,6 +181,7 @@ def caption_loss(logits: Tensor, targets: Tensor, label_smoothing: float) -> Ten
 class CaptioningTask(DownstreamTask):
     name = "captioning"
     config_cls = CaptioningConfig
+    collate = staticmethod(collate_captioning)
     PRETRAINED = {"encoder.": "encoder.", "heads.mlm.": "head.lm."}
 
     def __init__(self, model_cfg: ModelConfig, cfg: CaptioningConfig, tokens: SpecialTokens) -> None:

@@ -43,12 +43,15 @@ class PretrainedKeyError(RuntimeError):
 class DownstreamTask(nn.Module):
     """A Hero encoder, a task head (``self.head``) and a pure loss; ``forward(inputs) -> TaskOutput``.
 
-    Subclasses set ``name``, ``config_cls``, ``PRETRAINED`` (source key prefix -> own key prefix) and
-    ``ALLOWED_MISSING`` (own key prefixes that may stay randomly initialised when finetuning starts).
+    Subclasses set ``name``, ``config_cls``, ``collate`` (per-example dicts -> the task's inputs:
+    ``collate(examples, tokens, cfg, max_frames=None)``), ``PRETRAINED`` (source key prefix -> own key prefix)
+    and ``ALLOWED_MISSING`` (own key prefixes that may stay randomly initialised when finetuning starts).
+    The head's parameters (``task.head``) are the ones HERO trains with ``lr_mul``.
     """
 
     name: ClassVar[str] = ""
     config_cls: ClassVar[type] = object
+    collate: ClassVar[Any] = None
     PRETRAINED: ClassVar[dict[str, str]] = {"encoder.": "encoder."}
     ALLOWED_MISSING: ClassVar[tuple[str, ...]] = ("head.",)
 
@@ -57,6 +60,10 @@ class DownstreamTask(nn.Module):
         self.model_cfg, self.cfg, self.tokens = model_cfg, cfg, tokens
         self.encoder = Hero(model_cfg)
         self.pretrained_missing_keys: list[str] = []
+
+    def prepare(self, inputs: Any, generator: Any, step: int) -> Any:
+        """Per-step changes to the inputs (e.g. moment retrieval's loss dropping, hard negatives); default: none."""
+        return inputs
 
     def _init_head(self) -> None:
         self.head.apply(lambda m: init_weights(m, self.model_cfg.init_std))
@@ -102,7 +109,8 @@ class DownstreamTask(nn.Module):
             raise PretrainedKeyError(f"{self.name}: pretrained keys with no place in the task: {result.unexpected_keys[:8]}")
         bad = [k for k in result.missing_keys if not k.startswith(self.ALLOWED_MISSING)]
         if bad:
-            raise PretrainedKeyError(f"{self.name}: missing pretrained keys {bad[:8]} (allowed missing: {self.ALLOWED_MISSING})")
+            raise PretrainedKeyError(f"{self.name}: missing pretrained keys {bad[:8]} "
+                                     f"(allowed missing: {self.ALLOWED_MISSING})")
         if result.missing_keys:
             log.info("%s: %d keys start from scratch: %s", self.name, len(result.missing_keys),
                      sorted({k.split(".")[0] + "." + k.split(".")[1] for k in result.missing_keys}))

@@ -193,6 +193,7 @@ class MomentRetrievalTask(DownstreamTask):
 
     name = "moment_retrieval"
     config_cls = MomentRetrievalConfig
+    collate = staticmethod(collate_moment_retrieval)
     PRETRAINED = {"encoder.": "encoder.", "heads.vsm.": "head."}
     ALLOWED_MISSING = ("head.",)
 

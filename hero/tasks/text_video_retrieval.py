@@ -81,6 +81,7 @@ class TextVideoRetrievalTask(DownstreamTask):
 
     name = "text_video_retrieval"
     config_cls = TextVideoRetrievalConfig
+    collate = staticmethod(collate_text_video_retrieval)
     PRETRAINED = {"encoder.": "encoder.", "heads.vsm.": "head."}
 
     def __init__(self, model_cfg: ModelConfig, cfg: TextVideoRetrievalConfig, tokens: SpecialTokens) -> None:

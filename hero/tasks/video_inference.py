@@ -106,6 +106,7 @@ class ViolinPredictions:
 class ViolinTask(DownstreamTask):
     name = "violin"
     config_cls = ViolinConfig
+    collate = staticmethod(collate_violin)
 
     def __init__(self, model_cfg: ModelConfig, cfg: ViolinConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)

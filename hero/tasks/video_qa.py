@@ -130,6 +130,7 @@ class VideoQaPredictions:
 class VideoQaTask(DownstreamTask):
     name = "video_qa"
     config_cls = VideoQaConfig
+    collate = staticmethod(collate_video_qa)
 
     def __init__(self, model_cfg: ModelConfig, cfg: VideoQaConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)

@@ -110,7 +110,8 @@ def test_cached_logits_match_full_forward():
 def test_beam_one_equals_greedy(seed):
     task, memory, mask = _random_task_and_memory(seed)
     for eos in (-1, None):
-        assert beam_search(task, memory, mask, beam_size=1, max_len=10, eos=eos) == greedy(task, memory, mask, max_len=10, eos=eos)
+        beam = beam_search(task, memory, mask, beam_size=1, max_len=10, eos=eos)
+        assert beam == greedy(task, memory, mask, max_len=10, eos=eos)
 
 
 def test_wider_beam_scores_at_least_greedy():

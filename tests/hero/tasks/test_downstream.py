@@ -81,7 +81,8 @@ def test_span_labels_follow_hero():
 
 def test_registry_lists_every_task():
     assert {"moment_retrieval", "video_qa", "violin", "captioning", "text_video_retrieval"} <= set(TASKS)
-    assert all(hasattr(cls, "from_pretrained") and cls.config_cls is not object for cls in TASKS.values())
+    assert all(hasattr(cls, "from_pretrained") and cls.config_cls is not object and callable(cls.collate)
+               for cls in TASKS.values())
 
 
 # ---------------------------------------------------------------------- moment retrieval
@@ -146,7 +147,8 @@ def test_from_pretrained_model_copies_encoder_and_vsm_head():
     pre = PretrainModel(p.model, PretrainConfig(), p.tokens)
     task = MomentRetrievalTask.from_pretrained(pre)
     assert task.pretrained_missing_keys == []
-    torch.testing.assert_close(task.encoder.temporal.layers[0].attn.qkv.weight, pre.encoder.temporal.layers[0].attn.qkv.weight)
+    qkv = task.encoder.temporal.layers[0].attn.qkv.weight
+    torch.testing.assert_close(qkv, pre.encoder.temporal.layers[0].attn.qkv.weight)
     torch.testing.assert_close(task.head.start_conv.weight, pre.heads["vsm"].start_conv.weight)
     # a bare encoder state dict: the head starts from scratch, which is allowed
     bare = MomentRetrievalTask.from_pretrained(pre.encoder.state_dict(), model_cfg=p.model, tokens=p.tokens)
@@ -187,7 +189,7 @@ def test_video_qa_loss_gradients_and_predictions(encoder):
 
 def test_video_qa_overfits():
     p = _preset()
-    inputs = collate_video_qa(_qa_examples(p, n=4, seed=1), p.tokens, VideoQaConfig())
+    inputs = TASKS["video_qa"].collate(_qa_examples(p, n=4, seed=1), p.tokens, VideoQaConfig())
     task = VideoQaTask(p.model, VideoQaConfig(), p.tokens)
     losses = _overfit(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
