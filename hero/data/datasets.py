@@ -1,0 +1,162 @@
+"""Datasets over a corpus manifest + feature store + tokenizer. Rank-agnostic: they never shard themselves (a
+sampler takes rank / world_size, e.g. torch's DistributedSampler).
+
+- `VideoFeatures`: a video id -> its video example (features, tokenized subtitles, HERO d.3 alignment truncated
+  to max_frames). See `hero.data.collate` for the example's layout.
+- `PretrainDataset`: map-style over videos; ``collate`` makes a plain `VideoBatch` (the objectives mask it).
+- `TaskDataset`: a task split's normalized examples with their video, in the shape the downstream collates
+  (`hero.tasks.<task>.collate_*`) take.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hero.corpus.errors import CorpusError
+from hero.corpus.manifest import Manifest
+from hero.data.collate import collate_videos
+from hero.features.store import FeatureStore
+from hero.text.tokenizer import TextTokenizer
+
+
+def normalize_text(text: str) -> str:
+    """HERO's subtitle/query normalization: unescape HTML, lower-case an ALL-CAPS line."""
+    text = html.unescape(text)
+    return text.lower() if text.isupper() else text
+
+
+def truncate_alignment(sub_frames: Sequence[Sequence[int]], max_frames: int) -> list[int]:
+    """Indices of the subtitles kept when the video is cut at ``max_frames`` (HERO d.3, `SubTokLmdb`): frames >=
+    max_frames are dropped, a subtitle left with none of its frames is dropped, and iteration stops after the
+    first subtitle that lost a frame. Subtitles that never had frames are kept until then."""
+    keep = []
+    for i, frames in enumerate(sub_frames):
+        in_range = [f for f in frames if f < max_frames]
+        if in_range or not frames:
+            keep.append(i)
+        if len(in_range) < len(frames):
+            break
+    return keep
+
+
+class VideoFeatures:
+    """Video examples for the manifest's videos, built from the store and the tokenizer (subtitles tokenized once).
+
+    Args:
+        max_frames: the model's max_frames; longer videos are cut (HERO d.3).
+        max_sub_tokens: subtitle tokens kept (HERO max_txt_len: 60), before the leading separator.
+        check: verify every video has features with the manifest's clip count (``features.missing/wrong_dim``).
+    """
+
+    def __init__(self, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer, *, max_frames: int = 100,
+                 max_sub_tokens: int = 60, video_ids: Sequence[str] | None = None, check: bool = True) -> None:
+        self.manifest, self.store, self.tokenizer = manifest, store, tokenizer
+        self.max_frames, self.max_sub_tokens = max_frames, max_sub_tokens
+        self.video_ids = list(video_ids if video_ids is not None else manifest.videos)
+        self.sep = tokenizer.special.sep
+        dims = {store.entry(v)["dim"] for v in self.video_ids if v in store}
+        if check:
+            store.check({v: manifest.videos[v].num_clips for v in self.video_ids}, dims.pop() if len(dims) == 1 else -1)
+        elif len(dims) > 1:
+            raise CorpusError(str(store.root), "features.wrong_dim", f"videos have several feature dims {sorted(dims)}")
+        self.feature_dim = store.entry(self.video_ids[0])["dim"] if self.video_ids else 0
+        texts = [normalize_text(s[0]) for v in self.video_ids for s in manifest.videos[v].subs]
+        ids = tokenizer.encode_batch(texts) if texts else []
+        self._sub_ids: dict[str, list[list[int]]] = {}
+        k = 0
+        for v in self.video_ids:
+            n = len(manifest.videos[v].subs)
+            self._sub_ids[v] = [[self.sep] + t[: max_sub_tokens] for t in ids[k:k + n]]
+            k += n
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def example(self, vid: str) -> dict[str, Any]:
+        """The video example of ``vid``: frame_feats [T, Df] float32 (T <= max_frames), sub_ids, sub_frames."""
+        entry = self.manifest.videos[vid]
+        feats = torch.from_numpy(np.asarray(self.store[vid][: self.max_frames], dtype=np.float32))
+        T = feats.shape[0]
+        if entry.subs:
+            keep = truncate_alignment(entry.sub_clips, self.max_frames)
+            sub_ids = [self._sub_ids[vid][i] for i in keep]
+            sub_frames = [[f for f in entry.sub_clips[i] if f < T] for i in keep]
+        else:  # HERO's video-only data: empty subtitles over groups of 5 frames
+            starts = range(0, T, 5)
+            sub_ids = [[self.sep] for _ in starts]
+            sub_frames = [list(range(s, min(s + 5, T))) for s in starts]
+        return {"video_id": vid, "frame_feats": feats, "sub_ids": sub_ids, "sub_frames": sub_frames}
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        return {v: i for i, v in enumerate(self.video_ids)}
+
+
+class PretrainDataset(Dataset):
+    """One item per video: its video example. ``collate(items) -> VideoBatch``."""
+
+    def __init__(self, videos: VideoFeatures) -> None:
+        self.videos = videos
+        self.collate = functools.partial(collate_videos, pad_id=videos.tokenizer.special.pad)
+
+    @classmethod
+    def from_split(cls, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer, split: str = "train",
+                   **kwargs) -> "PretrainDataset":
+        """Videos that ``split``'s annotations name (all videos when no annotation names a video)."""
+        vids = manifest.split_videos(split) or list(manifest.videos)
+        return cls(VideoFeatures(manifest, store, tokenizer, video_ids=vids, **kwargs))
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.videos.example(self.videos.video_ids[i])
+
+
+class TaskDataset(Dataset):
+    """A task split's examples (hero.corpus.annotations normalized form) joined with their video example and
+    tokenized into the fields of the task's collate. Examples naming no video (unlabeled test) are left out.
+
+    Item fields by task: all: id, vid_name, video, ts. tvr/retrieval: query_ids ([CLS] + tokens).
+    tvqa: q_ids, answer_ids (5), answer_idx. violin: statement_ids, label. tvc: caption_ids (one item per
+    reference caption when ``per_caption``, else the references as text in ``references``).
+    """
+
+    def __init__(self, manifest: Manifest, task: str, split: str, videos: VideoFeatures, *, per_caption: bool = True) -> None:
+        self.task, self.split, self.videos = task, split, videos
+        tok = videos.tokenizer
+        enc = lambda text: tok.encode(normalize_text(text))  # noqa: E731
+        cls = tok.special.cls
+        raw = [e for e in manifest.tasks.get(task, {}).get(split, []) if e.get("vid_name") in videos.index]
+        items: list[dict[str, Any]] = []
+        for e in raw:
+            base = {"id": e["id"], "vid_name": e["vid_name"], "ts": e.get("ts")}
+            if task in ("tvr", "retrieval"):
+                items.append({**base, "query_ids": [cls] + enc(e["desc"])})
+            elif task == "tvqa":
+                items.append({**base, "q_ids": enc(e["q"]), "answer_ids": [enc(a) for a in e["answers"]],
+                              "answer_idx": e["answer_idx"]})
+            elif task == "violin":
+                items.append({**base, "statement_ids": enc(e["desc"]), "label": e["label"]})
+            elif task == "tvc":
+                if per_caption and e["descs"]:
+                    items += [{**base, "caption_ids": enc(d["desc"])} for d in e["descs"]]
+                else:
+                    items.append({**base, "references": [d["desc"] for d in e["descs"]]})
+            else:
+                raise ValueError(f"unknown task {task!r}")
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.items[i]
+        return {**item, "video": self.videos.example(item["vid_name"])}
