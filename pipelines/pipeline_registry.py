@@ -1,4 +1,10 @@
-"""Pipelines, registered explicitly: `find_pipelines()` would look in `pipelines.pipelines.*` (STACK.md trap 4)."""
+"""Pipelines, registered explicitly: `find_pipelines()` would look in `pipelines.pipelines.*` (STACK.md trap 4).
+
+Each pipeline includes its upstream stages, so `kedro run --pipeline=pretrain` on a fresh clone builds the
+missing corpus and features first; cached stages cost next to nothing (their nodes find their artifacts by
+content address). Nodes carry their stage as a tag: `kedro run --pipeline=pretrain --tags=pretrain` runs
+that stage alone (what the DVC stages do).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,13 @@ from kedro.pipeline import Pipeline
 
 def register_pipelines() -> dict[str, Pipeline]:
     from pipelines.corpus.pipeline import create_pipeline as corpus
+    from pipelines.features.pipeline import create_pipeline as features
 
-    pipes = {"corpus": corpus()}
-    pipes["__default__"] = pipes["corpus"]
+    stages = {"corpus": corpus(), "features": features()}
+    pipes: dict[str, Pipeline] = {}
+    acc = Pipeline([])
+    for name, stage in stages.items():
+        acc = acc + stage
+        pipes[name] = acc
+    pipes["__default__"] = acc
     return pipes
