@@ -171,3 +171,28 @@ def test_retrieval_examples_give_moments_with_their_subtitles(data, tmp_path):
     assert len(one) == 1 and all(m["vid_name"] == one[0]["gt"]["vid_name"] for m in one[0]["moments"])
     with pytest.raises(KeyError, match="not in the submission"):
         retrieval_examples(res["predictions"], manifest, desc_ids=["no-such-query"], split=SPLIT)
+
+
+def test_unlabeled_queries_still_get_vcmr_and_vr_but_no_svmr(data, tmp_path):
+    import dataclasses
+
+    manifest, store, tok = data
+    queries = [{**e, "vid_name": None, "ts": None} if i % 2 else e for i, e in enumerate(manifest.tasks["tvr"][SPLIT])]
+    unlabeled = dataclasses.replace(manifest, tasks={**manifest.tasks, "tvr": {"test": queries}})
+    vids = list(manifest.videos)
+    res = predict_split(_model("moment_retrieval"), "tvr", unlabeled, store, tok, "test", tmp_path, score=False,
+                        corpus_videos=vids)
+    sub = read_tvr_submission(res["predictions"])
+    assert set(sub.tasks) == {"VCMR", "VR"} and list(sub.video2idx) == vids
+    assert len(sub.tasks["VCMR"]) == len(queries) and all(len(q.predictions) for q in sub.tasks["VCMR"])
+
+
+def test_beam_captions_and_truncated_rankings(data, tmp_path):
+    manifest, store, tok = data
+    res = predict_split(_model("captioning"), "tvc", manifest, store, tok, SPLIT, tmp_path / "c", beam_size=2,
+                        max_decode_len=4, caption_eval=CaptionEvalConfig(meteor=False))
+    assert len(read_captions(res["predictions"])) == len(manifest.tasks["tvc"][SPLIT])
+    res = predict_split(_model("text_video_retrieval"), "retrieval", manifest, store, tok, SPLIT, tmp_path / "r",
+                        top_k=2)
+    assert all(len(r.ranked) == 2 for r in read_rankings(res["predictions"]))
+    assert 0.0 <= res["metrics"][f"retrieval/{SPLIT}/r1"] <= 100.0
