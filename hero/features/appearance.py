@@ -41,8 +41,10 @@ def cpu_has_fast_bf16() -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class EfficientNetConfig:
-    image_size: int = 224
-    """CNN input side; frames are resized to it (never fed at their small native size)."""
+    image_size: int = 192
+    """CNN input side; frames are resized to it (never fed at their small native size). 192 rather than 224: on
+    a 2-core CPU without native bf16 it is 1.4x faster (~35 vs ~50 CPU-ms per clip), which the 50 clips/s
+    target needs; set 224 where compute allows."""
     motion_size: tuple[int, int] = (80, 60)
     motion_frames: int = 8
     grid: int = 4
@@ -101,7 +103,14 @@ class EfficientNetMotion:
         self.decode = DecodeSpec(image_size=cfg.image_size, motion_size=cfg.motion_size, motion_frames=cfg.motion_frames)
         self.precision = cfg.resolved_precision()
         self.device = torch.device(cfg.device)
-        self.model = fuse_batchnorm(load_efficientnet_lite0(self.weights)).to(self.device, memory_format=torch.channels_last)
+        self._model: nn.Module | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        """Loaded on first use, so a cache check (which needs only the fingerprint) costs no model load."""
+        if self._model is None:
+            self._model = fuse_batchnorm(load_efficientnet_lite0(self.weights)).to(self.device, memory_format=torch.channels_last)
+        return self._model
 
     def fingerprint(self) -> dict[str, Any]:
         cfg = {k: v for k, v in asdict(self.cfg).items() if k not in ("batch_size", "device", "precision")}

@@ -3,6 +3,7 @@ processes, cached by content address (a re-run extracts nothing already extracte
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -28,10 +29,14 @@ class ExtractConfig:
     extractor_config: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     """Local weights file for the extractor (None: its default)."""
-    workers: int = 1
-    """Processes (each one rank, videos split between them by clip count) for `run_extraction`."""
+    workers: int | None = None
+    """Processes (each one rank, videos split between them by clip count) for `run_extraction`. Default: one per
+    CPU core (at most 8) when there are at least `min_clips_per_worker` clips per worker to extract, else fewer."""
     threads: int | None = None
-    """torch threads per process (default: cpu count // workers). One thread per process is fastest on a busy box."""
+    """torch threads per process (default: cpu count // workers). Processes with one thread each beat one process
+    with many threads on CPU (and on a shared machine, OpenMP threads spin-wait on each other)."""
+    min_clips_per_worker: int = 300
+    """A worker process costs a few seconds to start (torch import, model load): below this, fewer workers."""
     progress: bool = True
     """A tqdm bar on rank 0 (besides a log line with rate and ETA every `log_every_s`)."""
     log_every_s: float = 10.0
@@ -40,7 +45,7 @@ class ExtractConfig:
     """`skip`: an undecodable video is logged, counted and left out."""
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise ConfigError(f"features.workers: must be >= 1, got {self.workers}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"features.threads: must be >= 1, got {self.threads}")
@@ -68,7 +73,7 @@ def extract_features(manifest: Manifest, store_dir: str | os.PathLike, cfg: Extr
     """
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world_size {world_size}")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if cfg.threads:
         import torch
 
@@ -125,6 +130,7 @@ def extract_features(manifest: Manifest, store_dir: str | os.PathLike, cfg: Extr
     finally:
         bar.close()
     stats["seconds"] = time.perf_counter() - t0
+    stats["cpu_s"] = time.process_time() - cpu0
     stats["clips_per_s"] = stats["clips"] / stats["seconds"] if stats["clips"] else 0.0
     stats["shards"] = writer.shards_written
     stats["report"] = report.to_dict()
@@ -154,22 +160,36 @@ def _worker(args: tuple) -> dict[str, Any]:
 
 
 def run_extraction(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig = ExtractConfig()) -> dict[str, Any]:
-    """Extract with ``cfg.workers`` processes (spawned; one rank each), then consolidate the store's index.
+    """Extract what the store lacks with ``cfg.workers`` processes (spawned; one rank each), then consolidate
+    the store's index. The cache check runs here first, so a fully cached re-run starts no process.
 
-    Returns summed stats plus wall-clock ``seconds`` and ``clips_per_s``.
+    Returns summed per-rank stats plus wall-clock ``seconds`` and ``clips_per_s``.
     """
     t0 = time.perf_counter()
-    if cfg.workers == 1:
-        per_rank = [extract_features(manifest, store_dir, cfg)]
+    extractor = build_extractor(cfg.extractor, cfg.extractor_config, cfg.weights)
+    fp = extractor.fingerprint()
+    Path(store_dir, "shards").mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(store_dir)
+    todo = {v: e for v, e in manifest.videos.items()
+            if not store.has(v, entry_key(e.sha256, fp, manifest.clip_len))}
+    work = Manifest(root=manifest.root, clip_len=manifest.clip_len, videos=todo)
+    clips = sum(e.num_clips for e in todo.values())
+    cpus = os.cpu_count() or 1
+    workers = cfg.workers or max(1, min(cpus, 8, clips // cfg.min_clips_per_worker, len(todo)))
+    if not todo:
+        per_rank = []
+    elif workers == 1:
+        per_rank = [extract_features(work, store_dir, cfg, extractor=extractor)]
     else:
-        threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
-        wcfg = ExtractConfig(**{**cfg.__dict__, "threads": threads})
-        jobs = [(manifest.to_dict(), str(store_dir), wcfg, r, cfg.workers) for r in range(cfg.workers)]
-        with mp.get_context("spawn").Pool(cfg.workers) as pool:
+        threads = cfg.threads or max(1, cpus // workers)
+        wcfg = dataclasses.replace(cfg, threads=threads, workers=workers)
+        jobs = [(work.to_dict(), str(store_dir), wcfg, r, workers) for r in range(workers)]
+        with mp.get_context("spawn").Pool(workers) as pool:
             per_rank = pool.map(_worker, jobs)
     index = consolidate(store_dir)
-    out: dict[str, Any] = {k: sum(s[k] for s in per_rank) for k in
-                           ("videos", "extracted", "cached", "skipped", "clips", "decode_s", "compute_s", "write_s")}
+    keys = ("extracted", "skipped", "clips", "decode_s", "compute_s", "write_s", "cpu_s")
+    out: dict[str, Any] = {k: sum(s[k] for s in per_rank) for k in keys}
+    out.update(videos=len(manifest.videos), cached=len(manifest.videos) - len(todo), workers=workers)
     out["seconds"] = time.perf_counter() - t0
     out["clips_per_s"] = out["clips"] / out["seconds"] if out["clips"] else 0.0
     out["store_videos"] = index["num_videos"]
