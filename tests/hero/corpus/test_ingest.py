@@ -74,6 +74,13 @@ def _overlap_second(path):
                   f"{hms[:-2]}{int(hms[-2:]) - 1:02d},999 --> " + s.split(" --> ")[1])
 
 
+def _swap_first_two(path):
+    """Swap the timings of subtitles 1 (line 2) and 2 (line 6): the second now starts before the first."""
+    lines = path.read_text().splitlines()
+    lines[1], lines[5] = lines[5], lines[1]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _first(corpus):
     return sorted((corpus / "videos").glob("*.mp4"))[0].stem
 
@@ -83,6 +90,7 @@ BAD_INPUTS = {
     "subtitle.end_before_start": lambda c: _rewrite_line(c / "subtitles" / f"{_first(c)}.srt", 2,
                                                          lambda s: s.split(" --> ")[0] + " --> 00:00:00,100"),
     "subtitle.overlap": lambda c: _overlap_second(c / "subtitles" / f"{_first(c)}.srt"),
+    "subtitle.unsorted": lambda c: _swap_first_two(c / "subtitles" / f"{_first(c)}.srt"),
     "annotation.missing_video": lambda c: _rewrite_line(c / "annotations" / "tvr_train.jsonl", 2,
                                                         lambda s: json.dumps({**json.loads(s), "vid_name": "nope"})),
     "annotation.ts_outside_video": lambda c: _rewrite_line(c / "annotations" / "tvc_train.jsonl", 3,
@@ -95,6 +103,7 @@ WHERE = {
     "video.undecodable": (lambda c: f"videos/{_first(c)}.mp4", None),
     "subtitle.end_before_start": (lambda c: f"subtitles/{_first(c)}.srt", 2),
     "subtitle.overlap": (lambda c: f"subtitles/{_first(c)}.srt", 6),
+    "subtitle.unsorted": (lambda c: f"subtitles/{_first(c)}.srt", 6),
     "annotation.missing_video": (lambda c: "annotations/tvr_train.jsonl", 2),
     "annotation.ts_outside_video": (lambda c: "annotations/tvc_train.jsonl", 3),
     "annotation.bad_json": (lambda c: "annotations/violin_val.jsonl", 1),

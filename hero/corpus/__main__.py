@@ -1,0 +1,42 @@
+"""`python -m hero.corpus --corpus DIR --out manifest.json [--clip-len 1.5] [--on-error skip]`: ingest a corpus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from hero.config import ConfigError
+from hero.corpus.errors import CorpusError
+from hero.corpus.ingest import CorpusConfig, ingest_corpus, write_manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hero.corpus", description=__doc__)
+    ap.add_argument("--corpus", required=True, help="corpus folder (DESIGN.md §4 layout)")
+    ap.add_argument("--out", required=True, help="manifest JSON to write")
+    ap.add_argument("--clip-len", type=float, default=1.5)
+    ap.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+    ap.add_argument("--videos-dir", default="videos")
+    ap.add_argument("--subtitles-dir", default="subtitles")
+    ap.add_argument("--annotations-dir", default="annotations")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = CorpusConfig(path=args.corpus, clip_len=args.clip_len, on_error=args.on_error, videos_dir=args.videos_dir,
+                           subtitles_dir=args.subtitles_dir, annotations_dir=args.annotations_dir)
+        manifest = ingest_corpus(cfg)
+        write_manifest(manifest, args.out)
+    except (CorpusError, ConfigError, FileNotFoundError, NotImplementedError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = {"videos": len(manifest.videos), "clips": sum(v.num_clips for v in manifest.videos.values()),
+               "examples": {f"{t}_{s}": len(x) for t, d in manifest.tasks.items() for s, x in d.items()},
+               "skipped": manifest.report.get("skipped", {})}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""`python -m hero.features --manifest manifest.json --store DIR [--workers N | --rank R --world-size W]`:
+extract clip features for a manifest's videos into a feature store (cached: a re-run extracts only what changed).
+Under torchrun, RANK / WORLD_SIZE from the environment shard the videos; rank 0 then consolidates the index
+(call it again with --consolidate-only after all ranks finished if they do not share a barrier)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from hero.corpus.errors import CorpusError
+from hero.corpus.manifest import Manifest
+from hero.features.extract import ExtractConfig, extract_features, run_extraction
+from hero.features.store import consolidate
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hero.features", description=__doc__)
+    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--extractor", default="efficientnet-lite0")
+    ap.add_argument("--config", default="{}", help="extractor config as JSON, e.g. '{\"image_size\": 224}'")
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--rank", type=int, default=int(os.environ.get("RANK", 0)))
+    ap.add_argument("--world-size", type=int, default=int(os.environ.get("WORLD_SIZE", 1)))
+    ap.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+    ap.add_argument("--consolidate-only", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.consolidate_only:
+        print(json.dumps({k: v for k, v in consolidate(args.store).items() if k != "videos"}, indent=1))
+        return 0
+    cfg = ExtractConfig(extractor=args.extractor, extractor_config=json.loads(args.config), weights=args.weights,
+                        workers=args.workers, on_error=args.on_error)
+    try:
+        manifest = Manifest.load(args.manifest)
+        if args.world_size > 1:
+            stats = extract_features(manifest, args.store, cfg, rank=args.rank, world_size=args.world_size)
+        else:
+            stats = run_extraction(manifest, args.store, cfg)
+    except CorpusError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in stats.items() if k not in ("per_rank", "report", "shards")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
