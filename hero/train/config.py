@@ -87,6 +87,9 @@ class OptimConfig:
     """Max global gradient norm; 0 disables clipping."""
     head_lr_mult: dict[str, float] = field(default_factory=dict)
     """Learning-rate multiplier per top-level head (e.g. ``{vsm: 10}``); the encoder always gets 1."""
+    fused: bool = True
+    """Use torch's fused AdamW kernel (CPU and CUDA; ~10x faster than the per-tensor loop on CPU for a
+    50k-row embedding table); false selects the reference implementation."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0:

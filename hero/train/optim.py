@@ -47,7 +47,9 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     groups = param_groups(model, cfg)
     for g in groups:
         g["lr"] = cfg.lr * g["lr_mult"]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    fused = cfg.fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
+                              for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None)
 
 
 def lr_factor(step: int, cfg: OptimConfig, max_steps: int) -> float:
