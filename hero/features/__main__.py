@@ -6,6 +6,7 @@ Under torchrun, RANK / WORLD_SIZE from the environment shard the videos; rank 0 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -28,14 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rank", type=int, default=int(os.environ.get("RANK", 0)))
     ap.add_argument("--world-size", type=int, default=int(os.environ.get("WORLD_SIZE", 1)))
     ap.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+    ap.add_argument("--import", dest="plugins", action="append", default=[],
+                    help="a module to import first (it registers a user extractor); repeatable")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in this process")
+    ap.add_argument("--stats-out", default=None, help="also write the full stats as JSON here")
     ap.add_argument("--consolidate-only", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.consolidate_only:
         print(json.dumps({k: v for k, v in consolidate(args.store).items() if k != "videos"}, indent=1))
         return 0
-    cfg = ExtractConfig(extractor=args.extractor, extractor_config=json.loads(args.config), weights=args.weights,
-                        workers=args.workers, on_error=args.on_error)
+    for module in args.plugins:
+        importlib.import_module(module)
+    cfg = ExtractConfig(plugins=tuple(args.plugins), extractor=args.extractor, extractor_config=json.loads(args.config), weights=args.weights,
+                        workers=args.workers, threads=args.threads, on_error=args.on_error)
     try:
         manifest = Manifest.load(args.manifest)
         if args.world_size > 1:
@@ -45,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except CorpusError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.stats_out:
+        with open(args.stats_out, "w", encoding="utf-8") as f:
+            json.dump(stats, f)
     print(json.dumps({k: v for k, v in stats.items() if k not in ("per_rank", "report", "shards")}, indent=1))
     return 0
 

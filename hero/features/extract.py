@@ -3,10 +3,13 @@ processes, cached by content address (a re-run extracts nothing already extracte
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
+import json
 import logging
-import multiprocessing as mp
 import os
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,8 @@ class ExtractConfig:
     extractor_config: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     """Local weights file for the extractor (None: its default)."""
+    plugins: tuple[str, ...] = ()
+    """Modules to import first (they register user extractors); worker processes import them too."""
     workers: int | None = None
     """Processes (each one rank, videos split between them by clip count) for `run_extraction`. Default: one per
     CPU core (at most 8) when there are at least `min_clips_per_worker` clips per worker to extract, else fewer."""
@@ -153,19 +158,39 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="clip", desc="features", smoothing=0.1)
 
 
-def _worker(args: tuple) -> dict[str, Any]:
-    manifest_dict, store_dir, cfg, rank, world_size = args
-    logging.basicConfig(level=logging.INFO)
-    return extract_features(Manifest.from_dict(manifest_dict), store_dir, cfg, rank=rank, world_size=world_size)
+def _run_workers(work: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig, workers: int, threads: int) -> list[dict]:
+    """One `python -m hero.features` subprocess per rank (not multiprocessing: no re-import of the caller's
+    __main__, no fork of a process that has started OpenMP threads). Returns each rank's stats."""
+    tmp = Path(store_dir, f".work-{os.getpid()}-{time.time_ns()}")
+    tmp.mkdir(parents=True)
+    try:
+        work.save(tmp / "manifest.json")
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        procs = []
+        for r in range(workers):
+            cmd = [sys.executable, "-m", "hero.features", "--manifest", str(tmp / "manifest.json"), "--store", str(store_dir),
+                   "--extractor", cfg.extractor, "--config", json.dumps(cfg.extractor_config), "--rank", str(r),
+                   "--world-size", str(workers), "--threads", str(threads), "--on-error", cfg.on_error,
+                   "--stats-out", str(tmp / f"stats-{r}.json")] + (["--weights", cfg.weights] if cfg.weights else [])
+            cmd += [a for m in cfg.plugins for a in ("--import", m)]
+            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if r else None))
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            raise RuntimeError(f"feature extraction workers failed with exit codes {codes} (see their log above)")
+        return [json.loads((tmp / f"stats-{r}.json").read_text()) for r in range(workers)]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_extraction(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig = ExtractConfig()) -> dict[str, Any]:
-    """Extract what the store lacks with ``cfg.workers`` processes (spawned; one rank each), then consolidate
+    """Extract what the store lacks with ``cfg.workers`` processes (one rank each), then consolidate
     the store's index. The cache check runs here first, so a fully cached re-run starts no process.
 
     Returns summed per-rank stats plus wall-clock ``seconds`` and ``clips_per_s``.
     """
     t0 = time.perf_counter()
+    for module in cfg.plugins:
+        importlib.import_module(module)
     extractor = build_extractor(cfg.extractor, cfg.extractor_config, cfg.weights)
     fp = extractor.fingerprint()
     Path(store_dir, "shards").mkdir(parents=True, exist_ok=True)
@@ -181,11 +206,7 @@ def run_extraction(manifest: Manifest, store_dir: str | os.PathLike, cfg: Extrac
     elif workers == 1:
         per_rank = [extract_features(work, store_dir, cfg, extractor=extractor)]
     else:
-        threads = cfg.threads or max(1, cpus // workers)
-        wcfg = dataclasses.replace(cfg, threads=threads, workers=workers)
-        jobs = [(work.to_dict(), str(store_dir), wcfg, r, workers) for r in range(workers)]
-        with mp.get_context("spawn").Pool(workers) as pool:
-            per_rank = pool.map(_worker, jobs)
+        per_rank = _run_workers(work, store_dir, cfg, workers, cfg.threads or max(1, cpus // workers))
     index = consolidate(store_dir)
     keys = ("extracted", "skipped", "clips", "decode_s", "compute_s", "write_s", "cpu_s")
     out: dict[str, Any] = {k: sum(s[k] for s in per_rank) for k in keys}
