@@ -47,12 +47,14 @@ class DataConfig:
     sub_len: tuple[int, int] = (3, 10)
     """random: inclusive range of subtitle length in tokens."""
     path: str | None = None
-    """corpus: the corpus / manifest location."""
+    """corpus: the manifest (manifest.json, or the folder holding it)."""
     features: str | None = None
     """corpus: the feature store location."""
     split: str = "train"
+    tokenizer: str | None = None
+    """corpus: ``minilm`` or a tokenizer.json path; None = the preset's tokenizer."""
     options: dict[str, Any] = field(default_factory=dict)
-    """corpus: extra keyword arguments for the dataset constructor."""
+    """corpus: extra keyword arguments of PretrainDataset.from_split (e.g. max_sub_tokens)."""
     num_workers: int = 0
     """DataLoader worker processes per rank (0 = load in the training process)."""
 
@@ -171,6 +173,8 @@ class RunConfig:
 
     preset: str = "hero-tiny"
     model: dict[str, Any] = field(default_factory=dict)
+    text_init: bool = True
+    """Apply the preset's pretrained text-side initialisation (MiniLM weights for hero-mini) to a fresh run."""
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+from pathlib import Path
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from hero.data.batch import VideoBatch
 from hero.data.random_batch import random_video_batch
 from hero.presets import Preset
+from hero.config import ConfigError
 from hero.train.config import BatchLayout, DataConfig
 
 
@@ -79,24 +81,36 @@ def concat_videos(items: Sequence[VideoBatch], pad_id: int = 1) -> VideoBatch:
 def build_dataset(cfg: DataConfig, preset: Preset) -> tuple[torch.utils.data.Dataset, Callable[[list], Any]]:
     """The map-style dataset and its collate function for ``data.source``.
 
-    ``corpus`` imports hero.data.datasets / hero.data.collate lazily and calls
-    ``PretrainDataset(path, features=..., split=..., model_cfg=..., tokens=..., **options)`` and
-    ``collate_videos(items)``.
+    ``random``: `RandomVideoDataset`. ``corpus``: hero.data.datasets.PretrainDataset over the manifest at
+    ``data.path`` (a manifest.json, or a folder holding one), the feature store at ``data.features`` and the
+    preset's tokenizer (imported lazily, so the trainer works without the corpus stack).
     """
     if cfg.source == "random":
         ds = RandomVideoDataset(preset, cfg.size, cfg.seed, cfg.frames, cfg.sub_len)
         return ds, functools.partial(concat_videos, pad_id=preset.tokens.pad)
     try:
         datasets = importlib.import_module("hero.data.datasets")
-        collate = importlib.import_module("hero.data.collate")
-        dataset_cls, collate_fn = datasets.PretrainDataset, collate.collate_videos
-    except (ImportError, AttributeError) as err:
-        raise RuntimeError(
-            "data.source 'corpus' needs hero.data.datasets.PretrainDataset and hero.data.collate.collate_videos, "
-            f"which are not available yet ({err}); use data.source=random meanwhile") from err
-    ds = dataset_cls(cfg.path, features=cfg.features, split=cfg.split, model_cfg=preset.model, tokens=preset.tokens,
-                     **cfg.options)
-    return ds, collate_fn
+        manifest_mod = importlib.import_module("hero.corpus.manifest")
+        store_mod = importlib.import_module("hero.features.store")
+        tokenizer_mod = importlib.import_module("hero.text.tokenizer")
+    except ImportError as err:
+        raise RuntimeError(f"data.source 'corpus' needs hero.data.datasets and the corpus stack ({err}); "
+                           "use data.source=random meanwhile") from err
+    if not cfg.features:
+        raise ConfigError("data.features: required when data.source is 'corpus' (the feature store folder)")
+    tokenizer = cfg.tokenizer or preset.tokenizer
+    if tokenizer is None:
+        raise ConfigError(f"data.tokenizer: preset {preset.name} names no tokenizer; give a tokenizer.json path")
+    path = Path(cfg.path)
+    manifest = manifest_mod.Manifest.load(path / "manifest.json" if path.is_dir() else path)
+    ds = datasets.PretrainDataset.from_split(manifest, store_mod.FeatureStore(cfg.features),
+                                             tokenizer_mod.load_tokenizer(tokenizer), split=cfg.split,
+                                             max_frames=preset.model.max_frames, **cfg.options)
+    dim = ds.videos.feature_dim
+    if len(ds) and dim != preset.model.feature_dim:
+        raise ConfigError(f"model.feature_dim: the feature store at {cfg.features} holds {dim}-d features, "
+                          f"the model expects {preset.model.feature_dim}")
+    return ds, ds.collate
 
 
 class StepBatchSampler(torch.utils.data.Sampler[list[int]]):

@@ -61,7 +61,11 @@ class Trainer:
 
         torch.manual_seed(t.seed)  # identical initialisation on every rank
         gather = all_gather_own_first if dist.world_size > 1 else None
-        self.model = PretrainModel.from_preset(self.preset, cfg.pretrain, all_gather=gather).to(self.device)
+        if cfg.text_init:
+            self.model = PretrainModel.from_preset(self.preset, cfg.pretrain, all_gather=gather)
+        else:
+            self.model = PretrainModel(self.preset.model, cfg.pretrain, self.preset.tokens, all_gather=gather)
+        self.model.to(self.device)
         self.tasks = TaskSampler(cfg.pretrain.tasks, seed=t.seed)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, t.max_steps)

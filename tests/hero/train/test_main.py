@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from hero.config import ConfigError
 from hero.tasks.pretrain import PretrainModel
 from hero.train import main, run
 from hero.train.config import RunConfig
@@ -68,11 +69,25 @@ def test_non_finite_loss_names_step_and_task(tiny_cfg, monkeypatch):
         run(tiny_cfg)
 
 
-def test_corpus_source_fails_clearly_until_the_dataset_exists(tiny_cfg, tmp_path):
-    try:
-        import hero.data.datasets  # noqa: F401
-        pytest.skip("hero.data.datasets exists now")
-    except ImportError:
-        pass
-    with pytest.raises(RuntimeError, match="hero.data.datasets.PretrainDataset"):
-        run(tiny_cfg.override(f"data.source=corpus", f"data.path={tmp_path}"))
+@pytest.mark.slow
+def test_corpus_source_trains_on_a_synthetic_corpus(tmp_path):
+    from hero.corpus import CorpusConfig, ingest_corpus
+    from hero.features import ExtractConfig, run_extraction
+    from hero.synth import SynthConfig, generate_corpus
+
+    root = tmp_path / "corpus"
+    generate_corpus(root, SynthConfig(size="tiny", seed=2, num_videos=4, workers=1))
+    manifest = ingest_corpus(CorpusConfig(path=str(root)))
+    manifest.save(tmp_path / "manifest.json")
+    run_extraction(manifest, tmp_path / "store", ExtractConfig(extractor_config={"image_size": 64, "batch_size": 16},
+                                                               progress=False))
+    small = {"hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "cross_layers": 1, "temporal_layers": 1}
+    cfg = RunConfig.from_dict({
+        "preset": "hero-mini", "model": small, "text_init": False,
+        "data": {"source": "corpus", "path": str(tmp_path / "manifest.json"), "features": str(tmp_path / "store")},
+        "train": {"global_batch": 2, "max_steps": 3, "log_every": 1, "run_dir": str(tmp_path / "run")},
+    })
+    out = run(cfg)
+    assert out["train/step"] == 3 and torch.isfinite(torch.tensor(out["train/loss"]))
+    with pytest.raises(ConfigError, match="model.feature_dim: the feature store"):
+        run(cfg.override("model.feature_dim=16", f"train.run_dir={tmp_path / 'other'}"))
