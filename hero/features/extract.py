@@ -38,8 +38,9 @@ class ExtractConfig:
     """Processes (each one rank, videos split between them by clip count) for `run_extraction`. Default: one per
     CPU core (at most 8) when there are at least `min_clips_per_worker` clips per worker to extract, else fewer."""
     threads: int | None = None
-    """torch threads per process (default: cpu count // workers). Processes with one thread each beat one process
-    with many threads on CPU (and on a shared machine, OpenMP threads spin-wait on each other)."""
+    """torch threads per extracting process (default 1; restored afterwards). Processes with one thread each beat
+    one process with many threads on CPU, and on a busy machine OpenMP threads spin-wait on each other (measured
+    here: 5x slower with 2 threads than with 1 while other jobs ran)."""
     min_clips_per_worker: int = 300
     """A worker process costs a few seconds to start (torch import, model load): below this, fewer workers."""
     progress: bool = True
@@ -78,11 +79,19 @@ def extract_features(manifest: Manifest, store_dir: str | os.PathLike, cfg: Extr
     """
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world_size {world_size}")
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    if cfg.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(cfg.threads)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or 1)
+    try:
+        return _extract(manifest, store_dir, cfg, rank, world_size, extractor)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _extract(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig, rank: int, world_size: int,
+             extractor: Extractor | None) -> dict[str, Any]:
+    t0, cpu0 = time.perf_counter(), time.process_time()
     extractor = extractor or build_extractor(cfg.extractor, cfg.extractor_config, cfg.weights)
     fp = extractor.fingerprint()
     Path(store_dir, "shards").mkdir(parents=True, exist_ok=True)
@@ -206,7 +215,7 @@ def run_extraction(manifest: Manifest, store_dir: str | os.PathLike, cfg: Extrac
     elif workers == 1:
         per_rank = [extract_features(work, store_dir, cfg, extractor=extractor)]
     else:
-        per_rank = _run_workers(work, store_dir, cfg, workers, cfg.threads or max(1, cpus // workers))
+        per_rank = _run_workers(work, store_dir, cfg, workers, cfg.threads or 1)
     index = consolidate(store_dir)
     keys = ("extracted", "skipped", "clips", "decode_s", "compute_s", "write_s", "cpu_s")
     out: dict[str, Any] = {k: sum(s[k] for s in per_rank) for k in keys}
