@@ -40,7 +40,7 @@ def bench_extraction(manifest, store_dir: Path, cfg: ExtractConfig) -> dict[str,
             "cpu_ms_per_clip": round(1000 * stats["cpu_s"] / max(stats["clips"], 1), 1),
             # what the machine would do with every core free: cores / CPU time per clip (the box may be shared)
             "est_idle_clips_per_s": round((os.cpu_count() or 1) * stats["clips"] / max(stats["cpu_s"], 1e-9), 1),
-            "workers": stats["workers"], "threads": cfg.threads}
+            "workers": stats["workers"], "threads_per_worker": cfg.threads or 1}
 
 
 def bench_store_reads(store: FeatureStore, seconds: float = 2.0, seed: int = 0) -> dict[str, Any]:

@@ -86,8 +86,10 @@ def _resize(x: Tensor, height: int, width: int) -> Tensor:
 
 
 def decode_clips(path: str, num_clips: int, clip_len: float, spec: DecodeSpec, file: str | None = None) -> ClipFrames:
-    """Decode ``path`` once; the frame at time t belongs to clip floor(t / clip_len). A clip with no frame of its
-    own (frame rate below 1 / clip_len, or a short tail) reuses the nearest earlier clip's frames.
+    """Decode ``path`` once, streaming: the frame at time t belongs to clip floor(t / clip_len); when a clip ends,
+    its frames are picked and converted and the rest released (memory: one clip of decoded frames). A clip with no
+    frame of its own (frame rate below 1 / clip_len, or a short tail) reuses the nearest earlier clip's frames
+    (the first clip with frames, for leading ones).
 
     Raises:
         CorpusError: ``video.undecodable`` if PyAV fails or the video has no frame.
@@ -96,35 +98,43 @@ def decode_clips(path: str, num_clips: int, clip_len: float, spec: DecodeSpec, f
     from av.video.reformatter import VideoReformatter
 
     reformatter = VideoReformatter()
-    per_clip: list[list] = [[] for _ in range(num_clips)]
+    M, (w, h) = spec.motion_frames, spec.motion_size
+    done: dict[int, tuple[Tensor, Tensor, np.ndarray]] = {}  # clip -> (cnn [3,S,S], motion [M,3,h,w], pick)
+
+    def finish(c: int, frames: list) -> None:
+        pick = np.linspace(0, len(frames) - 1, M).round().astype(int)
+        cnn = _cnn_rgb([frames[len(frames) // 2]], spec.image_size, reformatter)[0]
+        done[c] = (cnn, _small_rgb([frames[i] for i in pick], w, h, reformatter), pick)
+
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = float(stream.average_rate or 25)
+            current, frames = -1, []
             for k, frame in enumerate(container.decode(stream)):
                 t = frame.time if frame.time is not None else k / rate
-                c = min(int(t / clip_len + 1e-6), num_clips)
-                if c == num_clips:
-                    if t > num_clips * clip_len + 1e-3:
-                        break
-                    c -= 1  # a frame exactly at the end
-                per_clip[c].append(frame)
-            filled = [c for c in range(num_clips) if per_clip[c]]
-            if not filled:
-                raise CorpusError(file or path, "video.undecodable", "no decodable frame")
-            src = [max([f for f in filled if f <= c], default=filled[0]) for c in range(num_clips)]
-            M = spec.motion_frames
-            pick = {c: np.linspace(0, len(per_clip[c]) - 1, M).round().astype(int) for c in filled}
-            w, h = spec.motion_size
-            cnn = _cnn_rgb([per_clip[c][len(per_clip[c]) // 2] for c in filled], spec.image_size, reformatter)
-            small = _small_rgb([per_clip[c][i] for c in filled for i in pick[c]], w, h, reformatter)
+                if t > num_clips * clip_len + 1e-3:
+                    break
+                c = min(max(int(t / clip_len + 1e-6), 0), num_clips - 1)  # a frame exactly at the end: last clip
+                if c != current and frames:
+                    finish(current, frames)
+                    frames = []
+                current = c
+                frames.append(frame)
+            if frames:
+                finish(current, frames)
     except CorpusError:
         raise
     except Exception as err:  # PyAV errors, OSError, ...
         raise CorpusError(file or path, "video.undecodable", f"{type(err).__name__}: {err}") from None
-    row = {c: i for i, c in enumerate(filled)}
-    index = torch.tensor([row[s] for s in src])
-    motion = small.reshape(len(filled), M, 3, h, w)[index]
-    pairs = torch.from_numpy(np.stack([np.diff(pick[c]) != 0 for c in filled]))[index]
-    return ClipFrames(cnn=cnn[index], motion=motion, pair_mask=pairs)
+    if not done:
+        raise CorpusError(file or path, "video.undecodable", "no decodable frame")
+    src, last = [], min(done)
+    for c in range(num_clips):
+        last = c if c in done else last
+        src.append(last)
+    cnn = torch.stack([done[s][0] for s in src])
+    motion = torch.stack([done[s][1] for s in src])
+    pairs = torch.from_numpy(np.stack([np.diff(done[s][2]) != 0 for s in src]))
+    return ClipFrames(cnn=cnn, motion=motion, pair_mask=pairs)

@@ -182,7 +182,7 @@ def _run_workers(work: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfi
                    "--world-size", str(workers), "--threads", str(threads), "--on-error", cfg.on_error,
                    "--stats-out", str(tmp / f"stats-{r}.json")] + (["--weights", cfg.weights] if cfg.weights else [])
             cmd += [a for m in cfg.plugins for a in ("--import", m)]
-            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if r else None))
+            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))  # stats come back by file
         codes = [p.wait() for p in procs]
         if any(codes):
             raise RuntimeError(f"feature extraction workers failed with exit codes {codes} (see their log above)")
