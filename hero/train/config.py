@@ -172,6 +172,11 @@ class RunConfig:
     """One training job. ``model`` holds overrides of the preset's ModelConfig (checked against it)."""
 
     preset: str = "hero-tiny"
+    task: str = "pretrain"
+    """`pretrain` (the objective mix of ``pretrain``), or a downstream dataset to finetune on: tvr, how2r,
+    didemo, tvqa, how2qa, violin, tvc, retrieval/msrvtt (hero.tasks.TASK_OF_DATASET)."""
+    finetune: dict[str, Any] = field(default_factory=dict)
+    """The downstream task's config (fields of its ``config_cls``, e.g. MomentRetrievalConfig)."""
     model: dict[str, Any] = field(default_factory=dict)
     text_init: bool = True
     """Apply the preset's pretrained text-side initialisation (MiniLM weights for hero-mini) to a fresh run."""
@@ -182,6 +187,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.build_preset()  # validates the preset name and every model override (dotted errors)
+        if self.task != "pretrain":
+            from hero.train.finetune import task_class
+
+            from_dict(task_class(self.task).config_cls, self.finetune, _path="finetune")
+        elif self.finetune:
+            raise ConfigError("finetune: only meaningful with a downstream task (task: tvr, tvqa, ...)")
 
     def build_preset(self) -> Preset:
         """The preset with this config's model overrides applied."""

@@ -35,6 +35,8 @@ from hero.data.batch import VideoBatch, tensors_to
 from hero.tasks import PretrainModel, TaskSampler
 from hero.train import checkpoint as ckpt
 from hero.train.config import RunConfig, batch_layout
+from hero.model.pretrained import init_text_side
+from hero.train.finetune import batch_videos
 from hero.train.data import StepBatchSampler, build_dataset, mix_seed
 from hero.train.distributed import DistInfo, all_gather_own_first, all_reduce_mean, all_reduce_sum
 from hero.train.optim import build_optimizer, build_scheduler
@@ -61,18 +63,31 @@ class Trainer:
 
         torch.manual_seed(t.seed)  # identical initialisation on every rank
         gather = all_gather_own_first if dist.world_size > 1 else None
-        if cfg.text_init:
-            self.model = PretrainModel.from_preset(self.preset, cfg.pretrain, all_gather=gather)
+        if cfg.task != "pretrain":  # finetuning: a downstream task behind the same interface
+            from hero.train.finetune import build_task_model
+
+            self.model = build_task_model(cfg.task, cfg.finetune, self.preset)
+            if cfg.text_init:
+                init_text_side(self.model.encoder, self.preset.text_init)
+            self.tasks = TaskSampler({cfg.task: 1.0}, seed=t.seed)
         else:
-            self.model = PretrainModel(self.preset.model, cfg.pretrain, self.preset.tokens, all_gather=gather)
+            if cfg.text_init:
+                self.model = PretrainModel.from_preset(self.preset, cfg.pretrain, all_gather=gather)
+            else:
+                self.model = PretrainModel(self.preset.model, cfg.pretrain, self.preset.tokens, all_gather=gather)
+            self.tasks = TaskSampler(cfg.pretrain.tasks, seed=t.seed)
         self.model.to(self.device)
-        self.tasks = TaskSampler(cfg.pretrain.tasks, seed=t.seed)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, t.max_steps)
         self.scaler = grad_scaler(t.precision, self.device)
         self.autocast = autocast(t.precision, self.device)
         self.generator = torch.Generator()  # the objectives' generator (prepare() runs on CPU tensors)
-        self.dataset, collate = build_dataset(cfg.data, self.preset)
+        if cfg.task != "pretrain":
+            from hero.train.finetune import build_task_dataset
+
+            self.dataset, collate = build_task_dataset(cfg.data, cfg.task, self.model, self.preset)
+        else:
+            self.dataset, collate = build_dataset(cfg.data, self.preset)
         self.collate = collate
         self.sampler = StepBatchSampler(len(self.dataset), self.layout, dist.rank, seed=t.seed, max_steps=t.max_steps)
         self.step = 0
@@ -164,6 +179,9 @@ class Trainer:
         return True
 
     def _init_weights(self, source: str) -> None:
+        if hasattr(self.model, "load_pretrained"):  # a finetuning task maps the pretraining keys itself
+            self.model.load_pretrained(source)
+            return
         path = Path(source)
         src = ckpt.load_step(path) if path.is_dir() else None
         if src is not None:
@@ -216,7 +234,8 @@ class Trainer:
             torch.manual_seed(key)  # dropout: a function of (seed, step, micro-batch), whatever the world size
             inputs = self.model.prepare(task, batch, self.generator, step)
             inputs = tensors_to(inputs, self.device, non_blocking=True)
-            tokens += int(batch.sub_mask.sum()) + int(batch.frame_mask.sum())
+            videos = batch_videos(batch)
+            tokens += int(videos.sub_mask.sum()) + int(videos.frame_mask.sum())
             sync = a == L.accum - 1 or not isinstance(self.ddp, DDP)
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
                 with self.autocast():
@@ -262,13 +281,15 @@ class Trainer:
                 m = self.train_step(micro)
                 window.add(m)
                 done = self.step
-                if done % t.log_every == 0 or done == stop:
+                logged = done % t.log_every == 0 or done == stop
+                if logged:
                     final.update(self._log_window(window, t_start, step0, stop))
-                    window = _Window()
                 if self.on_eval is not None and ((t.eval_every and done % t.eval_every == 0) or done == stop):
                     final.update(self._evaluate())
                 if (t.ckpt_every and done % t.ckpt_every == 0) or done == stop:
                     self.save()
+                if logged:  # the next window's clock starts after evaluation and checkpointing
+                    window = _Window()
         finally:
             del it
             for s in self.sinks:

@@ -1,0 +1,128 @@
+"""Finetuning through the same `Trainer`: a downstream task behind the pretraining model's interface.
+
+`FinetuneModel` wraps a `hero.tasks.DownstreamTask` so the trainer drives it exactly like `PretrainModel`
+(``prepare(name, batch, generator, step)``, ``forward(name, inputs) -> TaskOutput``, an ``encoder`` and a
+``heads`` ModuleDict for per-head learning rates). `build_task_dataset` joins a task's annotations with
+the video features; `load_task_model` rebuilds a finished job's task model for inference.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from hero.config import ConfigError, from_dict
+from hero.data.batch import VideoBatch
+from hero.presets import Preset
+from hero.tasks import TASK_OF_DATASET, TASKS
+from hero.tasks.base import TaskOutput
+
+log = logging.getLogger(__name__)
+
+
+class FinetuneModel(nn.Module):
+    """A downstream task (``task``) whose encoder is ``self.encoder`` and whose other parts are ``self.heads``.
+
+    Parameters are registered once, under ``encoder.*`` and ``heads.<part>.*`` (the task's own child names,
+    e.g. ``head``, ``decoder``), so `hero.train.optim` applies ``optim.head_lr_mult`` to them by name.
+    """
+
+    def __init__(self, task: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "task", task)  # a plain reference: its modules are registered below
+        self.encoder = task.encoder
+        self.heads = nn.ModuleDict({name: child for name, child in task.named_children() if name != "encoder"})
+        self.model_cfg, self.tokens = task.model_cfg, task.tokens
+
+    def prepare(self, objective: str, inputs: Any, generator: torch.Generator, step: int) -> Any:
+        return self.task.prepare(inputs, generator, step)
+
+    def forward(self, objective: str, inputs: Any) -> TaskOutput:
+        return self.task(inputs)
+
+    def load_pretrained(self, path: str | Path) -> list[str]:
+        """Initialise from a pretraining checkpoint (a step directory, a run directory, or a .safetensors file)
+        through the task's key mapping (``encoder.*``, and e.g. ``heads.vsm.*`` for moment retrieval)."""
+        path = Path(path)
+        if path.is_dir():
+            from hero.train.checkpoint import find_latest
+
+            latest = find_latest(path) if not (path / "model.safetensors").exists() else None
+            path = (latest.path if latest else path) / "model.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"train.init_from: no weights at {path}")
+        missing = self.task.load_pretrained_state(load_file(str(path)))
+        log.info("initialised %s from %s (%d keys start from scratch)", self.task.name, path, len(missing))
+        return missing
+
+
+def task_class(dataset: str) -> type:
+    if dataset not in TASK_OF_DATASET:
+        raise ConfigError(f"task: unknown dataset {dataset!r} (known: pretrain, {', '.join(TASK_OF_DATASET)})")
+    return TASKS[TASK_OF_DATASET[dataset]]
+
+
+def build_task_model(dataset: str, task_cfg: dict[str, Any], preset: Preset) -> FinetuneModel:
+    """The task model for ``dataset`` (tvr, tvqa, violin, tvc, retrieval, …) with its config from ``task_cfg``."""
+    cls = task_class(dataset)
+    cfg = from_dict(cls.config_cls, task_cfg, _path="finetune")
+    return FinetuneModel(cls(preset.model, cfg, preset.tokens))
+
+
+def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Preset) -> tuple[Any, Callable]:
+    """``dataset``'s ``data.split`` examples over the corpus (manifest + feature store) and the task's collate."""
+    from hero.corpus.manifest import Manifest
+    from hero.data.datasets import TaskDataset, VideoFeatures
+    from hero.features.store import FeatureStore
+    from hero.text.tokenizer import load_tokenizer
+
+    if data_cfg.source != "corpus":
+        raise ConfigError("data.source: finetuning reads a corpus (data.source=corpus, data.path, data.features)")
+    if not data_cfg.features:
+        raise ConfigError("data.features: required when data.source is 'corpus' (the feature store folder)")
+    path = Path(data_cfg.path)
+    manifest = Manifest.load(path / "manifest.json" if path.is_dir() else path)
+    tokenizer = load_tokenizer(data_cfg.tokenizer or preset.tokenizer or "minilm")
+    store = FeatureStore(data_cfg.features)
+    videos = VideoFeatures(manifest, store, tokenizer, video_ids=manifest.split_videos(data_cfg.split) or list(manifest.videos),
+                           max_frames=preset.model.max_frames)
+    if len(videos) and videos.feature_dim != preset.model.feature_dim:
+        raise ConfigError(f"model.feature_dim: the feature store at {data_cfg.features} holds {videos.feature_dim}-d "
+                          f"features, the model expects {preset.model.feature_dim}")
+    ds = TaskDataset(manifest, dataset, data_cfg.split, videos)
+    if len(ds) == 0:
+        raise ConfigError(f"task: {manifest.root}/annotations/{dataset}_{data_cfg.split}.jsonl has no usable example")
+    task = model.task
+    collate = functools.partial(type(task).collate, tokens=preset.tokens, cfg=task.cfg, max_frames=preset.model.max_frames)
+    return ds, collate
+
+
+def batch_videos(batch: Any) -> VideoBatch:
+    """The `VideoBatch` inside a pretraining batch or a task's inputs."""
+    return batch if isinstance(batch, VideoBatch) else batch.batch
+
+
+def load_task_model(run_dir: str | Path, step: int | None = None) -> tuple[nn.Module, Preset]:
+    """The task model of a finished finetuning job (its latest checkpoint, or ``step``), in eval mode."""
+    from hero.train.checkpoint import find_latest, load_step
+    from hero.train.config import RunConfig
+
+    run_dir = Path(run_dir)
+    ck = load_step(run_dir / f"step-{step:08d}") if step is not None else find_latest(run_dir)
+    if ck is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint")
+    cfg = RunConfig.from_dict(ck.meta["config"])
+    preset = cfg.build_preset()
+    model = build_task_model(cfg.task, cfg.finetune, preset)
+    ck.load_weights(model, strict=True)
+    log.info("loaded %s (%s, step %d)", run_dir, cfg.task, ck.step)
+    return model.task.eval(), preset
+
+
