@@ -23,7 +23,8 @@ TASKS: dict[str, type[DownstreamTask]] = {
 
 TASK_OF_DATASET: dict[str, str] = {
     "tvr": "moment_retrieval", "how2r": "moment_retrieval", "didemo": "moment_retrieval",
-    "tvqa": "video_qa", "how2qa": "video_qa", "violin": "violin", "msrvtt": "text_video_retrieval", "tvc": "captioning",
+    "tvqa": "video_qa", "how2qa": "video_qa", "violin": "violin", "msrvtt": "text_video_retrieval", "retrieval": "text_video_retrieval",
+    "tvc": "captioning",
 }
 """HERO's dataset names -> task family (HERO_SPEC.md c)."""
 
