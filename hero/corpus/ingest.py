@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from hero.config import ConfigError
+from hero.config import ConfigError, to_dict
 from hero.corpus.alignment import align_subtitles, count_clips
 from hero.corpus.annotations import SPLITS, TASKS, parse_annotations
 from hero.corpus.errors import CorpusError, IngestReport, OnError
@@ -142,8 +142,6 @@ def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest
         logger.warning("%s: no decodable video under %s/", storage.root, cfg.videos_dir)
     logger.info("ingested %d videos, %d annotation files from %s in %.1fs (%d skipped)", len(videos),
                 sum(len(s) for s in tasks.values()), storage.root, time.perf_counter() - t0, sum(report.skipped.values()))
-    from hero.config import to_dict
-
     return Manifest(root=storage.root, clip_len=cfg.clip_len, videos=videos, tasks=tasks, report=report.to_dict(),
                     config=to_dict(cfg))
 

@@ -1,12 +1,15 @@
 """Clip feature extraction (PyAV decode -> registered extractors) and the content-addressed feature store."""
 
+from hero.features.appearance import EfficientNetConfig, EfficientNetMotion, TorchImageExtractor
 from hero.features.decode import ClipFrames, DecodeSpec, decode_clips
 from hero.features.extract import ExtractConfig, assign_videos, extract_features, run_extraction
+from hero.features.lmdb_import import import_video_db
 from hero.features.registry import Extractor, available_extractors, build_extractor, register_extractor, weights_sha256
 from hero.features.store import FeatureStore, StoreWriter, check_features, consolidate, entry_key
 
 __all__ = [
-    "ClipFrames", "DecodeSpec", "ExtractConfig", "Extractor", "FeatureStore", "StoreWriter", "assign_videos",
-    "available_extractors", "build_extractor", "check_features", "consolidate", "decode_clips", "entry_key",
-    "extract_features", "register_extractor", "run_extraction", "weights_sha256",
+    "ClipFrames", "DecodeSpec", "EfficientNetConfig", "EfficientNetMotion", "ExtractConfig", "Extractor", "FeatureStore",
+    "StoreWriter", "TorchImageExtractor", "assign_videos", "available_extractors", "build_extractor", "check_features",
+    "consolidate", "decode_clips", "entry_key", "extract_features", "import_video_db", "register_extractor",
+    "run_extraction", "weights_sha256",
 ]
