@@ -52,13 +52,18 @@ class VideoFeatures:
     Args:
         max_frames: the model's max_frames; longer videos are cut (HERO d.3).
         max_sub_tokens: subtitle tokens kept (HERO max_txt_len: 60), before the leading separator.
+        sub_ctx_len: HERO's subtitle context: each subtitle's text is preceded by the k previous subtitles' tokens
+            (HERO: 0 for pretraining/TVR/TVQA, 1 for TVC, 2 for VIOLIN).
         check: verify every video has features with the manifest's clip count (``features.missing/wrong_dim``).
     """
 
     def __init__(self, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer, *, max_frames: int = 100,
-                 max_sub_tokens: int = 60, video_ids: Sequence[str] | None = None, check: bool = True) -> None:
+                 max_sub_tokens: int = 60, sub_ctx_len: int = 0, video_ids: Sequence[str] | None = None,
+                 check: bool = True) -> None:
+        if sub_ctx_len < 0:
+            raise ValueError(f"sub_ctx_len must be >= 0, got {sub_ctx_len}")
         self.manifest, self.store, self.tokenizer = manifest, store, tokenizer
-        self.max_frames, self.max_sub_tokens = max_frames, max_sub_tokens
+        self.max_frames, self.max_sub_tokens, self.sub_ctx_len = max_frames, max_sub_tokens, sub_ctx_len
         self.video_ids = list(video_ids if video_ids is not None else manifest.videos)
         self.sep = tokenizer.special.sep
         dims = {store.entry(v)["dim"] for v in self.video_ids if v in store}
@@ -73,7 +78,9 @@ class VideoFeatures:
         k = 0
         for v in self.video_ids:
             n = len(manifest.videos[v].subs)
-            self._sub_ids[v] = [[self.sep] + t[: max_sub_tokens] for t in ids[k:k + n]]
+            toks = [t[:max_sub_tokens] for t in ids[k:k + n]]
+            self._sub_ids[v] = [[self.sep] + [x for j in range(max(0, i - sub_ctx_len), i + 1) for x in toks[j]]
+                                for i in range(n)]
             k += n
 
     def __len__(self) -> int:
@@ -120,12 +127,18 @@ class PretrainDataset(Dataset):
         return self.videos.example(self.videos.video_ids[i])
 
 
+def _pair_key(ex_id: Any) -> str:
+    text = str(ex_id)
+    return text.rsplit("-", 1)[0] if text.endswith(("-0", "-1")) else text
+
+
 class TaskDataset(Dataset):
     """A task split's examples (hero.corpus.annotations normalized form) joined with their video example and
     tokenized into the fields of the task's collate. Examples naming no video (unlabeled test) are left out.
 
     Item fields by task: all: id, vid_name, video, ts. tvr/retrieval: query_ids ([CLS] + tokens).
-    tvqa: q_ids, answer_ids (5), answer_idx. violin: statement_ids, label. tvc: caption_ids (one item per
+    tvqa: q_ids, answer_ids (5), answer_idx. violin: statement_ids, label, paired_ids (the opposite-label
+    statement, when ids pair up as "N-1" / "N-0", HERO's training pairs). tvc: caption_ids (one item per
     reference caption when ``per_caption``, else the references as text in ``references``).
     """
 
@@ -136,6 +149,7 @@ class TaskDataset(Dataset):
         cls = tok.special.cls
         raw = [e for e in manifest.tasks.get(task, {}).get(split, []) if e.get("vid_name") in videos.index]
         items: list[dict[str, Any]] = []
+        pairs: dict[str, list[int]] = {}
         for e in raw:
             base = {"id": e["id"], "vid_name": e["vid_name"], "ts": e.get("ts")}
             if task in ("tvr", "retrieval"):
@@ -145,6 +159,7 @@ class TaskDataset(Dataset):
                               "answer_idx": e["answer_idx"]})
             elif task == "violin":
                 items.append({**base, "statement_ids": enc(e["desc"]), "label": e["label"]})
+                pairs.setdefault(_pair_key(e["id"]), []).append(len(items) - 1)
             elif task == "tvc":
                 if per_caption and e["descs"]:
                     items += [{**base, "caption_ids": enc(d["desc"])} for d in e["descs"]]
@@ -152,6 +167,10 @@ class TaskDataset(Dataset):
                     items.append({**base, "references": [d["desc"] for d in e["descs"]]})
             else:
                 raise ValueError(f"unknown task {task!r}")
+        for group in pairs.values():  # VIOLIN: "N-1" / "N-0" are one statement and its opposite (HERO's pairs)
+            if len(group) == 2 and {items[i]["label"] for i in group} == {0, 1}:
+                a, b = group
+                items[a]["paired_ids"], items[b]["paired_ids"] = items[b]["statement_ids"], items[a]["statement_ids"]
         self.items = items
 
     def __len__(self) -> int:

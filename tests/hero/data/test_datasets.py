@@ -132,3 +132,26 @@ def test_collate_agrees_with_the_downstream_collate(data):
     a, b = collate_videos(items, pad_id=tok.special.pad), downstream_collate(items, tok.special)
     for field in ("frame_feats", "frame_mask", "sub_ids", "sub_mask", "sub_video", "sub_frames"):
         assert torch.equal(getattr(a, field), getattr(b, field)), field
+
+
+def test_subtitle_context_prepends_previous_subtitles(data):
+    manifest, store, tok = data
+    vid = next(v for v, e in manifest.videos.items() if len(e.subs) >= 3)
+    plain = VideoFeatures(manifest, store, tok, video_ids=[vid]).example(vid)["sub_ids"]
+    ctx = VideoFeatures(manifest, store, tok, video_ids=[vid], sub_ctx_len=2).example(vid)["sub_ids"]
+    assert ctx[0] == plain[0]
+    assert ctx[2] == [tok.special.sep] + plain[0][1:] + plain[1][1:] + plain[2][1:]
+
+
+def test_violin_items_carry_their_opposite_statement(data):
+    from hero.tasks.video_inference import ViolinConfig, collate_violin
+
+    manifest, store, tok = data
+    ds = TaskDataset(manifest, "violin", "train", VideoFeatures(manifest, store, tok))
+    paired = [it for it in ds.items if "paired_ids" in it]
+    assert len(paired) == len(ds.items) > 0
+    by_id = {it["id"]: it for it in ds.items}
+    first = paired[0]
+    other = by_id[first["id"][:-1] + str(1 - first["label"])]
+    assert first["paired_ids"] == other["statement_ids"]
+    collate_violin([ds[i] for i in range(2)], tok.special, ViolinConfig())
