@@ -14,8 +14,12 @@ from kedro.pipeline import Pipeline
 def register_pipelines() -> dict[str, Pipeline]:
     from pipelines.corpus.pipeline import create_pipeline as corpus
     from pipelines.features.pipeline import create_pipeline as features
+    from pipelines.evaluate.pipeline import create_pipeline as evaluate
+    from pipelines.finetune.pipeline import create_pipeline as finetune
+    from pipelines.pretrain.pipeline import create_pipeline as pretrain
 
-    stages = {"corpus": corpus(), "features": features()}
+    stages = {"corpus": corpus(), "features": features(), "pretrain": pretrain(), "finetune": finetune(),
+              "evaluate": evaluate()}
     pipes: dict[str, Pipeline] = {}
     acc = Pipeline([])
     for name, stage in stages.items():

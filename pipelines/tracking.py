@@ -98,3 +98,19 @@ class MlflowSink:
 
     def close(self) -> None:
         pass
+
+
+def log_metrics_to(run_id: str | None, metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Final metrics into a given run (a finished child run), e.g. a finetune's evaluation."""
+    if not run_id or not metrics:
+        return
+    now = int(time.time() * 1000)
+    batch = [Metric(k.replace("@", "_at_"), float(v), now, step or 0) for k, v in metrics.items()]
+    client = MlflowClient()
+    for i in range(0, len(batch), 500):
+        client.log_batch(run_id, metrics=batch[i:i + 500])
+
+
+def log_artifact_to(run_id: str | None, path: str | Path, artifact_path: str | None = None) -> None:
+    if run_id and Path(path).exists():
+        MlflowClient().log_artifact(run_id, str(path), artifact_path)

@@ -1,0 +1,68 @@
+"""Pretrain node: params -> a validated run config -> `torchrun -m hero.train` -> checkpoint + metric history."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hero.config import merge
+from hero.train.config import RunConfig
+from pipelines import tracking
+from pipelines.fingerprint import params_hash
+from pipelines.launch import launch_torchrun
+from pipelines.paths import layer
+from pipelines.reporting import plot_curves, read_metrics_jsonl
+
+log = logging.getLogger(__name__)
+
+DONE = "done.json"
+
+
+def corpus_run_config(run: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any]) -> dict[str, Any]:
+    """The job's config: ``run`` with the corpus, the feature store and the feature dimension filled in."""
+    data = {"source": "corpus", "path": manifest_info["path"], "features": features_info["path"]}
+    return merge(run, {"data": data, "model": {"feature_dim": int(features_info["dim"])}})
+
+
+def run_job(name: str, cfg: dict[str, Any], launch: dict[str, Any], key_parts: dict[str, Any],
+            mlflow_prefix: str = "") -> dict[str, Any]:
+    """Launch one training job in ``data/06_models/<name>/<key>/`` unless that run already finished.
+
+    The key hashes the resolved config and the data it reads, so a re-run with unchanged inputs costs nothing,
+    and an interrupted run resumes from its latest checkpoint (hero.train does that by itself).
+    """
+    RunConfig.from_dict(cfg)  # a bad config fails here, in the Kedro process, naming its dotted key
+    key = params_hash({"cfg": cfg, **key_parts})
+    run_dir = layer("06_models") / name / key
+    done = run_dir / DONE
+    if done.exists():
+        log.info("%s: finished run %s found; not retraining", name, run_dir)
+    else:
+        sinks = list(cfg.get("train", {}).get("sinks", ["hero.train.sinks:JsonlSink"]))
+        if "pipelines.tracking:MlflowSink" not in sinks:
+            sinks.append("pipelines.tracking:MlflowSink")
+        cfg = merge(cfg, {"train": {"sinks": sinks}})
+        launch_torchrun(cfg, run_dir, launch, extra_env=tracking.job_env(prefix=mlflow_prefix))
+        done.write_text('{"finished": true}\n')
+    rows = read_metrics_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+    picture = plot_curves(rows, run_dir / "curves.png", title=f"{name} ({run_dir.name})")
+    if picture:
+        tracking.log_artifact(picture, "plots")
+    tracking.log_artifact(run_dir / "config.yaml", "config")
+    last = rows[-1] if rows else {}
+    return {"run_dir": str(run_dir), "key": key, "final": {k: v for k, v in last.items() if isinstance(v, (int, float))}}
+
+
+def pretrain(pretrain: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
+             features_info: dict[str, Any]) -> dict[str, Any]:
+    """Pretrain on the corpus with the task mix of ``params:pretrain.run``.
+
+    Returns:
+        ``{"run_dir", "key", "final"}``: where the checkpoints are, and the last logged metrics.
+    """
+    cfg = corpus_run_config(pretrain["run"], manifest_info, features_info)
+    tracking.set_tags({"corpus": manifest_info["key"], "features": features_info["key"]})
+    return run_job("pretrain", cfg, launch, {"manifest": manifest_info["key"], "features": features_info["key"]},
+                   mlflow_prefix="pretrain/")
+
+
