@@ -49,3 +49,7 @@ def test_presets_are_valid_and_original_compat_applies():
     assert PRESETS["hero-base"].model.embedding_rows == 50272
     cfg = ModelConfig(**original_compat({}))
     assert cfg.text_type_id == 1 and cfg.frame_positions == "local" and cfg.attention_mask == "additive"
+
+
+def test_overrides_read_exponent_floats_as_numbers():
+    assert parse_overrides(["optim.lr=1e-3", "x=2", "y=abc"]) == {"optim": {"lr": 0.001}, "x": 2, "y": "abc"}
