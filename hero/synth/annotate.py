@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hero.synth.script import Episode, Event, Line
-from hero.synth.world import ACTIONS, CHARACTERS, CHAT, PARAPHRASE, THINGS, VERB
+from hero.synth.world import CHARACTERS, CHAT, PARAPHRASE, THINGS, VERB
 
 _PRONOUN = {c.name: c.pronoun for c in CHARACTERS}
 SHOW = "Synthetic Show"
@@ -134,5 +134,3 @@ def _qa_record(q: str, answer: str, pool: list[str], ts: list[float], vid: str, 
            "ts": f"{ts[0]:.2f}-{ts[1]:.2f}", "vid_name": vid, "show_name": SHOW}
     return rec
 
-
-assert set(VERB) == set(ACTIONS)
