@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m hero.demo
+	$(BIN)/kedro run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not gpu" -q

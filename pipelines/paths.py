@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from pipelines.settings import PROJECT_ROOT
+from pipelines.settings import project_root
 
 
 def data_root() -> Path:
-    """`data/` of the project, or $HERO_DATA_ROOT (tests point it at a temporary folder)."""
-    return Path(os.environ.get("HERO_DATA_ROOT", PROJECT_ROOT / "data")).resolve()
+    """`data/` of the project (see `pipelines.settings.project_root`)."""
+    return project_root() / "data"
 
 
 def layer(name: str) -> Path:

@@ -1,10 +1,17 @@
 """Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml)."""
 
+import os
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_root() -> Path:
+    """The project folder: $HERO_PROJECT_ROOT when set (a test running a copy in-process), else this repo."""
+    return Path(os.environ.get("HERO_PROJECT_ROOT", PROJECT_ROOT)).resolve()
+
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -12,6 +19,6 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # ${root:} is the absolute project root: MLflow's sqlite URI must be absolute (STACK.md trap 1: a relative
     # one breaks under `dvc exp run --temp`, which runs in a copy of the repo).
-    "custom_resolvers": {"root": lambda: PROJECT_ROOT.as_posix()},
+    "custom_resolvers": {"root": lambda: project_root().as_posix()},
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from hero.config import merge
@@ -62,7 +63,17 @@ def pretrain(pretrain: dict[str, Any], launch: dict[str, Any], manifest_info: di
     """
     cfg = corpus_run_config(pretrain["run"], manifest_info, features_info)
     tracking.set_tags({"corpus": manifest_info["key"], "features": features_info["key"]})
-    return run_job("pretrain", cfg, launch, {"manifest": manifest_info["key"], "features": features_info["key"]},
+    info = run_job("pretrain", cfg, launch, {"manifest": manifest_info["key"], "features": features_info["key"]},
                    mlflow_prefix="pretrain/")
+    write_loss_csv(Path(info["run_dir"]) / "metrics.jsonl", layer("08_reporting") / "pretrain_loss.csv")
+    return info
+
+
+def write_loss_csv(metrics_jsonl: Path, out: Path) -> None:
+    """step,loss rows for `dvc plots show` (the per-step training loss of the pretraining run)."""
+    rows = read_metrics_jsonl(metrics_jsonl) if metrics_jsonl.exists() else []
+    tmp = out.with_suffix(".csv.tmp")
+    tmp.write_text("step,loss\n" + "".join(f"{r['step']},{r['train/loss']}\n" for r in rows if "train/loss" in r))
+    tmp.replace(out)
 
 

@@ -1,0 +1,38 @@
+"""Pipeline tests run the real Kedro project on a copy of the repository (its tracked files), so that what
+they write (data/, mlruns/) stays out of the working tree."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def copy_project(dest: Path) -> Path:
+    """The repository's files (tracked and not ignored) copied to ``dest``; returns ``dest``."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    root = copy_project(tmp_path / "project")
+    monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("HERO_PROJECT_ROOT", str(root))
+    return root
+
+
+def kedro_env(extra: dict | None = None) -> dict:
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", **(extra or {})}
+    env.pop("HERO_PROJECT_ROOT", None)
+    return env

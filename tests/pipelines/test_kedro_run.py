@@ -1,0 +1,84 @@
+"""`kedro run` of the whole default DAG on conf/test, in a subprocess, then the MLflow store it leaves
+behind, read through a real `mlflow server`'s REST API (what `mlflow ui` shows)."""
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+DATASETS = ("tvr", "tvqa", "violin", "tvc", "retrieval")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_default_pipeline_run_tracks_one_parent_run_with_children(project):
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    env.pop("HERO_PROJECT_ROOT", None)
+    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Downstream results" in out.stdout + out.stderr
+
+    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
+    for ds in DATASETS:
+        assert any(k.startswith(f"{ds}/val/") for k in metrics), ds
+        assert any(k.startswith(f"scratch/{ds}/val/") for k in metrics), ds
+        assert list((project / "data/07_model_output" / ds / "pretrained").glob("val_predictions.json*"))
+    assert "| tvr |" in (project / "data/08_reporting/results.md").read_text()
+
+    db = sqlite3.connect(project / "mlruns/mlflow.db")
+    runs = db.execute("select run_uuid, name from runs").fetchall()
+    parent_of = dict(db.execute("select run_uuid, value from tags where key='mlflow.parentRunId'").fetchall())
+    parents = [r for r, _ in runs if r not in parent_of]
+    assert len(parents) == 1, runs
+    children = [r for r, _ in runs if parent_of.get(r) == parents[0]]
+    assert len(children) == 2 * len(DATASETS)
+    step_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (parents[0],))}
+    assert "pretrain/train/loss" in step_keys and "tvr/val/vcmr_r1_iou0.7" in step_keys
+    assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
+    child_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (children[0],))}
+    assert "train/loss" in child_keys
+
+    # The same runs through the tracking server's REST API, as `mlflow ui` serves them.
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{project / 'mlruns/mlflow.db'}",
+                               "--default-artifact-root", str(project / "mlruns/artifacts"), "--workers", "1"],
+                              cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+        deadline = time.time() + 120
+        while True:
+            try:
+                exps = _post(f"{base}/experiments/search", {"max_results": 10})
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(1)
+        exp = next(e for e in exps["experiments"] if e["name"] == "hero-platform")
+        found = _post(f"{base}/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
+        assert len(found["runs"]) == 1 + 2 * len(DATASETS)
+        parent = next(r for r in found["runs"] if r["info"]["run_id"] == parents[0])
+        names = {m["key"] for m in parent["data"]["metrics"]}
+        assert "tvr/val/vcmr_r1_iou0.7" in names
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
