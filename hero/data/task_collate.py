@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from hero.data.batch import VideoBatch
+from hero.data.collate import collate_videos as _collate
 from hero.text.tokenizer import SpecialTokens
 
 
@@ -36,32 +37,19 @@ def pad_token_lists(seqs: Sequence[Sequence[int]], pad_id: int, max_len: int | N
 
 
 def collate_videos(videos: Sequence[Mapping], tokens: SpecialTokens, max_frames: int | None = None) -> VideoBatch:
-    """Video examples (see the module docstring) -> one padded `VideoBatch`.
+    """Video examples (see the module docstring) -> one padded `VideoBatch` (`hero.data.collate.collate_videos`).
 
     Frames at or beyond ``max_frames`` are cut, and so are their alignments (HERO d.3). A video with no
     subtitle gets one separator-only subtitle with no frame, so every video has a cross-modal sequence.
     """
-    feats = [torch.as_tensor(v["frame_feats"], dtype=torch.float32)[:max_frames] for v in videos]
-    T = max(f.shape[0] for f in feats)
-    frame_feats = torch.zeros(len(videos), T, feats[0].shape[1])
-    frame_mask = torch.zeros(len(videos), T, dtype=torch.bool)
-    subs: list[tuple[int, list[int], list[int]]] = []
-    for b, (v, f) in enumerate(zip(videos, feats)):
-        frame_feats[b, : f.shape[0]] = f
-        frame_mask[b, : f.shape[0]] = True
-        pairs = list(zip(v.get("sub_ids", []), v.get("sub_frames", [])))
-        if not pairs:
-            pairs = [([tokens.sep], [])]
-        subs += [(b, list(ids) or [tokens.sep], [i for i in fr if i < f.shape[0]]) for ids, fr in pairs]
-    sub_ids, sub_mask = pad_token_lists([s[1] for s in subs], tokens.pad)
-    F = max([len(s[2]) for s in subs] + [1])
-    sub_frames = torch.full((len(subs), F), -1, dtype=torch.long)
-    for i, (_, _, fr) in enumerate(subs):
-        if fr:
-            sub_frames[i, : len(fr)] = torch.tensor(fr, dtype=torch.long)
-    return VideoBatch(frame_feats=frame_feats, frame_mask=frame_mask, sub_ids=sub_ids, sub_mask=sub_mask,
-                      sub_video=torch.tensor([s[0] for s in subs], dtype=torch.long), sub_frames=sub_frames,
-                      video_ids=tuple(str(v.get("video_id", i)) for i, v in enumerate(videos)))
+    items = []
+    for v in videos:
+        feats = torch.as_tensor(v["frame_feats"], dtype=torch.float32)[:max_frames]
+        pairs = list(zip(v.get("sub_ids", []), v.get("sub_frames", []))) or [([tokens.sep], [])]
+        items.append({"video_id": v.get("video_id", len(items)), "frame_feats": feats,
+                      "sub_ids": [list(ids) or [tokens.sep] for ids, _ in pairs],
+                      "sub_frames": [[i for i in fr if i < feats.shape[0]] for _, fr in pairs]})
+    return _collate(items, pad_id=tokens.pad)
 
 
 def video_examples(batch: VideoBatch) -> list[dict]:
