@@ -26,4 +26,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         acc = acc + stage
         pipes[name] = acc
     pipes["__default__"] = acc
+    from pipelines.ablation.pipeline import create_pipeline as ablation, create_table_pipeline
+
+    upstream = stages["corpus"] + stages["features"]
+    pipes["ablation"] = upstream + ablation()
+    pipes["ablation_table"] = create_table_pipeline()
     return pipes

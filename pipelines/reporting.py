@@ -79,3 +79,10 @@ def write_json_atomic(path: str | Path, obj: object) -> Path:
     tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def read_json_file(path: str | Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

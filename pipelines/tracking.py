@@ -114,3 +114,8 @@ def log_metrics_to(run_id: str | None, metrics: Mapping[str, float], step: int |
 def log_artifact_to(run_id: str | None, path: str | Path, artifact_path: str | None = None) -> None:
     if run_id and Path(path).exists():
         MlflowClient().log_artifact(run_id, str(path), artifact_path)
+
+
+def active_run_id() -> str | None:
+    run = mlflow.active_run()
+    return run.info.run_id if run else None

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manifest_info: dict[str, Any],
-                  features_info: dict[str, Any], *, dataset: str) -> dict[str, Any]:
+                  features_info: dict[str, Any], *, dataset: str, out_root: Path | None = None) -> dict[str, Any]:
     """Predict ``evaluate.split`` with each finetuned model, write the predictions and score them.
 
     Returns:
@@ -37,7 +37,7 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
     for init, info in finetune_info.items():
         model, preset = load_task_model(info["run_dir"])
         tokenizer = load_tokenizer(preset.tokenizer or "minilm")
-        out_dir = layer("07_model_output") / dataset / init
+        out_dir = (out_root or layer("07_model_output")) / dataset / init
         res = predict_split(model, dataset, manifest, store, tokenizer, split, out_dir,
                             **evaluate.get("options", {}).get(dataset, {}))
         metrics = res["metrics"]
