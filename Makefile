@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY = true
 export DVC_NO_ANALYTICS = 1
-export MLFLOW_ALLOW_FILE_STORE = true
+export KEDRO_LOGGING_CONFIG ?= $(CURDIR)/conf/logging.yml
 
 .PHONY: install run test test-all bench clean
 

@@ -26,6 +26,7 @@ import yaml
 from hero.config import from_dict
 
 log = logging.getLogger(__name__)
+job_log = logging.getLogger(__name__ + ".job")  # the job's own lines, passed through as they are
 
 
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*")
@@ -129,7 +130,7 @@ def launch_torchrun(
                 if _ERROR_LINE.match(line) and "ChildFailedError" not in line:
                     errors.append(line)
                 logf.write(line + "\n")
-                log.info("[job] %s", line)
+                job_log.info("%s", line)
             rc = proc.wait()
         except BaseException:
             proc.kill()
