@@ -129,7 +129,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["model.hidden_size=64", "train.lr=1e-4"]`` -> nested dict; values are parsed as YAML scalars."""
+    """``["model.hidden_size=64", "train.lr=1e-4"]`` -> nested dict; values are parsed by `load_yaml`."""
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -141,19 +141,24 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{key}: conflicts with another override")
-        node[parts[-1]] = _scalar(raw)
+        node[parts[-1]] = load_yaml(raw)
     return out
 
 
-_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as YAML 1.2 does (PyYAML follows 1.1)."""
 
 
-def _scalar(raw: str) -> Any:
-    """A YAML value, except that ``1e-3`` is a float (YAML 1.2), not the string YAML 1.1 makes of it."""
-    value = yaml.safe_load(raw)
-    if isinstance(value, str) and _FLOAT.match(value.strip()):
-        return float(value)
-    return value
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Safe YAML in which ``1e-4`` is a float (config files and overrides alike)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

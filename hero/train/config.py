@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import re
 
 import yaml
 
-from hero.config import ConfigError, from_dict, merge, override, to_dict
+from hero.config import ConfigError, from_dict, load_yaml, merge, override, parse_overrides, to_dict
 from hero.model.config import ModelConfig
 from hero.presets import Preset, get_preset
 from hero.tasks.config import PretrainConfig
@@ -242,39 +241,6 @@ def batch_layout(train: TrainConfig, world_size: int) -> BatchLayout:
         raise ConfigError(f"train.micro_batch: {micro} must divide the per-rank batch {per_rank} "
                           f"(train.global_batch={g} / world_size={world_size})")
     return BatchLayout(global_batch=g, micro_batch=micro, accum=per_rank // micro, world_size=world_size)
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as YAML 1.2 does (PyYAML follows 1.1)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
-    list("-+0123456789."),
-)
-
-
-def load_yaml(text: str):
-    """YAML with `_Loader` (safe; 1e-4 is a float)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``["train.max_steps=6", "optim.lr=1e-4"]`` -> nested dict (values parsed by `load_yaml`)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"{item}: an override must look like dotted.key=value")
-        key, raw = item.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{key}: conflicts with another override")
-        node[parts[-1]] = load_yaml(raw)
-    return out
 
 
 def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
