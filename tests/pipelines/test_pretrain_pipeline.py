@@ -6,7 +6,6 @@ import sqlite3
 import pytest
 
 
-@pytest.mark.slow
 def test_pretrain_pipeline_end_to_end_in_process(project):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
