@@ -86,3 +86,42 @@ def read_json_file(path: str | Path) -> dict | None:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def plot_retrieved_moments(examples: Sequence[Mapping], out: str | Path, title: str) -> Path | None:
+    """One row per query: the ground-truth span (green) and the top predicted moments (blue when on the right
+    video, grey elsewhere), on a shared time axis, with the query text and each moment's video and IoU."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not examples:
+        return None
+    fig, axes = plt.subplots(len(examples), 1, figsize=(10, 1.6 * len(examples)), squeeze=False)
+    for ax, ex in zip(axes[:, 0], examples):
+        gt = ex.get("gt")
+        moments = ex.get("moments", [])
+        end = max([m["ts"][1] for m in moments] + ([gt["ts"][1]] if gt else [1.0]))
+        if gt:
+            ax.barh(0, gt["ts"][1] - gt["ts"][0], left=gt["ts"][0], color="tab:green", height=0.6)
+            ax.text(gt["ts"][1] + 0.3, 0, f"truth ({gt['vid_name']})", va="center", fontsize=7)
+        for m in moments:
+            right = gt is not None and m["vid_name"] == gt["vid_name"]
+            ax.barh(m["rank"], m["ts"][1] - m["ts"][0], left=m["ts"][0], height=0.6,
+                    color="tab:blue" if right else "0.7")
+            iou = "" if m.get("iou") is None else f" IoU {m['iou']:.2f}"
+            ax.text(m["ts"][1] + 0.3, m["rank"], f"#{m['rank']} {m['vid_name']}{iou}", va="center", fontsize=7)
+        ax.set_ylim(len(moments) + 0.7, -0.7)
+        ax.set_xlim(0, end * 1.35)
+        ax.set_yticks([])
+        ax.set_title(f"“{ex.get('desc', '')}”", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("seconds")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    tmp = _atomic_target(out)
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out

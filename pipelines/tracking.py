@@ -119,3 +119,19 @@ def log_artifact_to(run_id: str | None, path: str | Path, artifact_path: str | N
 def active_run_id() -> str | None:
     run = mlflow.active_run()
     return run.info.run_id if run else None
+
+
+def git_commit() -> str:
+    """The project's git commit (with ``+dirty`` when the work tree has changes), or ``unknown``."""
+    import subprocess
+
+    from pipelines.settings import project_root
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root(),
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -9,6 +9,7 @@ from typing import Any
 from hero.config import from_dict
 from hero.corpus.ingest import CorpusConfig, ingest_corpus
 from hero.corpus.manifest import Manifest
+from pipelines import tracking
 from pipelines.fingerprint import params_hash, tree_fingerprint
 from pipelines.paths import layer
 
@@ -39,7 +40,9 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
         if not root.is_dir():
             raise FileNotFoundError(f"corpus.path: {root} is not a folder (DESIGN.md §4 layout expected)")
         source = "user"
-    return {"path": str(root), "source": source, "fingerprint": tree_fingerprint(root)}
+    info = {"path": str(root), "source": source, "fingerprint": tree_fingerprint(root)}
+    tracking.set_tags({"git_commit": tracking.git_commit(), "corpus_source": source, "corpus_fingerprint": info["fingerprint"]})
+    return info
 
 
 def build_manifest(corpus_info: dict[str, Any], corpus: dict[str, Any]) -> dict[str, Any]:

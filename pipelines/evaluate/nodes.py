@@ -10,7 +10,7 @@ import torch
 
 from pipelines import tracking
 from pipelines.paths import layer
-from pipelines.reporting import results_table, write_json_atomic
+from pipelines.reporting import plot_retrieved_moments, results_table, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
         ``data/07_model_output/<dataset>/<init>/<split>_predictions.json[l]``.
     """
     from hero.corpus.manifest import Manifest
-    from hero.eval.predict import predict_split
+    from hero.eval.predict import predict_split, retrieval_examples
     from hero.features.store import FeatureStore
     from hero.text.tokenizer import load_tokenizer
     from hero.train.finetune import load_task_model
@@ -43,6 +43,12 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
         metrics = res["metrics"]
         tracking.log_metrics_to(info.get("mlflow_run_id"), metrics)
         tracking.log_artifact_to(info.get("mlflow_run_id"), res["predictions"], "predictions")
+        if dataset in ("tvr", "how2r", "didemo"):  # a picture of what the model retrieves for a few queries
+            examples = retrieval_examples(res["predictions"], manifest, dataset, split, num_queries=6, top_k=5)
+            png = plot_retrieved_moments(examples, out_dir / f"{split}_retrieved_moments.png",
+                                         title=f"{dataset} {split}: top moments ({init})")
+            if png:
+                tracking.log_artifact_to(info.get("mlflow_run_id"), png, "plots")
         out[init] = metrics
         log.info("%s (%s): %s", dataset, init, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     return out
