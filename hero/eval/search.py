@@ -100,6 +100,14 @@ def _fingerprint(weights_sha: str, store: FeatureStore, videos: Sequence[str], m
     return {"weights": weights_sha, "features": keys, "max_frames": max_frames}
 
 
+def _videos(manifest: Manifest, videos: Sequence[str] | None) -> list[str]:
+    videos = list(videos) if videos is not None else list(manifest.videos)
+    missing = [v for v in videos if v not in manifest.videos]
+    if missing or not videos:
+        raise ValueError(f"videos not in the manifest: {missing[:5]}" if missing else "no videos to index")
+    return videos
+
+
 def encode_videos(model, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer, videos: Sequence[str],
                   batch_size: int = 32, device: torch.device | str = "cpu") -> EncodedCorpus:
     """Every video of ``videos`` through ``model``'s encoder once, ``batch_size`` videos at a time."""
@@ -169,10 +177,7 @@ class MomentSearcher:
         store = store if isinstance(store, FeatureStore) else FeatureStore(store)
         tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else load_tokenizer(
             tokenizer or preset.tokenizer or "minilm")
-        videos = list(videos) if videos is not None else list(manifest.videos)
-        missing = [v for v in videos if v not in manifest.videos]
-        if missing or not videos:
-            raise ValueError(f"videos not in the manifest: {missing[:5]}" if missing else "no videos to index")
+        videos, model = _videos(manifest, videos), model.to(device).eval()
         weights = json.loads((ck.path / "manifest.json").read_text())["files"]["model.safetensors"]["sha256"]
         fp = _fingerprint(weights, store, videos, model.model_cfg.max_frames)
         if index is not None and (Path(index) / "index.json").is_file():
@@ -187,6 +192,15 @@ class MomentSearcher:
             save_index(index, corpus, fp)
             log.info("saved the search index to %s", index)
         return cls(model, manifest, tokenizer, corpus, store=store, rank_cfg=rank_cfg, device=device, fingerprint=fp)
+
+    @classmethod
+    def from_model(cls, model, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer,
+                   videos: Sequence[str] | None = None, *, batch_size: int = 32,
+                   rank_cfg: MomentRankConfig | None = None, device: torch.device | str = "cpu") -> "MomentSearcher":
+        """Index ``videos`` (default: every manifest video) with an already loaded model (no index folder)."""
+        videos, model = _videos(manifest, videos), model.to(device).eval()
+        corpus = encode_videos(model, manifest, store, tokenizer, videos, batch_size, device)
+        return cls(model, manifest, tokenizer, corpus, store=store, rank_cfg=rank_cfg, device=device)
 
     def save(self, path: str | Path) -> Path:
         """Save the encoded corpus as an index folder (see `save_index`)."""

@@ -66,6 +66,14 @@ def searcher(setup):
     return MomentSearcher.from_run_dir(setup["run_dir"], setup["manifest"], setup["store"], batch_size=4)
 
 
+def _assert_same(a, b):
+    def key(ms):
+        return [(m.video_id, m.start, m.end, m.subtitles) for m in ms]
+
+    assert key(a) == key(b)
+    assert [m.score for m in a] == pytest.approx([m.score for m in b], rel=1e-3)
+
+
 def test_search_returns_top_k_moments_sorted_by_score_inside_their_videos(searcher, setup):
     manifest = setup["manifest"]
     assert searcher.corpus.video_ids == tuple(manifest.videos)
@@ -85,6 +93,8 @@ def test_search_returns_top_k_moments_sorted_by_score_inside_their_videos(search
     plain = MomentSearcher(searcher.model, manifest, searcher.tokenizer, searcher.corpus,
                            rank_cfg=MomentRankConfig(clip_len=manifest.clip_len))
     assert spans > 100 and len(plain.search("walks", top_k=spans + 5)) == spans
+    same = MomentSearcher.from_model(searcher.model, manifest, setup["store"], searcher.tokenizer, batch_size=5)
+    _assert_same(same.search(QUERY, 5), moments)  # other batches: other padding, the same moments
 
 
 def test_the_index_round_trips_and_a_second_call_does_not_encode(searcher, setup, tmp_path, monkeypatch):
@@ -103,7 +113,8 @@ def test_the_index_round_trips_and_a_second_call_does_not_encode(searcher, setup
 
     monkeypatch.setattr(search_mod, "encode_videos", no_encoding)
     second = MomentSearcher.from_run_dir(*args, index=tmp_path / "idx")
-    assert second.search(QUERY, 5) == first.search(QUERY, 5) == searcher.search(QUERY, 5)
+    assert second.search(QUERY, 5) == first.search(QUERY, 5)
+    _assert_same(first.search(QUERY, 5), searcher.search(QUERY, 5))
     with pytest.raises(AssertionError, match="re-encoded"):  # another video list: the index is stale
         MomentSearcher.from_run_dir(*args, videos=list(setup["manifest"].videos)[:3], index=tmp_path / "idx")
 
@@ -182,6 +193,19 @@ def test_cli_prints_the_table_writes_the_report_and_fails_clearly(setup, tmp_pat
     base[1] = str(tmp_path / "no-run")
     assert main(base + ["--query", "walks"]) == 2
     assert f"error: {tmp_path / 'no-run'}: run directory does not exist" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_cli(setup, tmp_path):
+    import sys
+
+    cmd = [sys.executable, "-m", "hero.eval.search", "--run-dir", str(setup["run_dir"]), "--manifest",
+           str(setup["manifest_path"]), "--features", str(setup["store"].root), "--index", str(tmp_path / "idx"),
+           "--query", "walks", "--top-k", "2", "--html", str(tmp_path / "r.html")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "query: walks" and lines[2].startswith("1  synth_")
+    assert lines[4] == f"report: {tmp_path / 'r.html'}" and (tmp_path / "idx" / "index.json").is_file()
 
 
 # ---------------------------------------------------------------------------------------------- what a person sees
