@@ -65,6 +65,7 @@ def save_index(path: str | Path, corpus: EncodedCorpus, fingerprint: dict[str, A
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    (path / "index.json").unlink(missing_ok=True)  # no committed index while the tensors change
     tensors = {"frames": corpus.frames, "frame_mask": corpus.frame_mask, "frame_norms": corpus.frame_norms}
     tmp = path / f".corpus.safetensors.{os.getpid()}.tmp"
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
@@ -181,12 +182,17 @@ class MomentSearcher:
         weights = json.loads((ck.path / "manifest.json").read_text())["files"]["model.safetensors"]["sha256"]
         fp = _fingerprint(weights, store, videos, model.model_cfg.max_frames)
         if index is not None and (Path(index) / "index.json").is_file():
-            corpus, saved = load_index(index, device)
-            if saved == fp and list(corpus.video_ids) == videos:
+            try:
+                corpus, saved = load_index(index, device)
+            except Exception as err:  # a cache: an unreadable index is rebuilt, not fatal
+                log.warning("%s: unreadable search index (%s); re-encoding", index, err)
+                corpus, saved = None, None
+            if corpus is not None and saved == fp and list(corpus.video_ids) == videos:
                 log.info("loaded the search index %s (%d videos)", index, len(videos))
                 return cls(model, manifest, tokenizer, corpus, store=store, rank_cfg=rank_cfg, device=device,
                            fingerprint=fp)
-            log.warning("%s: the index was built from other weights, features or videos; re-encoding", index)
+            if corpus is not None:
+                log.warning("%s: the index was built from other weights, features or videos; re-encoding", index)
         corpus = encode_videos(model, manifest, store, tokenizer, videos, batch_size, device)
         if index is not None:
             save_index(index, corpus, fp)

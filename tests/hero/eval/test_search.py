@@ -117,6 +117,10 @@ def test_the_index_round_trips_and_a_second_call_does_not_encode(searcher, setup
     _assert_same(first.search(QUERY, 5), searcher.search(QUERY, 5))
     with pytest.raises(AssertionError, match="re-encoded"):  # another video list: the index is stale
         MomentSearcher.from_run_dir(*args, videos=list(setup["manifest"].videos)[:3], index=tmp_path / "idx")
+    monkeypatch.undo()
+    (tmp_path / "idx" / "corpus.safetensors").write_bytes(b"garbage")  # a broken index is rebuilt
+    third = MomentSearcher.from_run_dir(*args, index=tmp_path / "idx")
+    assert third.search(QUERY, 5) == first.search(QUERY, 5) and load_index(tmp_path / "idx")[1] == first.fingerprint
 
 
 def test_the_html_report_is_self_contained_with_query_moments_and_highlighted_spans(searcher, setup, tmp_path):
