@@ -49,9 +49,26 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
                                          title=f"{dataset} {split}: top moments ({init})")
             if png:
                 tracking.log_artifact_to(info.get("mlflow_run_id"), png, "plots")
+            html = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
+            if html:
+                tracking.log_artifact_to(info.get("mlflow_run_id"), html, "reports")
         out[init] = metrics
         log.info("%s (%s): %s", dataset, init, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     return out
+
+
+def search_report(model, manifest, store, tokenizer, dataset: str, split: str, out_dir: Path, init: str) -> Path | None:
+    """The HTML search page (query, ranked moments, highlighted spans, thumbnails) for the split's first query."""
+    from hero.eval.search import MomentSearcher
+    from hero.eval.search_report import write_search_report
+
+    examples = manifest.tasks.get(dataset, {}).get(split, [])
+    if not examples:
+        return None
+    query = examples[0]["desc"]
+    searcher = MomentSearcher.from_model(model, manifest, store, tokenizer, videos=manifest.split_videos(split) or None)
+    return write_search_report(out_dir / f"{split}_search.html", query, searcher.search(query, top_k=10), manifest,
+                               store, title=f"{dataset} {split}: moment search ({init})")
 
 
 HEADLINE = {  # the metric each task is judged by in the summary (HERO's headline numbers)
