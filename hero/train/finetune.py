@@ -9,7 +9,6 @@ the video features; `load_task_model` rebuilds a finished job's task model for i
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable

@@ -12,15 +12,6 @@ from hero.text.tokenizer import load_tokenizer
 FAST = {"image_size": 64, "batch_size": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared 2-core machine OpenMP threads spin-wait on each other (several times slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from hero.synth import SynthConfig, generate_corpus

@@ -13,7 +13,6 @@ from hero.eval.formats import read_captions, read_qa_answers, read_rankings, rea
 from hero.eval.predict import predict_split, prediction_path, retrieval_examples
 from hero.presets import MINILM_TOKENS, get_preset
 from hero.tasks import TASKS
-from hero.tasks.captioning import CaptioningConfig
 
 DIM = 24
 SPLIT = "train"   # 4 of the 6 videos: a corpus worth ranking
@@ -21,14 +20,6 @@ READERS = {"tvr": read_tvr_submission, "tvqa": read_qa_answers, "violin": read_v
            "retrieval": read_rankings}
 FAMILY = {"tvr": "moment_retrieval", "tvqa": "video_qa", "violin": "violin", "tvc": "captioning",
           "retrieval": "text_video_retrieval"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,6 @@ DIM = 24
 QUERY = 'Bob <b>jumps</b> & "flies" to Oslo'
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """{"manifest", "manifest_path", "store", "run_dir", "tmp"}: the corpus, its features and a finished TVR run."""

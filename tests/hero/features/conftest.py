@@ -12,12 +12,3 @@ def small_corpus(tmp_path_factory):
     return root, ingest_corpus(CorpusConfig(path=str(root)))
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared 2-core machine OpenMP threads spin-wait on each other (several times slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -11,14 +11,6 @@ from hero.tasks.caption_decoding import beam_search, caption_decode_benchmark, g
 from hero.tasks.captioning import CaptioningConfig, CaptioningTask, collate_captioning
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _setup(n=3, seed=0, encoder="hierarchical"):
     p = get_preset("hero-tiny", encoder=encoder, dropout=0.0, attention_dropout=0.0)
     g = torch.Generator().manual_seed(seed)

@@ -17,15 +17,6 @@ from hero.tasks.video_inference import ViolinConfig, ViolinTask, collate_violin
 from hero.tasks.video_qa import VideoQaConfig, VideoQaTask, collate_video_qa
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded, and the test machine is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _preset(encoder="hierarchical"):
     return get_preset("hero-tiny", encoder=encoder, dropout=0.0, attention_dropout=0.0)
 

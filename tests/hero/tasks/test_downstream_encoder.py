@@ -11,15 +11,6 @@ from hero.model.config import original_compat
 from hero.presets import get_preset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded, and the test machine is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _single(b: VideoBatch, v: int) -> VideoBatch:
     rows = (b.sub_video == v).nonzero(as_tuple=True)[0]
     n = int(b.frame_mask[v].sum())

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from hero.train.config import RunConfig
 
@@ -16,11 +15,3 @@ def tiny_cfg(tmp_path) -> RunConfig:
     })
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second intra-op thread, and on a shared 2-core machine OpenMP's
-    spinning threads make runs several times slower; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
