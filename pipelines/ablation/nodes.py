@@ -16,17 +16,18 @@ from pipelines.reporting import read_json_file, results_table, write_json_atomic
 log = logging.getLogger(__name__)
 
 
-def run_ablation(ablation: dict[str, Any], pretrain: dict[str, Any], finetune: dict[str, Any], evaluate: dict[str, Any],
-                 launch: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any]) -> dict[str, Any]:
-    """Run the variant ``ablation.variant`` of ``ablation.variants``.
+def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str, Any], finetune: dict[str, Any],
+                 evaluate: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
+                 features_info: dict[str, Any]) -> dict[str, Any]:
+    """Run the variant ``variant_name`` (``params:ablation_variant``) of ``ablation.variants``.
 
     A variant sets ``encoder`` (hierarchical | flat), ``tasks`` (the pretraining mix) or ``pretrain: false``
     (finetune from the text-initialised model only). The result goes to
     ``data/08_reporting/ablations/<variant>.json``: the headline metric of each task in ``ablation.tasks``.
     """
-    name = ablation["variant"]
+    name = variant_name
     if name not in ablation["variants"]:
-        raise ValueError(f"ablation.variant: {name!r} is not one of {sorted(ablation['variants'])}")
+        raise ValueError(f"ablation_variant: {name!r} is not one of {sorted(ablation['variants'])}")
     variant = ablation["variants"][name]
     model = {"encoder": variant.get("encoder", "hierarchical")}
     tracking.set_tags({"ablation": name})
