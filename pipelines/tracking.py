@@ -135,3 +135,8 @@ def git_commit() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def active_experiment_id() -> str | None:
+    run = mlflow.active_run()
+    return run.info.experiment_id if run else None
