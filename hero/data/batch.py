@@ -65,6 +65,14 @@ class VideoBatch:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "VideoBatch":
         return tensors_to(self, device, non_blocking)
 
+    def trimmed(self) -> "VideoBatch":
+        """The same batch with T, Lt and F cut to the longest real video, subtitle and frame group."""
+        T = max(1, int(self.frame_mask.sum(1).max()))
+        Lt = max(1, int(self.sub_mask.sum(1).max())) if self.num_subs else self.sub_ids.shape[1]
+        F = max(1, int((self.sub_frames >= 0).sum(1).max())) if self.num_subs else 1
+        return self.replace(frame_feats=self.frame_feats[:, :T], frame_mask=self.frame_mask[:, :T],
+                            sub_ids=self.sub_ids[:, :Lt], sub_mask=self.sub_mask[:, :Lt], sub_frames=self.sub_frames[:, :F])
+
     def frame_owner(self) -> Tensor:
         """[B, T] long: the subtitle (row of sub_ids) each frame is aligned to, -1 for unmatched frames."""
         owner = torch.full(self.frame_mask.shape, -1, dtype=torch.long, device=self.sub_frames.device)

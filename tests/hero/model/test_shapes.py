@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from hero.data.batch import VideoBatch
+from hero.data.task_collate import select_videos
 from hero.data.random_batch import random_video_batch
 from hero.model import Hero
 from hero.presets import get_preset
@@ -20,13 +21,7 @@ def test_output_shapes(encoder):
 
 def _single(b: VideoBatch, v: int) -> VideoBatch:
     """Video ``v`` of a batch on its own, trimmed to its own lengths (no padding beyond itself)."""
-    rows = (b.sub_video == v).nonzero(as_tuple=True)[0]
-    n = int(b.frame_mask[v].sum())
-    lt = int(b.sub_mask[rows].sum(1).max())
-    nf = max(1, int((b.sub_frames[rows] >= 0).sum(1).max()))
-    return VideoBatch(frame_feats=b.frame_feats[v:v + 1, :n], frame_mask=b.frame_mask[v:v + 1, :n],
-                      sub_ids=b.sub_ids[rows, :lt], sub_mask=b.sub_mask[rows, :lt],
-                      sub_video=torch.zeros(len(rows), dtype=torch.long), sub_frames=b.sub_frames[rows, :nf])
+    return select_videos(b, torch.tensor([v])).trimmed()
 
 
 @pytest.mark.parametrize("encoder", ["hierarchical", "flat"])
