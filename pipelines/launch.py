@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from hero.config import from_dict
+from hero.corpus.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 job_log = logging.getLogger(__name__ + ".job")  # the job's own lines, passed through as they are
@@ -77,14 +77,6 @@ def torchrun_command(config_path: str | Path, launch: LaunchConfig, module: str 
     return cmd
 
 
-def write_yaml_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-        tmp = f.name
-    os.replace(tmp, path)
-
-
 def launch_torchrun(
     run_config: dict[str, Any],
     run_dir: str | Path,
@@ -110,7 +102,7 @@ def launch_torchrun(
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = {**run_config, "train": {**run_config.get("train", {}), "run_dir": str(run_dir)}}
     config_path = run_dir / "config.yaml"
-    write_yaml_atomic(config_path, cfg)
+    write_text_atomic(config_path, yaml.safe_dump(cfg, sort_keys=False))
     cmd = torchrun_command(config_path, launch)
     env = {**os.environ, **launch.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     if launch.omp_num_threads is not None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from hero.corpus.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,6 @@ def read_metrics_jsonl(path: str | Path) -> list[dict]:
                 row = json.loads(line)
                 rows[int(row["step"])] = row
     return [rows[k] for k in sorted(rows)]
-
-
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    return Path(tmp)
 
 
 def plot_curves(rows: Sequence[Mapping], out: str | Path, title: str, prefix: str = "train/") -> Path | None:
@@ -56,10 +49,9 @@ def plot_curves(rows: Sequence[Mapping], out: str | Path, title: str, prefix: st
     fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
-    tmp = _atomic_target(out)
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, out)
     return out
 
 
@@ -74,11 +66,8 @@ def results_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) 
 
 
 def write_json_atomic(path: str | Path, obj: object) -> Path:
-    path = Path(path)
-    tmp = _atomic_target(path)
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    return Path(path)
 
 
 def read_json_file(path: str | Path) -> dict | None:
@@ -120,8 +109,7 @@ def plot_retrieved_moments(examples: Sequence[Mapping], out: str | Path, title: 
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out = Path(out)
-    tmp = _atomic_target(out)
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, out)
     return out

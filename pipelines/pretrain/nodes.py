@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hero.config import merge
+from hero.corpus.atomic import write_text_atomic
 from hero.train.config import RunConfig
 from pipelines import tracking
 from pipelines.fingerprint import params_hash
@@ -72,8 +73,6 @@ def pretrain(pretrain: dict[str, Any], launch: dict[str, Any], manifest_info: di
 def write_loss_csv(metrics_jsonl: Path, out: Path) -> None:
     """step,loss rows for `dvc plots show` (the per-step training loss of the pretraining run)."""
     rows = read_metrics_jsonl(metrics_jsonl) if metrics_jsonl.exists() else []
-    tmp = out.with_suffix(".csv.tmp")
-    tmp.write_text("step,loss\n" + "".join(f"{r['step']},{r['train/loss']}\n" for r in rows if "train/loss" in r))
-    tmp.replace(out)
+    write_text_atomic(out, "step,loss\n" + "".join(f"{r['step']},{r['train/loss']}\n" for r in rows if "train/loss" in r))
 
 
