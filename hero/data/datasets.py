@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from hero.corpus.errors import CorpusError
 from hero.corpus.manifest import Manifest
+from hero.data.channels import apply_channels, check_channels, empty_subtitles
 from hero.data.collate import collate_videos
 from hero.features.store import FeatureStore
 from hero.text.tokenizer import TextTokenizer
@@ -55,13 +56,15 @@ class VideoFeatures:
         sub_ctx_len: HERO's subtitle context: each subtitle's text is preceded by the k previous subtitles' tokens
             (HERO: 0 for pretraining/TVR/TVQA, 1 for TVC, 2 for VIOLIN).
         check: verify every video has features with the manifest's clip count (``features.missing/wrong_dim``).
+        channels: ``both``, ``video`` (no subtitles) or ``subtitles`` (zero frame features); `hero.data.channels`.
     """
 
     def __init__(self, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer, *, max_frames: int = 100,
                  max_sub_tokens: int = 60, sub_ctx_len: int = 0, video_ids: Sequence[str] | None = None,
-                 check: bool = True) -> None:
+                 check: bool = True, channels: str = "both") -> None:
         if sub_ctx_len < 0:
             raise ValueError(f"sub_ctx_len must be >= 0, got {sub_ctx_len}")
+        self.channels = check_channels(channels)
         self.manifest, self.store, self.tokenizer = manifest, store, tokenizer
         self.max_frames, self.max_sub_tokens, self.sub_ctx_len = max_frames, max_sub_tokens, sub_ctx_len
         self.video_ids = list(video_ids if video_ids is not None else manifest.videos)
@@ -87,7 +90,8 @@ class VideoFeatures:
         return len(self.video_ids)
 
     def example(self, vid: str) -> dict[str, Any]:
-        """The video example of ``vid``: frame_feats [T, Df] float32 (T <= max_frames), sub_ids, sub_frames."""
+        """The video example of ``vid``: frame_feats [T, Df] float32 (T <= max_frames), sub_ids, sub_frames, as
+        ``channels`` shows it."""
         entry = self.manifest.videos[vid]
         feats = torch.from_numpy(np.asarray(self.store[vid][: self.max_frames], dtype=np.float32))
         T = feats.shape[0]
@@ -96,10 +100,9 @@ class VideoFeatures:
             sub_ids = [self._sub_ids[vid][i] for i in keep]
             sub_frames = [[f for f in entry.sub_clips[i] if f < T] for i in keep]
         else:  # HERO's video-only data: empty subtitles over groups of 5 frames
-            starts = range(0, T, 5)
-            sub_ids = [[self.sep] for _ in starts]
-            sub_frames = [list(range(s, min(s + 5, T))) for s in starts]
-        return {"video_id": vid, "frame_feats": feats, "sub_ids": sub_ids, "sub_frames": sub_frames}
+            sub_ids, sub_frames = empty_subtitles(T, self.sep)
+        example = {"video_id": vid, "frame_feats": feats, "sub_ids": sub_ids, "sub_frames": sub_frames}
+        return apply_channels(example, self.channels, self.sep)
 
     @functools.cached_property
     def index(self) -> dict[str, int]:

@@ -16,6 +16,8 @@ Example (``run.yaml``)::
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +29,13 @@ import yaml
 from hero.config import ConfigError, from_dict, load_yaml, merge, override, parse_overrides, to_dict
 from hero.model.config import ModelConfig
 from hero.presets import Preset, get_preset
-from hero.tasks.config import PretrainConfig
+from hero.tasks.config import OBJECTIVE_NAMES, PretrainConfig
 
 
 @dataclass(frozen=True, kw_only=True)
-class DataConfig:
-    """Where training videos come from."""
+class SourceConfig:
+    """Where one set of training videos comes from and how it is read (the fields `DataConfig` and every
+    `CorpusConfig` of a mixture share)."""
 
     source: Literal["random", "corpus"] = "random"
     """`random`: deterministic random videos, one per sample index (tests, smoke runs, benchmarks);
@@ -54,20 +57,79 @@ class DataConfig:
     """corpus: ``minilm`` or a tokenizer.json path; None = the preset's tokenizer."""
     options: dict[str, Any] = field(default_factory=dict)
     """corpus: extra keyword arguments of PretrainDataset.from_split (e.g. max_sub_tokens)."""
+    channels: Literal["both", "video", "subtitles"] = "both"
+    """Input channels (VALUE's ablation, hero.data.channels): `video` drops the subtitles (every video becomes a
+    video-only one, HERO_SPEC.md a.5), `subtitles` zeroes the frame features; the same in training and prediction."""
+
+    def _check(self, prefix: str) -> None:
+        """Validate the source fields; ``prefix`` is the dotted path of this config (``data.``, or empty)."""
+        if self.size < 1:
+            raise ConfigError(f"{prefix}size: must be >= 1, got {self.size}")
+        for key in ("frames", "sub_len"):
+            lo, hi = getattr(self, key)
+            if not 1 <= lo <= hi:
+                raise ConfigError(f"{prefix}{key}: need 1 <= low <= high, got {[lo, hi]}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorpusConfig(SourceConfig):
+    """One corpus of a pretraining mixture (``data.corpora.<name>``), e.g. TV shows or instructional videos."""
+
+    source: Literal["random", "corpus"] = "corpus"
+    """As `data.source`; a corpus of a mixture reads a manifest unless it says `random`."""
+    weight: float = 1.0
+    """Sampling weight: each optimizer step draws its corpus with probability weight / sum of weights (HERO mixes
+    TV and HowTo100M per batch). 0 leaves the corpus out (an ablation), without reading it."""
+
+    def __post_init__(self) -> None:
+        self._check("")
+        if not 0.0 <= self.weight < math.inf:
+            raise ConfigError(f"weight: must be >= 0 and finite, got {self.weight}")
+        if self.source == "corpus" and self.weight > 0 and not self.path:
+            raise ConfigError("path: required when source is 'corpus'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig(SourceConfig):
+    """Where training videos come from: one source (the fields below), or a mixture of named corpora.
+
+    A mixture (``corpora``) replaces the single-source fields: each corpus has its own manifest, feature store,
+    tokenizer, options and channels, and a sampling weight. Every optimizer step draws ONE corpus from (seed, step),
+    the same on every rank, and takes its whole global batch from it (hero.train.data.MixtureBatchSampler); the
+    losses of the steps that drew corpus ``c`` are logged as ``train/<c>/loss`` and ``train/<objective>/<c>/loss``.
+    Keyed by name, so a weight is a dotted override (``data.corpora.howto.weight=0``) as task ratios are::
+
+        data:
+          corpora:
+            tv:    {path: data/tv/manifest.json, features: data/tv/features, weight: 2}
+            howto: {path: data/howto/manifest.json, features: data/howto/features, weight: 1, options: {max_sub_tokens: 40}}
+    """
+
+    corpora: dict[str, CorpusConfig] = field(default_factory=dict)
+    """Name -> corpus of a mixture; empty = the single source above."""
     num_workers: int = 0
     """DataLoader worker processes per rank (0 = load in the training process)."""
 
     def __post_init__(self) -> None:
-        if self.size < 1:
-            raise ConfigError(f"data.size: must be >= 1, got {self.size}")
-        for key in ("frames", "sub_len"):
-            lo, hi = getattr(self, key)
-            if not 1 <= lo <= hi:
-                raise ConfigError(f"data.{key}: need 1 <= low <= high, got {[lo, hi]}")
-        if self.source == "corpus" and not self.path:
-            raise ConfigError("data.path: required when data.source is 'corpus'")
+        self._check("data.")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers: must be >= 0, got {self.num_workers}")
+        if not self.corpora:
+            if self.source == "corpus" and not self.path:
+                raise ConfigError("data.path: required when data.source is 'corpus'")
+            return
+        for key in ("path", "features", "tokenizer", "options"):
+            if getattr(self, key):
+                raise ConfigError(f"data.{key}: not used with data.corpora (give each corpus its own {key})")
+        for name in self.corpora:
+            if not _CORPUS_NAME.fullmatch(name) or name in OBJECTIVE_NAMES:
+                raise ConfigError(f"data.corpora.{name}: a corpus name is letters, digits, '_' or '-' and not an "
+                                  f"objective name ({', '.join(OBJECTIVE_NAMES)}): it names metrics train/<name>/loss")
+        if not any(c.weight > 0 for c in self.corpora.values()):
+            raise ConfigError("data.corpora: every weight is 0; give at least one corpus a weight > 0")
+
+
+_CORPUS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True, kw_only=True)
