@@ -29,6 +29,7 @@ import yaml
 from hero.config import ConfigError, from_dict, load_yaml, merge, override, parse_overrides, to_dict
 from hero.model.config import ModelConfig
 from hero.presets import Preset, get_preset
+from hero.storage import SCHEMES, scheme_of
 from hero.tasks.config import OBJECTIVE_NAMES, PretrainConfig
 
 
@@ -207,7 +208,11 @@ class TrainConfig:
     """Wrap the model in torch.compile."""
     init_from: str | None = None
     """A checkpoint directory (or weights .safetensors) whose weights initialise a fresh run (finetuning);
-    ignored when run_dir already holds a checkpoint to resume."""
+    ignored when run_dir already holds a checkpoint to resume. An ``s3://`` URI names a published checkpoint,
+    run folder (its newest step) or .safetensors file, fetched into the local cache first."""
+    mirror_to: str | None = None
+    """Where rank 0 publishes each checkpoint after saving it locally: ``<mirror_to>/step-N/`` (an ``s3://``
+    URI or a folder; credentials from the AWS environment, never from here). None: local only."""
 
     def __post_init__(self) -> None:
         for key in ("global_batch", "max_steps", "log_every"):
@@ -226,6 +231,10 @@ class TrainConfig:
         for s in self.sinks:
             if ":" not in s:
                 raise ConfigError(f"train.sinks: {s!r} must look like 'package.module:ClassName'")
+        for key in ("init_from", "mirror_to"):
+            loc = getattr(self, key)
+            if loc and scheme_of(loc) not in SCHEMES:
+                raise ConfigError(f"train.{key}: {loc!r} has an unsupported scheme (a path, file:// or s3://)")
 
 
 @dataclass(frozen=True, kw_only=True)
