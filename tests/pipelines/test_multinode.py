@@ -1,0 +1,106 @@
+"""Two torchrun "nodes" on 127.0.0.1 joined by the c10d rendezvous, as docs/multinode.md sets up a cluster:
+node A is the Kedro side (`launch_torchrun`), node B joins with ``python -m pipelines.launch --config``."""
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hero.train import run
+from hero.train.config import RunConfig
+from pipelines.launch import JOB_ENV, LaunchConfig, launch_torchrun, rendezvous_id
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+STEPS = 4
+JOB = {"preset": "hero-tiny",
+       "data": {"source": "random", "size": 32, "frames": [4, 8], "sub_len": [3, 6]},
+       "optim": {"lr": 1e-3, "warmup_steps": 2},
+       "train": {"global_batch": 4, "micro_batch": 2, "max_steps": STEPS, "log_every": 1, "seed": 3}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(path: Path, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.1)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / f"step-{STEPS:08d}" / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_two_nodes_train_one_model(tmp_path, caplog):
+    run_dir, port = tmp_path / "job", free_port()
+    pythonpath = os.pathsep.join([str(REPO), str(HERE)])  # the workers import multinode_worker
+    node_a = LaunchConfig(nnodes=2, rdzv_endpoint=f"127.0.0.1:{port}", local_addr="127.0.0.1", omp_num_threads=1,
+                          rdzv_conf={"is_host": True, "join_timeout": 60}, env={"PYTHONPATH": pythonpath})
+    mlflow_env = {"MLFLOW_RUN_ID": "0123abcd", "HERO_MLFLOW_PREFIX": "pretrain/"}
+    failure: list[BaseException] = []
+
+    def launch_node_a() -> None:
+        try:
+            launch_torchrun(JOB, run_dir, node_a, extra_env=mlflow_env, module="multinode_worker")
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test's thread below
+            failure.append(err)
+
+    caplog.set_level(logging.INFO, logger="pipelines.launch")
+    a = threading.Thread(target=launch_node_a)
+    a.start()
+    wait_for(run_dir / JOB_ENV, timeout=30)  # node A has written the job's config and environment
+    env = {k: v for k, v in os.environ.items() if k not in ("HERO_PROJECT_ROOT", *mlflow_env)}
+    node_b = subprocess.run(
+        [sys.executable, "-m", "pipelines.launch", "--config", str(run_dir / "config.yaml"), "--env", "test",
+         "--module", "multinode_worker", "nnodes=2", f"rdzv_endpoint=127.0.0.1:{port}", "local_addr=127.0.0.1",
+         "omp_num_threads=1", "rdzv_conf={is_host: false, join_timeout: 60}"],
+        check=False, cwd=REPO, env={**env, "PYTHONPATH": pythonpath}, capture_output=True, text=True, timeout=240)
+    a.join(timeout=240)
+    assert not a.is_alive() and not failure, failure
+    assert node_b.returncode == 0, node_b.stdout[-3000:] + node_b.stderr[-3000:]
+
+    # Both nodes derived the same rendezvous id from the config file, without being given one.
+    rdzv = f"--rdzv_id={rendezvous_id(run_dir / 'config.yaml')}"
+    assert rdzv in node_b.stderr and rdzv in caplog.text
+
+    # Two ranks, one per node, in a world of 2; both ended with identical weights; node B's rank got the
+    # MLflow run that node A was given (through job_env.json), so rank 0 can log wherever it lands.
+    ranks = [json.loads((run_dir / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert [(r["rank"], r["world_size"], r["local_rank"]) for r in ranks] == [(0, 2, 0), (1, 2, 0)]
+    assert sorted(r["group_rank"] for r in ranks) == [0, 1]
+    assert ranks[0]["sha256"] == ranks[1]["sha256"]
+    assert all(r["mlflow_run_id"] == "0123abcd" for r in ranks)
+    state = json.loads((run_dir / f"step-{STEPS:08d}" / "state.json").read_text())
+    assert state["world_size"] == 2
+    logs = (run_dir / "launch.log").read_text() + (run_dir / f"launch-{socket.gethostname()}.log").read_text()
+    assert "2 rank(s) x 1 micro-step(s) x 2 videos" in logs
+
+    # The same global batch on one process gives the same model: each node trained on its own shard of the
+    # data (sharded by global rank) and the gradients were averaged across nodes.
+    run(RunConfig.from_dict(JOB), run_dir=tmp_path / "one")
+    one, two = weights(tmp_path / "one"), weights(run_dir)
+    assert one.keys() == two.keys()
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "scripts" / "slurm").glob("*.sbatch")), ids=lambda p: p.name)
+def test_slurm_scripts_parse(script):
+    out = subprocess.run(["bash", "-n", str(script)], check=False, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
