@@ -10,6 +10,10 @@ An entry: {"shard", "offset", "num_clips", "dim", "clip_len", "key", "video_sha2
 ``key`` is the content address (video hash + extractor fingerprint + clip length, see `entry_key`). Writers (one per
 rank) write their own shards whole or not at all; `consolidate` merges the shard files into index.json. A reader sees
 index.json plus any committed shard not yet consolidated; where two shards hold one video, the newer wins.
+
+A store may also live under an ``s3://`` URI: it is written locally and then published (`publish_store`: shards,
+then index.json last); a `FeatureStore` opened on the URI reads index.json and fetches each shard .npy on first
+use into the local content-addressed cache (`hero.storage.cache_root`), then memory-maps it from there.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 
 from hero.corpus.atomic import atomic_path, write_json_atomic
 from hero.corpus.errors import CorpusError
+from hero.storage import is_remote, open_storage
 
 logger = logging.getLogger(__name__)
 STORE_VERSION = 1
@@ -52,6 +57,8 @@ class StoreWriter:
     """Buffers entries and writes them as one shard each time `max_rows` is reached and at `close`."""
 
     def __init__(self, root: str | os.PathLike, *, rank: int = 0, max_rows: int = 16384) -> None:
+        if is_remote(root):
+            raise ValueError(f"{root}: a store is written locally, then published with publish_store(local, uri)")
         self.root, self.rank, self.max_rows = Path(root), rank, max_rows
         (self.root / "shards").mkdir(parents=True, exist_ok=True)
         self._arrays: list[np.ndarray] = []
@@ -121,28 +128,33 @@ def consolidate(root: str | os.PathLike) -> dict[str, Any]:
 
 
 class FeatureStore:
-    """Read side: ``store[vid]`` -> float16 memmap view [clips, dim]; ``store.entry(vid)`` -> its index entry."""
+    """Read side: ``store[vid]`` -> float16 memmap view [clips, dim]; ``store.entry(vid)`` -> its index entry.
+
+    ``root`` is a local folder or an ``s3://`` URI (shards fetched on demand into the local cache)."""
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
-        if not (self.root / "shards").is_dir():
+        self.remote = is_remote(root)
+        self.root: Path | str = str(root).rstrip("/") if self.remote else Path(root)
+        if not self.remote and not (self.root / "shards").is_dir():
             raise FileNotFoundError(f"{self.root}: not a feature store (no shards/ folder)")
+        self.storage = open_storage(root)  # an S3 prefix holding nothing raises FileNotFoundError
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read index.json and any shard committed since."""
         videos: dict[str, dict] = {}
         known: set[str] = set()
-        index_path = self.root / "index.json"
-        if index_path.exists():
-            with open(index_path, encoding="utf-8") as f:
-                index = json.load(f)
+        try:
+            index = json.loads(self.storage.read_bytes("index.json"))
+        except FileNotFoundError:
+            index = None
+        if index is not None:
             videos.update(index["videos"])
             known = set(index["shards"])
-        for meta in sorted((self.root / "shards").glob("*.json")):
-            if meta.stem not in known:
-                with open(meta, encoding="utf-8") as f:
-                    _merge(videos, json.load(f)["videos"])
+        for rel in self.storage.list_files("shards"):
+            stem = rel.rsplit("/", 1)[-1].removesuffix(".json")
+            if rel.endswith(".json") and stem not in known:
+                _merge(videos, json.loads(self.storage.read_bytes(rel))["videos"])
         self.videos = videos
         self._maps: dict[str, np.ndarray] = {}
 
@@ -162,7 +174,7 @@ class FeatureStore:
 
     def _map(self, shard: str) -> np.ndarray:
         if shard not in self._maps:
-            self._maps[shard] = np.load(self.root / "shards" / f"{shard}.npy", mmap_mode="r")
+            self._maps[shard] = np.load(self.storage.local_path(f"shards/{shard}.npy"), mmap_mode="r")
         return self._maps[shard]
 
     def __getitem__(self, vid: str) -> np.ndarray:
@@ -178,14 +190,37 @@ class FeatureStore:
                 raise CorpusError(str(self.root), "features.missing", f"no features for video {vid!r}")
             e = self.videos[vid]
             if e["dim"] != dim or e["num_clips"] != n:
-                raise CorpusError(str(self.root / "shards" / f"{e['shard']}.json"), "features.wrong_dim",
+                raise CorpusError(self.storage.uri(f"shards/{e['shard']}.json"), "features.wrong_dim",
                                   f"{vid!r}: [{e['num_clips']}, {e['dim']}], expected [{n}, {dim}]")
 
     def garbage(self) -> list[Path]:
-        """Shard files no index entry points to (superseded or uncommitted): safe to delete."""
+        """Shard files no index entry points to (superseded or uncommitted): safe to delete (a local store only)."""
+        if self.remote:
+            raise ValueError(f"{self.root}: garbage() lists local files; clean the local store before publishing it")
         used = {e["shard"] for e in self.videos.values()}
         return [p for p in sorted((self.root / "shards").iterdir()) if p.stem not in used or p.name.startswith(".")]
 
 
+def publish_store(root: str | os.PathLike, uri: str) -> dict[str, Any]:
+    """Publish the local store at ``root`` to ``uri`` (e.g. ``s3://bucket/features``); returns its index.
 
-__all__ = ["FeatureStore", "StoreWriter", "check_features", "consolidate", "entry_key"]
+    Consolidates first, then uploads each shard the index uses (.npy, then its .json, as a local writer commits
+    them; shards already there are skipped: their names are unique) and index.json last, so a reader of ``uri``
+    never sees an index naming a shard that is not there yet.
+    """
+    root = Path(root)
+    index = consolidate(root)
+    dest = open_storage(uri, create=True)
+    t0, sent = time.perf_counter(), 0
+    for shard in index["shards"]:
+        for rel in (f"shards/{shard}.npy", f"shards/{shard}.json"):
+            if not dest.exists(rel):
+                dest.upload_file(root / rel, rel)
+                sent += 1
+    dest.upload_file(root / "index.json", "index.json")
+    logger.info("published feature store %s -> %s: %d videos, %d of %d shard files sent, %.1fs", root, dest.root,
+                index["num_videos"], sent, 2 * len(index["shards"]), time.perf_counter() - t0)
+    return index
+
+
+__all__ = ["FeatureStore", "StoreWriter", "check_features", "consolidate", "entry_key", "publish_store"]

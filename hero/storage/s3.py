@@ -24,6 +24,7 @@ changed object gets a new one.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import logging
@@ -68,10 +69,21 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 def make_client() -> Any:
     """An S3 client configured by the AWS environment, with retries in mode ``standard`` unless
     ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` say otherwise."""
-    retries = {"mode": os.environ.get("AWS_RETRY_MODE", "standard"),
-               "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "8"))}
+    retries = {"mode": os.environ.get("AWS_RETRY_MODE", "standard"),  # AWS_MAX_ATTEMPTS counts the first try too
+               "total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "8"))}
     config = Config(retries=retries, connect_timeout=10, read_timeout=60)
     return boto3.session.Session().client("s3", config=config)
+
+
+@functools.lru_cache(maxsize=4)
+def _client_for(pid: int, aws_env: tuple[tuple[str, str], ...]) -> Any:
+    return make_client()
+
+
+def shared_client() -> Any:
+    """One client per process and AWS environment (making one costs ~0.2 s; a client is thread-safe, but must
+    not cross a fork)."""
+    return _client_for(os.getpid(), tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
 
 
 def _env_bytes(name: str, default: int) -> int:
@@ -100,7 +112,7 @@ class S3Storage:
 
     Args:
         must_exist: raise `FileNotFoundError` when no object lies under the prefix (a corpus or store to read).
-        client: a boto3 S3 client; by default one from `make_client`, made in each process that uses it.
+        client: a boto3 S3 client; by default `shared_client` (one per process).
         multipart_threshold / multipart_chunksize: files of at least this many bytes are uploaded in parts of
             that size (defaults: ``$HERO_S3_MULTIPART_THRESHOLD`` or 64 MiB, ``$HERO_S3_MULTIPART_CHUNKSIZE`` or
             16 MiB; S3 takes parts of 5 MiB at least, boto3 raises smaller ones).
@@ -113,7 +125,7 @@ class S3Storage:
                  read_attempts: int = 5, cache_dir: str | Path | None = None) -> None:
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.root = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-        self._client, self._client_pid = client, os.getpid() if client is not None else None
+        self._client = client
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold or _env_bytes("HERO_S3_MULTIPART_THRESHOLD", 64 * MiB),
             multipart_chunksize=multipart_chunksize or _env_bytes("HERO_S3_MULTIPART_CHUNKSIZE", 16 * MiB))
@@ -124,13 +136,10 @@ class S3Storage:
 
     @property
     def client(self) -> Any:
-        """The boto3 client, made anew in a forked or spawned process (clients must not cross processes)."""
-        if self._client is None or self._client_pid != os.getpid():
-            self._client, self._client_pid = make_client(), os.getpid()
-        return self._client
+        return self._client if self._client is not None else shared_client()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_client": None, "_client_pid": None}
+        return {**self.__dict__, "_client": None}  # a client does not pickle; the other process makes its own
 
     # ------------------------------------------------------------------ names and errors
     def _key(self, rel: str) -> str:

@@ -12,6 +12,10 @@ Nothing is unpickled: tensors come from safetensors, the rest from JSON. The dir
 temporary name and renamed into place, so a reader sees either the whole checkpoint or none of it; a
 checkpoint whose files do not match its manifest (truncated, corrupted) is skipped with a warning and the
 previous one is used. At most ``keep_last_k`` (>= 2) checkpoints are kept.
+
+A finished checkpoint can be published to shared storage (`publish_checkpoint`: ``<uri>/step-N/``, manifest.json
+uploaded last, so a remote step folder counts only once its manifest is there) and fetched back
+(`fetch_checkpoint`: into the local cache, verified against its manifest before use).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
+
+from hero.storage import Storage, cache_root, is_remote, join_uri, local_file, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +209,74 @@ def load_step(path: str | Path) -> Checkpoint:
         raise ValueError(f"checkpoint {path} is invalid: {problem}")
     meta = json.loads((path / "state.json").read_text())
     return Checkpoint(path=path, step=int(meta["step"]), meta=meta)
+
+
+# ---------------------------------------------------------------------------------------------- shared storage
+def publish_checkpoint(path: str | Path, uri: str) -> str:
+    """Upload the checkpoint directory ``path`` to ``<uri>/<its name>/`` (``uri``: ``s3://...`` or a folder).
+
+    The three data files go first and manifest.json last, each whole or not at all, so a reader that finds
+    the manifest finds the rest. Returns the published step folder's URI.
+    """
+    path = Path(path)
+    dest = open_storage(join_uri(uri, path.name), create=True)
+    for name in (*FILES, "manifest.json"):
+        dest.upload_file(path / name, name)
+    return dest.root
+
+
+def fetch_checkpoint(uri: str) -> Path:
+    """A verified local copy of the published checkpoint at ``uri``: a step folder, a run folder (its newest
+    step folder holding a manifest.json) or a ``.safetensors`` file (returned as is).
+
+    Step folders are cached under ``cache_root()/checkpoints/<sha256 of the manifest>/`` (the manifest holds
+    every file's sha256, so equal keys mean equal contents); concurrent fetches (one per rank) each download
+    to a temporary folder and the first rename wins.
+    """
+    if uri.endswith(".safetensors"):
+        return Path(local_file(uri))
+    src = open_storage(uri)
+    if not src.exists("manifest.json"):
+        src = open_storage(join_uri(uri, _newest_published_step(src)))
+    manifest = src.read_bytes("manifest.json")
+    final = cache_root() / "checkpoints" / hashlib.sha256(manifest).hexdigest() / src.root.rsplit("/", 1)[-1]
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    try:
+        for name in FILES:
+            src.download_file(name, tmp / name)
+        (tmp / "manifest.json").write_bytes(manifest)
+        problem = verify(tmp)
+        if problem is not None:
+            raise ValueError(f"checkpoint {src.root} is invalid: {problem}")
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process got there first, with the same contents
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("fetched checkpoint %s -> %s", src.root, final)
+    return final
+
+
+def _newest_published_step(run: Storage) -> str:
+    """The name of the newest ``step-N`` folder of ``run`` that holds a manifest.json."""
+    steps = []
+    for rel in run.list_files(""):
+        step_dir, _, name = rel.partition("/")
+        if name == "manifest.json" and (m := STEP_DIR.match(step_dir)):
+            steps.append((int(m.group(1)), step_dir))
+    if not steps:
+        raise FileNotFoundError(f"{run.root}: no published checkpoint (neither manifest.json nor step-N/manifest.json)")
+    return max(steps)[1]
+
+
+def local_source(source: str) -> str:
+    """``train.init_from`` as a local path: itself when local, else `fetch_checkpoint`'s copy."""
+    return str(fetch_checkpoint(source)) if is_remote(source) else source
 
 
 # ---------------------------------------------------------------------------------------------- state <-> files

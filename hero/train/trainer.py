@@ -160,6 +160,8 @@ class Trainer:
         if self.dist.is_main:
             path = ckpt.save_checkpoint(self.run_dir, self.step, self.model, tensors, meta, self.cfg.train.keep_last_k)
             log.info("saved %s", path)
+            if self.cfg.train.mirror_to:
+                log.info("mirrored to %s", ckpt.publish_checkpoint(path, self.cfg.train.mirror_to))
         self.dist.barrier()
 
     def _resume_or_init(self) -> bool:
@@ -173,7 +175,7 @@ class Trainer:
                 latest = ckpt.load_step(self.run_dir / f"step-{box[0]:08d}") if box[0] >= 0 else None
         if latest is None:
             if self.cfg.train.init_from:
-                self._init_weights(self.cfg.train.init_from)
+                self._init_weights(ckpt.local_source(self.cfg.train.init_from))
             return False
         self.restore(latest)
         return True
