@@ -4,6 +4,7 @@ node A is the Kedro side (`launch_torchrun`), node B joins with ``python -m pipe
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +18,13 @@ from safetensors.torch import load_file
 
 from hero.train import run
 from hero.train.config import RunConfig
-from pipelines.launch import JOB_ENV, LaunchConfig, launch_torchrun, rendezvous_id
+from pipelines.launch import (
+    JOB_ENV,
+    LaunchConfig,
+    launch_torchrun,
+    prepare_run_dir,
+    rendezvous_id,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -100,7 +107,61 @@ def test_two_nodes_train_one_model(tmp_path, caplog):
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
-@pytest.mark.parametrize("script", sorted((REPO / "scripts" / "slurm").glob("*.sbatch")), ids=lambda p: p.name)
+SLURM = REPO / "scripts" / "slurm"
+
+
+@pytest.mark.parametrize("script", sorted(SLURM.glob("*.sbatch")), ids=lambda p: p.name)
 def test_slurm_scripts_parse(script):
     out = subprocess.run(["bash", "-n", str(script)], check=False, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def fake_slurm(tmp_path: Path, tools: dict[str, str]) -> dict[str, str]:
+    """Environment of a 2-node allocation whose first node is 127.0.0.1, with stand-ins for Slurm's tools."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in {"scontrol": 'printf "127.0.0.1\\nnode-b\\n"', **tools}.items():
+        (bin_dir / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_SUBMIT_DIR": str(tmp_path),
+            "SLURM_JOB_NODELIST": "node-[a-b]", "SLURM_NNODES": "2", "SLURM_JOB_ID": "4242", "SLURM_CPUS_PER_TASK": "4"}
+
+
+def test_pretrain_sbatch_runs_kedro_once_with_the_rendezvous_on_the_first_node(tmp_path):
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "activate").write_text("")
+    env = fake_slurm(tmp_path, {"kedro": f'echo "$*" > {tmp_path / "kedro.args"}'})
+    out = subprocess.run(["bash", str(SLURM / "pretrain.sbatch")], check=False, env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and "conf/local/parameters_launch.yml is missing" in out.stderr
+    (tmp_path / "conf" / "local").mkdir(parents=True)
+    (tmp_path / "conf" / "local" / "parameters_launch.yml").write_text("launch: {nproc_per_node: 8}\n")
+    out = subprocess.run(["bash", str(SLURM / "pretrain.sbatch")], check=False, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "kedro.args").read_text().split() == [
+        "run", "--pipeline=pretrain", "--params", "launch.nnodes=2,launch.rdzv_endpoint=127.0.0.1:29400"]
+
+
+@pytest.mark.slow
+def test_train_sbatch_runs_a_config_through_the_node_launcher(tmp_path):
+    """train.sbatch on a one-node "allocation": srun runs its command here; the job rendezvouses on 127.0.0.1."""
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    (tmp_path / "conf" / "base").mkdir(parents=True)
+    shutil.copy(REPO / "conf" / "base" / "parameters_launch.yml", tmp_path / "conf" / "base")
+    (tmp_path / "conf" / "local").mkdir()
+    (tmp_path / "conf" / "local" / "parameters_launch.yml").write_text(
+        "launch: {nproc_per_node: 1, local_addr: 127.0.0.1, omp_num_threads: 1, rdzv_conf: {join_timeout: 60},"
+        " wrapper: [srun, --ntasks-per-node=1]}\n")  # the wrapper that train.sbatch must switch off
+    run_dir = tmp_path / "job"
+    config = prepare_run_dir(JOB, run_dir, LaunchConfig())
+    srun = f'echo "$*" > {tmp_path / "srun.args"}\nwhile [[ $1 == -* ]]; do shift; done\nexec "$@"'
+    env = {**fake_slurm(tmp_path, {"srun": srun}), "SLURM_NNODES": "1", "HERO_PROJECT_ROOT": str(tmp_path),
+           "HERO_RDZV_PORT": str(free_port())}
+    out = subprocess.run(["bash", str(SLURM / "train.sbatch"), str(config)], check=False, env=env,
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (tmp_path / "srun.args").read_text().startswith("--ntasks-per-node=1 --kill-on-bad-exit=1 python -m pipelines.launch")
+    launched = next(line for line in out.stderr.splitlines() if "launching:" in line)
+    assert Path(launched.split("launching: ")[1].split()[0]).name.startswith("python")  # no srun inside srun
+    for arg in ("--nnodes=1", f"--rdzv_endpoint=127.0.0.1:{env['HERO_RDZV_PORT']}", "--rdzv_id=4242"):
+        assert arg in launched
+    assert (run_dir / f"step-{STEPS:08d}" / "state.json").exists()
