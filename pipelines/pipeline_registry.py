@@ -31,4 +31,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     upstream = stages["corpus"] + stages["features"]
     pipes["ablation"] = upstream + ablation()
     pipes["ablation_table"] = create_table_pipeline()
+    from pipelines.sweep.pipeline import create_pipeline as sweep
+
+    pipes["sweep"] = upstream + sweep()
     return pipes

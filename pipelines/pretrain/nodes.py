@@ -14,6 +14,7 @@ from pipelines.fingerprint import params_hash
 from pipelines.launch import launch_torchrun
 from pipelines.paths import layer
 from pipelines.reporting import plot_curves, read_metrics_jsonl
+from pipelines.sweep.space import flat
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,24 @@ def run_job(name: str, cfg: dict[str, Any], launch: dict[str, Any], key_parts: d
     return {"run_dir": str(run_dir), "key": key, "final": {k: v for k, v in last.items() if isinstance(v, (int, float))}}
 
 
+def tuned_run(run: dict[str, Any], sweep_best: dict[str, Any] | None) -> dict[str, Any]:
+    """``run`` with the best values of the last sweep merged in (``params:sweep_best``, written by the sweep
+    pipeline into conf/base/parameters_sweep_best.yml; empty until a sweep completes a trial)."""
+    if not sweep_best:
+        return run
+    log.info("pretrain: tuned values from params:sweep_best applied: %s",
+             ", ".join(f"{k}={v}" for k, v in flat(sweep_best).items()))
+    return merge(run, sweep_best)
+
+
 def pretrain(pretrain: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
-             features_info: dict[str, Any]) -> dict[str, Any]:
-    """Pretrain on the corpus with the task mix of ``params:pretrain.run``.
+             features_info: dict[str, Any], sweep_best: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pretrain on the corpus with the task mix of ``params:pretrain.run`` (plus the sweep's tuned values).
 
     Returns:
         ``{"run_dir", "key", "final"}``: where the checkpoints are, and the last logged metrics.
     """
-    cfg = corpus_run_config(pretrain["run"], manifest_info, features_info)
+    cfg = corpus_run_config(tuned_run(pretrain["run"], sweep_best), manifest_info, features_info)
     tracking.set_tags({"corpus": manifest_info["key"], "features": features_info["key"]})
     info = run_job("pretrain", cfg, launch, {"manifest": manifest_info["key"], "features": features_info["key"]},
                    mlflow_prefix="pretrain/")

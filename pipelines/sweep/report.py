@@ -1,0 +1,99 @@
+"""What a finished (or stopped) sweep leaves behind: Optuna's plots, a summary, and the best params file."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from hero.corpus.atomic import atomic_path, write_text_atomic
+from pipelines.reporting import write_json_atomic
+from pipelines.sweep.space import nested
+from pipelines.sweep.study import counts
+
+log = logging.getLogger(__name__)
+
+BEST_KEY = "sweep_best"
+"""The top-level key of the best params file; the pretrain node reads ``params:sweep_best``."""
+
+
+def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Optuna's matplotlib plots as PNGs: history, intermediate values, parallel coordinates, importances.
+
+    Importances need two finished trials and a parameter that varies; with fewer they are skipped (logged).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    plots = {"optimization_history": ovm.plot_optimization_history,
+             "intermediate_values": ovm.plot_intermediate_values,
+             "parallel_coordinate": ovm.plot_parallel_coordinate}
+    if len(complete) >= 2:
+        plots["param_importances"] = ovm.plot_param_importances
+    else:
+        log.info("sweep: %d complete trial(s); the parameter-importance plot needs at least 2, skipped", len(complete))
+    written = []
+    for name, fn in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                ax = fn(study)
+            except (ValueError, RuntimeError) as err:  # e.g. importances when no parameter varies
+                log.info("sweep: plot %s skipped: %s", name, err)
+                continue
+        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+        path = out_dir / f"{name}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def summary(study: optuna.Study, metric: str, n_trials: int, storage: str) -> dict[str, Any]:
+    """Best value and params, trial counts by state, and where the study lives (credentials redacted)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = None
+    if complete:
+        t = study.best_trial
+        best = {"trial": t.number, "value": t.value, "params": t.params}
+    return {"study": study.study_name, "storage": storage, "direction": study.direction.name.lower(),
+            "metric": metric, "n_trials": n_trials, "counts": counts(study), "best": best}
+
+
+def write_best_params(path: Path, params: dict[str, Any], note: str) -> Path:
+    """``sweep_best: {<nested pretrain run config values>}`` into ``path``, whole or not at all."""
+    header = (f"# Written by `kedro run --pipeline=sweep` ({note}) at "
+              f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n"
+              "# The pretrain node merges these values into params:pretrain.run; `sweep_best: {}` applies nothing.\n")
+    write_text_atomic(path, header + yaml.safe_dump({BEST_KEY: nested(params)}, sort_keys=True))
+    return path
+
+
+def report(study: optuna.Study, out_dir: Path, metric: str, n_trials: int, storage: str,
+           best_params_file: Path) -> dict[str, Any]:
+    """Plots and ``summary.json`` into ``out_dir``; the best params (if any trial completed) into ``best_params_file``."""
+    plots = save_plots(study, out_dir)
+    info = summary(study, metric, n_trials, storage)
+    info["plots"] = [str(p) for p in plots]
+    if info["best"] is not None:
+        best = info["best"]
+        write_best_params(best_params_file, best["params"],
+                          f"study {study.study_name}, trial {best['trial']}, {metric} = {best['value']:.6g}")
+        info["best_params_file"] = str(best_params_file)
+        log.info("sweep %s: best %s = %.4g (trial %d) -> %s", study.study_name, metric, best["value"], best["trial"],
+                 best_params_file)
+    else:
+        log.warning("sweep %s: no complete trial yet; %s left as it is", study.study_name, best_params_file)
+    write_json_atomic(out_dir / "summary.json", info)
+    return info
