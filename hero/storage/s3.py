@@ -38,8 +38,14 @@ import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, IncompleteReadError,
-                                 ReadTimeoutError, ResponseStreamingError)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from hero.corpus.atomic import atomic_path
 from hero.storage.base import StorageError, TruncatedObjectError, cache_root
@@ -231,11 +237,10 @@ class S3Storage:
 
     def _download(self, key: str, dest: Path, head: dict[str, Any]) -> None:
         t0 = time.perf_counter()
-        with atomic_path(dest) as tmp:
-            with open(tmp, "wb") as f:
-                self._stream(key, f, head["ETag"], head["ContentLength"])
-                f.flush()
-                os.fsync(f.fileno())
+        with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+            self._stream(key, f, head["ETag"], head["ContentLength"])
+            f.flush()
+            os.fsync(f.fileno())
         log.info("fetched %s (%.1f MB) in %.1fs", self._uri(key), head["ContentLength"] / MiB, time.perf_counter() - t0)
 
     def _stream(self, key: str, out: BinaryIO, etag: str | None = None, size: int | None = None) -> None:

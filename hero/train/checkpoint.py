@@ -36,7 +36,14 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
-from hero.storage import Storage, cache_root, is_remote, join_uri, local_file, open_storage
+from hero.storage import (
+    Storage,
+    cache_root,
+    is_remote,
+    join_uri,
+    local_file,
+    open_storage,
+)
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from s3_server import fault_proxy, moto_server, s3_env
 
 from hero.storage.s3 import make_client
-from s3_server import fault_proxy, moto_server, s3_env
 
 
 @dataclass

@@ -4,12 +4,12 @@ to and read from s3://, checkpoints mirrored to s3:// during training and used t
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from s3_server import FAKE_CREDENTIALS
 from safetensors.torch import load_file
 
 from hero.corpus import CorpusConfig, CorpusError, ingest_corpus
@@ -20,7 +20,6 @@ from hero.train.checkpoint import fetch_checkpoint, publish_checkpoint
 from hero.train.config import RunConfig
 from hero.train.distributed import DistInfo
 from hero.train.trainer import Trainer
-from s3_server import FAKE_CREDENTIALS
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ a download cut midway (once: resumed; always: a clear error), a multipart upload
 import base64
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_download_cut_once_resumes_from_where_it_broke(bucket, proxy, tmp_path):
     assert "Range" not in first.headers and second.headers["Range"].startswith("bytes=")
     assert int(second.headers["Range"][6:-1]) > 0 and second.headers["If-Match"].strip('"')  # same version only
     proxy.truncate(1)
-    assert open(st.local_path("shard.npy"), "rb").read() == data
+    assert Path(st.local_path("shard.npy")).read_bytes() == data
 
 
 def test_object_that_stays_truncated_raises_naming_the_uri(bucket, proxy, tmp_path):

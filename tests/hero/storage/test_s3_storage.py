@@ -1,6 +1,7 @@
 """S3Storage against a real moto server: round trips, multipart uploads, the local cache, URIs, local storage."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -79,15 +80,14 @@ def test_local_path_is_cached_by_etag(bucket, tmp_path):
     st.write_bytes("v/clip.mp4", b"first version")
     p1 = st.local_path("v/clip.mp4")
     assert p1.startswith(str(tmp_path / "cache")) and p1.endswith("/clip.mp4")  # HERO_CACHE_DIR, name kept
-    assert open(p1, "rb").read() == b"first version"
+    assert Path(p1).read_bytes() == b"first version"
     mtime = os.stat(p1).st_mtime_ns
     assert st.local_path("v/clip.mp4") == p1 and os.stat(p1).st_mtime_ns == mtime  # a hit: not fetched again
     st.write_bytes("v/clip.mp4", b"second version")  # new ETag: a new cache entry
     p2 = st.local_path("v/clip.mp4")
-    assert p2 != p1 and open(p2, "rb").read() == b"second version"
-    with open(p2, "wb") as f:  # a damaged entry (wrong length) is fetched again
-        f.write(b"x")
-    assert open(st.local_path("v/clip.mp4"), "rb").read() == b"second version"
+    assert p2 != p1 and Path(p2).read_bytes() == b"second version"
+    Path(p2).write_bytes(b"x")  # a damaged entry (wrong length) is fetched again
+    assert Path(st.local_path("v/clip.mp4")).read_bytes() == b"second version"
 
 
 def test_publish_and_fetch_a_single_file(bucket, tmp_path):
@@ -95,7 +95,7 @@ def test_publish_and_fetch_a_single_file(bucket, tmp_path):
     report.write_text("| task | metric |\n")
     uri = f"{bucket.uri}/reports/run-1/results.md"
     assert publish_file(report, uri) == uri
-    assert open(local_file(uri)).read() == "| task | metric |\n"
+    assert Path(local_file(uri)).read_text() == "| task | metric |\n"
     with pytest.raises(FileNotFoundError, match=f"{bucket.uri}/reports/run-1/missing.md: no such object"):
         local_file(f"{bucket.uri}/reports/run-1/missing.md")
     # the same helpers for local destinations
