@@ -1,4 +1,5 @@
-"""The five annotation formats of DESIGN.md §4, parsed, checked and normalized.
+"""The five JSONL annotation formats of DESIGN.md §4, parsed, checked and normalized (the How2R / How2QA CSV
+formats, normalized to the tvr / tvqa forms, live in hero.corpus.how2).
 
 Normalized example (one dict per line): ``{"id", "vid_name", "ts", "line", ...task fields}`` with
 ``ts = [start, end]`` seconds or None, and the task fields
@@ -17,8 +18,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hero.corpus.errors import CorpusError, IngestReport, OnError
+from hero.corpus.how2 import CSV_TASKS
 
-TASKS = ("tvr", "tvqa", "violin", "tvc", "retrieval")
+JSONL_TASKS = ("tvr", "tvqa", "violin", "tvc", "retrieval")
+TASKS = (*JSONL_TASKS, *CSV_TASKS)
+"""Every task family a corpus may annotate: ``<task>_<split>.jsonl``, or ``.csv`` for How2R / How2QA."""
 SPLITS = ("train", "val", "test")
 
 # Keys every line needs, and keys every labeled (non-test) line needs as well.
@@ -114,8 +118,8 @@ def parse_annotations(
         skipped_videos: videos that ingestion skipped as bad; their examples are dropped and counted as the note
             ``annotation.of_skipped_video`` (the video's own error already reported the cause).
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+    if task not in JSONL_TASKS:
+        raise ValueError(f"unknown JSONL task {task!r} (known: {', '.join(JSONL_TASKS)})")
     required = _ALWAYS[task] + (() if split == "test" else _LABELED[task])
     seen: set[str] = set()
     out: list[dict[str, Any]] = []

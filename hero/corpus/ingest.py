@@ -14,6 +14,7 @@ from hero.config import ConfigError, to_dict
 from hero.corpus.alignment import align_subtitles, count_clips
 from hero.corpus.annotations import SPLITS, TASKS, parse_annotations
 from hero.corpus.errors import CorpusError, IngestReport, OnError
+from hero.corpus.how2 import CSV_TASKS, parse_how2_csv
 from hero.corpus.manifest import Manifest, VideoEntry
 from hero.corpus.probe import file_sha256, probe_video
 from hero.corpus.storage import Storage, open_storage
@@ -39,11 +40,14 @@ class CorpusConfig:
     """TVR/TVQA-style subtitles file, used for videos with no .srt/.vtt (optional)."""
     annotations_dir: str = "annotations"
     tasks: tuple[str, ...] = TASKS
-    """Task families to read; a missing `<task>_<split>.jsonl` is fine."""
+    """Task families to read; a missing `<task>_<split>.jsonl` (`.csv` for how2r / how2qa) is fine."""
     on_error: OnError = "raise"
     """`raise`: stop at the first bad input; `skip`: log it, skip the item and count it in the report."""
     ts_tolerance: float = 0.1
     """Seconds an annotation's ts may run past the probed duration (container durations round)."""
+    span_tolerance: float = 2.0
+    """Seconds a How2R / How2QA span may run past its clip (the public files overrun 60-s clips by up to ~1.7 s);
+    the overrun is cut off."""
     long_last_sub_s: float = 16.0
     long_last_sub_clips: int = 11
     video_exts: tuple[str, ...] = VIDEO_EXTS
@@ -58,6 +62,8 @@ class CorpusConfig:
                 raise ConfigError(f"corpus.tasks: unknown task {t!r} (known: {', '.join(TASKS)})")
         if self.ts_tolerance < 0:
             raise ConfigError(f"corpus.ts_tolerance: must be >= 0, got {self.ts_tolerance}")
+        if self.span_tolerance < 0:
+            raise ConfigError(f"corpus.span_tolerance: must be >= 0, got {self.span_tolerance}")
 
 
 def _read_subtitles(storage: Storage, cfg: CorpusConfig, names: set[str], report: IngestReport) -> dict[str, tuple[str, list[Subtitle]]]:
@@ -131,12 +137,16 @@ def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest
     tasks: dict[str, dict[str, list]] = {}
     for task in cfg.tasks:
         for split in SPLITS:
-            rel = f"{cfg.annotations_dir}/{task}_{split}.jsonl"
+            rel = f"{cfg.annotations_dir}/{task}_{split}.{'csv' if task in CSV_TASKS else 'jsonl'}"
             if not storage.exists(rel):
                 continue
             text = storage.read_bytes(rel).decode("utf-8-sig")
-            examples = parse_annotations(text, storage.uri(rel), task, split, durations, report, cfg.on_error, cfg.ts_tolerance,
-                                         frozenset(skipped))
+            if task in CSV_TASKS:
+                examples = parse_how2_csv(text, storage.uri(rel), task, durations, report, cfg.on_error, cfg.span_tolerance,
+                                          frozenset(skipped))
+            else:
+                examples = parse_annotations(text, storage.uri(rel), task, split, durations, report, cfg.on_error,
+                                             cfg.ts_tolerance, frozenset(skipped))
             tasks.setdefault(task, {})[split] = examples
     if not videos:
         logger.warning("%s: no decodable video under %s/", storage.root, cfg.videos_dir)

@@ -1,4 +1,5 @@
-"""`python -m hero.synth --out DIR --size tiny|demo --seed N`: write a synthetic corpus (DESIGN.md §4 layout)."""
+"""`python -m hero.synth --out DIR --size tiny|demo --seed N [--domain tv|instructional] [--how2-csv]`: write a
+synthetic corpus (DESIGN.md §4 layout)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import sys
 
 from hero.config import ConfigError
-from hero.synth.generate import SIZES, SynthConfig, generate_corpus
+from hero.synth.generate import DOMAINS, SIZES, SynthConfig, generate_corpus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-videos", type=int, default=None)
     ap.add_argument("--fps", type=int, default=8)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--domain", default="tv", choices=sorted(DOMAINS))
+    ap.add_argument("--how2-csv", action="store_true", help="instructional only: also write How2R / How2QA CSV files")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = SynthConfig(size=args.size, seed=args.seed, num_videos=args.num_videos, fps=args.fps, workers=args.workers)
+        cfg = SynthConfig(size=args.size, seed=args.seed, num_videos=args.num_videos, fps=args.fps, workers=args.workers,
+                          domain=args.domain, how2_csv=args.how2_csv)
         summary = generate_corpus(args.out, cfg, overwrite=args.overwrite)
     except (ConfigError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,7 +26,8 @@ def _say(ln: Line) -> str:
     return CHAT[ln.topic][1].format(a=ln.speaker, pr=_PRONOUN[ln.speaker], x=ln.value)
 
 
-def _ts(a: float, b: float, duration: float) -> list[float]:
+def clamp_ts(a: float, b: float, duration: float) -> list[float]:
+    """[a, b] cut to the video and rounded to 0.01 s: an annotation's ts."""
     return [round(max(a, 0.0), 2), round(min(b, duration), 2)]
 
 
@@ -59,13 +60,13 @@ def annotate(ep: Episode, seed: int, ids: dict[str, int]) -> Iterator[tuple[str,
 
     said_during = {ln.event: ln for ln in ep.lines if ln.event is not None}
     for e in ep.events:
-        ts = _ts(e.start, e.end, dur)
+        ts = clamp_ts(e.start, e.end, dur)
         truth = {"vid_name": vid, "event": e.id, "ts": ts}
         yield "tvr", {"vid_name": vid, "duration": dur, "ts": ts, "desc": describe(e, ep.place), "type": "v",
                       "desc_id": next_id("tvr")}, truth
         ln = said_during.get(e.id)
         if ln is not None and rng.random() < 0.6:
-            span = _ts(min(e.start, ln.start), max(e.end, ln.end), dur)
+            span = clamp_ts(min(e.start, ln.start), max(e.end, ln.end), dur)
             desc = f"{e.actor} {VERB[e.kind].format(o=e.obj, t=e.target, p=ep.place)} while {ln.speaker} says \"{ln.text}\""
             yield "tvr", {"vid_name": vid, "duration": dur, "ts": span, "desc": desc, "type": "vt",
                           "desc_id": next_id("tvr")}, {"vid_name": vid, "event": e.id, "line": ln.id, "ts": span}
@@ -84,16 +85,16 @@ def annotate(ep: Episode, seed: int, ids: dict[str, int]) -> Iterator[tuple[str,
         qa = _question(e, ep)
         if qa is not None:
             q, answer, pool = qa
-            yield "tvqa", _qa_record(q, answer, pool, ts, vid, next_id("tvqa"), rng), truth
+            yield "tvqa", qa_record(q, answer, pool, ts, vid, next_id("tvqa"), rng), truth
     for ln in ep.lines:
         if ln.kind != "chat":
             continue
-        ts = _ts(ln.start, ln.end, dur)
+        ts = clamp_ts(ln.start, ln.end, dur)
         truth = {"vid_name": vid, "line": ln.id, "ts": ts}
         yield "tvr", {"vid_name": vid, "duration": dur, "ts": ts, "desc": _say(ln), "type": "t", "desc_id": next_id("tvr")}, truth
         _, _, question, pool = CHAT[ln.topic]
         q = question.format(a=ln.speaker, pr=_PRONOUN[ln.speaker])
-        yield "tvqa", _qa_record(q, ln.value, list(pool), ts, vid, next_id("tvqa"), rng), truth
+        yield "tvqa", qa_record(q, ln.value, list(pool), ts, vid, next_id("tvqa"), rng), truth
         n = next_id("violin")
         wrong = [v for v in pool if v != ln.value][int(rng.integers(len(pool) - 1))]
         yield "violin", {"desc_id": f"{n}-1", "desc": _say(ln), "vid_name": vid, "label": 1, "ts": ts}, truth
@@ -125,12 +126,14 @@ def _question(e: Event, ep: Episode) -> tuple[str, str, list[str]] | None:
     return None
 
 
-def _qa_record(q: str, answer: str, pool: list[str], ts: list[float], vid: str, qid: int, rng) -> dict[str, Any]:
+def qa_record(q: str, answer: str, pool: list[str], ts: list[float], vid: str, qid: int, rng, *,
+              show: str = SHOW) -> dict[str, Any]:
+    """A tvqa line: ``answer`` among four others drawn from ``pool``, at a random index."""
     wrong = [p for p in pool if p != answer]
     picks = [wrong[i] for i in rng.choice(len(wrong), 4, replace=False)]
     idx = int(rng.integers(5))
     picks.insert(idx, answer)
     rec = {"qid": qid, "q": q, **{f"a{i}": a for i, a in enumerate(picks)}, "answer_idx": idx,
-           "ts": f"{ts[0]:.2f}-{ts[1]:.2f}", "vid_name": vid, "show_name": SHOW}
+           "ts": f"{ts[0]:.2f}-{ts[1]:.2f}", "vid_name": vid, "show_name": show}
     return rec
 

@@ -17,7 +17,8 @@ SKIN, HAIR = (230, 190, 150), (50, 35, 25)
 BASE_W, BASE_H, FLOOR_Y = 160, 120, 104
 
 
-def _rect(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color) -> None:
+def fill_rect(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color) -> None:
+    """Paint the pixels of ``[x0, x1) x [y0, y1)`` (rounded, clipped to the image): the renderers' one primitive."""
     h, w = img.shape[:2]
     a, b = max(int(round(x0)), 0), min(int(round(x1)), w)
     c, d = max(int(round(y0)), 0), min(int(round(y1)), h)
@@ -32,25 +33,25 @@ def background(place: str) -> np.ndarray:
     img[:78] = p.wall
     img[78:] = p.floor
     for x0, y0, x1, y1, col in p.props:
-        _rect(img, x0, y0, x1, y1, col)
+        fill_rect(img, x0, y0, x1, y1, col)
     return img
 
 
 def _draw_thing(img: np.ndarray, name: str, cx: float, bottom: float) -> None:
     t = _THING[name]
     if t.shape == "tall":
-        _rect(img, cx - 3, bottom - 12, cx + 3, bottom, t.color)
+        fill_rect(img, cx - 3, bottom - 12, cx + 3, bottom, t.color)
     elif t.shape == "flat":
-        _rect(img, cx - 6, bottom - 5, cx + 6, bottom, t.color)
+        fill_rect(img, cx - 6, bottom - 5, cx + 6, bottom, t.color)
     elif t.shape == "disc":
         yy, xx = np.ogrid[:img.shape[0], :img.shape[1]]
         img[(yy - (bottom - 5)) ** 2 + (xx - cx) ** 2 <= 25] = t.color
     elif t.shape == "cup":
-        _rect(img, cx - 4, bottom - 9, cx + 4, bottom, t.color)
-        _rect(img, cx + 4, bottom - 7, cx + 6, bottom - 3, t.color)
+        fill_rect(img, cx - 4, bottom - 9, cx + 4, bottom, t.color)
+        fill_rect(img, cx + 4, bottom - 7, cx + 6, bottom - 3, t.color)
     else:
-        _rect(img, cx - 5, bottom - 10, cx + 5, bottom, t.color)
-        _rect(img, cx - 5, bottom - 10, cx + 5, bottom - 8, (60, 60, 60))
+        fill_rect(img, cx - 5, bottom - 10, cx + 5, bottom, t.color)
+        fill_rect(img, cx - 5, bottom - 10, cx + 5, bottom - 8, (60, 60, 60))
 
 
 def _draw_person(img: np.ndarray, name: str, x: float, lift: float, bend: float, arm: float | None) -> None:
@@ -58,17 +59,17 @@ def _draw_person(img: np.ndarray, name: str, x: float, lift: float, bend: float,
     c = _CHAR[name]
     feet = FLOOR_Y - lift
     legs, torso = 14 * (1 - 0.4 * bend), 16 * (1 - 0.3 * bend)
-    _rect(img, x - 6, feet - legs, x - 1, feet, c.pants)
-    _rect(img, x + 1, feet - legs, x + 6, feet, c.pants)
+    fill_rect(img, x - 6, feet - legs, x - 1, feet, c.pants)
+    fill_rect(img, x + 1, feet - legs, x + 6, feet, c.pants)
     top = feet - legs - torso
-    _rect(img, x - 7, top, x + 7, feet - legs, c.shirt)
-    _rect(img, x - 5, top - 10, x + 5, top, SKIN)
-    _rect(img, x - 5, top - 12, x + 5, top - 8, HAIR)
+    fill_rect(img, x - 7, top, x + 7, feet - legs, c.shirt)
+    fill_rect(img, x - 5, top - 10, x + 5, top, SKIN)
+    fill_rect(img, x - 5, top - 12, x + 5, top - 8, HAIR)
     if arm is not None:
         dx = 3 * math.sin(arm)
-        _rect(img, x + 7 + dx, top - 12, x + 10 + dx, top + 2, c.shirt)
+        fill_rect(img, x + 7 + dx, top - 12, x + 10 + dx, top + 2, c.shirt)
     else:
-        _rect(img, x + 7, top + 1, x + 10, top + 14, c.shirt)
+        fill_rect(img, x + 7, top + 1, x + 10, top + 14, c.shirt)
 
 
 def _phase(e: Event, t: float) -> float:
@@ -142,11 +143,16 @@ def frames(ep: Episode, fps: int, size: tuple[int, int] = (160, 120)) -> Iterato
                 _draw_thing(img, held[c], cx + 10, FLOOR_Y - lift - 14 * (1 - 0.4 * bend))
         for obj, (ox, oy) in carried.items():
             _draw_thing(img, obj, ox, oy)
-        if size != (BASE_W, BASE_H):
-            ys = np.arange(size[1]) * BASE_H // size[1]
-            xs = np.arange(size[0]) * BASE_W // size[0]
-            img = img[ys][:, xs]
-        yield img
+        yield resize_nearest(img, size)
+
+
+def resize_nearest(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` drawn at the 160x120 base size, resampled (nearest pixel) to ``size`` = (width, height)."""
+    if size == (img.shape[1], img.shape[0]):
+        return img
+    ys = np.arange(size[1]) * img.shape[0] // size[1]
+    xs = np.arange(size[0]) * img.shape[1] // size[0]
+    return img[ys][:, xs]
 
 
 def encode_mp4(images: Iterator[np.ndarray], path: str, fps: int, crf: int = 23) -> int:

@@ -20,7 +20,8 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
     """Locate the raw corpus; generate the synthetic one on first use (deterministic by seed).
 
     Args:
-        corpus: ``params:corpus`` (``path``: ``synthetic`` or a folder; ``synthetic``: size and seed).
+        corpus: ``params:corpus`` (``path``: ``synthetic`` or a folder; ``synthetic``: hero.synth.SynthConfig
+            fields, e.g. size, seed and domain ``tv`` | ``instructional``).
 
     Returns:
         ``{"path", "source", "fingerprint"}`` for the ingestion node.
@@ -28,8 +29,14 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
     from hero.synth.generate import SynthConfig, generate_corpus
 
     if corpus["path"] == "synthetic":
-        synth = from_dict(SynthConfig, corpus.get("synthetic", {}), _path="corpus.synthetic")
-        root = layer("01_raw") / f"synthetic-{params_hash(corpus.get('synthetic', {}))}"
+        params = dict(corpus.get("synthetic", {}))
+        synth = from_dict(SynthConfig, params, _path="corpus.synthetic")
+        if synth.domain == "tv":  # the folder a tv corpus had before domains existed: no regeneration
+            params.pop("domain", None)
+            name = f"synthetic-{params_hash(params)}"
+        else:
+            name = f"synthetic-{synth.domain}-{params_hash(params)}"
+        root = layer("01_raw") / name
         if (root / "meta" / "config.json").exists():
             log.info("synthetic corpus %s already generated", root)
         else:
