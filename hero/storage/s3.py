@@ -287,10 +287,9 @@ class S3Storage:
             try:
                 self.client.upload_file(str(local), self.bucket, key, Config=self.transfer,
                                         ExtraArgs={"ChecksumAlgorithm": "CRC32"})
-            except S3UploadFailedError as err:  # s3transfer has aborted the multipart upload
-                raise StorageError(f"{self._uri(key)}: upload failed: {err}") from err
-            except ClientError as err:
-                raise self._error(err, key, "upload") from err
-            except BotoCoreError as err:
+            except (S3UploadFailedError, ClientError, BotoCoreError) as err:  # s3transfer aborted the upload
+                cause = err if isinstance(err, ClientError) else err.__cause__ or err.__context__  # boto3 wraps it
+                if isinstance(cause, ClientError):
+                    raise self._error(cause, key, "upload") from err
                 raise StorageError(f"{self._uri(key)}: upload failed: {err}") from err
         log.info("published %s (%.1f MB) in %.1fs", self._uri(key), size / MiB, time.perf_counter() - t0)

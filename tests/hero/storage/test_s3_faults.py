@@ -102,8 +102,8 @@ def test_single_put_carries_content_md5(bucket, proxy, tmp_path):
 def test_multipart_upload_failing_midway_leaves_nothing_visible(bucket, proxy, tmp_path):
     st = S3Storage(f"{bucket.uri}/ckpt", multipart_threshold=MiB, multipart_chunksize=5 * MiB)
     (tmp_path / "big.bin").write_bytes(os.urandom(11 * MiB))
-    proxy.fail(100, status=403, match=lambda m, p: m == "PUT" and "partNumber=2" in p)
-    with pytest.raises(StorageError, match=f"{bucket.uri}/ckpt/big.bin: upload failed"):
+    proxy.fail(100, status=400, match=lambda m, p: m == "PUT" and "partNumber=2" in p)
+    with pytest.raises(StorageError, match=f"{bucket.uri}/ckpt/big.bin: upload failed: InvalidRequest"):
         st.upload_file(tmp_path / "big.bin", "big.bin")
     assert any(s.answered == 200 and "partNumber=" in s.path for s in proxy.seen)  # some parts did go up
     assert not st.exists("big.bin")
