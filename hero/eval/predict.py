@@ -30,6 +30,7 @@ import torch
 
 from hero.corpus.manifest import Manifest
 from hero.data.batch import VideoBatch, tensors_to
+from hero.data.channels import check_channels
 from hero.data.datasets import TaskDataset, VideoFeatures, normalize_text
 from hero.data.task_collate import collate_videos, pad_token_lists
 from hero.eval import scoring
@@ -94,7 +95,7 @@ def predict_split(task_model: torch.nn.Module, dataset: str, manifest: Manifest,
                   rank_cfg: MomentRankConfig | None = None, moment_eval: MomentEvalConfig | None = None,
                   retrieval_eval: RetrievalEvalConfig | None = None, caption_eval: CaptionEvalConfig | None = None,
                   beam_size: int | None = None, max_decode_len: int | None = None, top_k: int | None = None,
-                  log_every: float = 10.0) -> dict[str, Any]:
+                  channels: str = "both", log_every: float = 10.0) -> dict[str, Any]:
     """Predict every example of ``dataset``/``split``, write the prediction file, score it.
 
     Args:
@@ -107,6 +108,8 @@ def predict_split(task_model: torch.nn.Module, dataset: str, manifest: Manifest,
         rank_cfg: moment ranking (default HERO's with ``clip_len = manifest.clip_len``).
         beam_size, max_decode_len: captioning decoding (default: the task config's).
         top_k: videos kept per text-to-video ranking (None: the whole corpus).
+        channels: the input channels the model sees (``both``, ``video``, ``subtitles``; `hero.data.channels`):
+            the finetuning run's ``data.channels``, so prediction blanks what training blanked.
     Returns:
         ``{"metrics": {"<dataset>/<split>/<metric>": value}, "predictions": str path, "count": examples,
         "seconds": wall time}`` (metrics empty when ``score`` is False).
@@ -114,6 +117,7 @@ def predict_split(task_model: torch.nn.Module, dataset: str, manifest: Manifest,
         FileNotFoundError: ``score`` and the annotation file is missing (names the file).
         ValueError: unknown dataset, a model of another family, or a split with no examples (names the file).
     """
+    check_channels(channels)
     family = FAMILY_OF_DATASET.get(dataset)
     if family is None:
         raise ValueError(f"unknown dataset {dataset!r} (known: {', '.join(sorted(FAMILY_OF_DATASET))})")
@@ -133,7 +137,7 @@ def predict_split(task_model: torch.nn.Module, dataset: str, manifest: Manifest,
     try:
         with torch.no_grad():
             ctx = _Ctx(task_model, dataset, manifest, store, tokenizer, split, batch_size, corpus_batch_size,
-                       torch.device(device), log_every)
+                       torch.device(device), log_every, channels)
             if family == "moment_retrieval":
                 count, num_videos = ctx.moment_retrieval(raw, out_path, corpus_videos, rank_cfg), None
             elif family == "text_video_retrieval":
@@ -161,14 +165,16 @@ class _Ctx:
     """One ``predict_split`` call: the model, the data and the batching knobs; one method per family."""
 
     def __init__(self, model, dataset: str, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer,
-                 split: str, batch_size: int, corpus_batch_size: int, device: torch.device, log_every: float) -> None:
+                 split: str, batch_size: int, corpus_batch_size: int, device: torch.device, log_every: float,
+                 channels: str = "both") -> None:
         self.model, self.dataset, self.manifest, self.store, self.tok = model, dataset, manifest, store, tokenizer
         self.split, self.batch_size, self.corpus_batch_size = split, batch_size, corpus_batch_size
-        self.device, self.log_every = device, log_every
+        self.device, self.log_every, self.channels = device, log_every, channels
         self.max_frames = model.model_cfg.max_frames
 
     def _features(self, video_ids: Sequence[str]) -> VideoFeatures:
-        return VideoFeatures(self.manifest, self.store, self.tok, video_ids=list(video_ids), max_frames=self.max_frames)
+        return VideoFeatures(self.manifest, self.store, self.tok, video_ids=list(video_ids), max_frames=self.max_frames,
+                             channels=self.channels)
 
     # ------------------------------------------------------------------ corpus retrieval
     def _corpus(self, raw: Sequence[dict], corpus_videos: Sequence[str] | None):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from hero.data.batch import VideoBatch
 
@@ -16,11 +16,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class TaskOutput:
-    """loss: scalar to backpropagate; metrics: detached scalars named ``<task>/<metric>``; count: examples scored."""
+    """loss: scalar to backpropagate; metrics: detached scalars named ``<task>/<metric>``; count: examples scored
+    (0: the batch had nothing this task applies to, and ``loss`` is a zero that still reaches the head, so every
+    rank's backward matches under DDP); counters: event counts named ``<task>/<event>`` that the trainer sums
+    over micro-batches, steps and ranks instead of averaging (e.g. ``mlm/skipped_videos``)."""
 
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
     count: int = 1
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 class Objective(Protocol):
@@ -34,3 +38,9 @@ class Objective(Protocol):
 
     def __call__(self, model: "PretrainModel", inputs: Any) -> TaskOutput:
         ...
+
+
+def nothing_to_score(head: nn.Module) -> Tensor:
+    """The loss of a batch an objective does not apply to (e.g. MLM on videos without subtitles): zero, yet
+    connected to one parameter of ``head``, so backward() runs on every rank as DDP needs; that gradient is 0."""
+    return next(head.parameters()).sum() * 0.0

@@ -1,4 +1,8 @@
-"""Masked language modelling on subtitles, conditioned on their own frames (HERO_SPEC.md b.1)."""
+"""Masked language modelling on subtitles, conditioned on their own frames (HERO_SPEC.md b.1).
+
+A video without subtitle text (HERO_SPEC.md a.5: only separator-only subtitles over its frames) has nothing to
+mask: MLM skips it and counts it (``mlm/skipped_videos``); a micro-batch of only such videos scores nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from torch import Tensor, nn
 from hero.data.batch import VideoBatch
 from hero.data.masking import mask_tokens
 from hero.model.config import ModelConfig
-from hero.tasks.base import TaskOutput
+from hero.tasks.base import TaskOutput, nothing_to_score
 from hero.tasks.config import PretrainConfig
 from hero.text.tokenizer import SpecialTokens
 
@@ -41,6 +45,7 @@ def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
 class MlmInputs:
     batch: VideoBatch  # sub_ids masked; position 0 is the CLS token
     labels: Tensor     # [S, Lt] original id at masked positions, -1 elsewhere
+    skipped_videos: int = 0  # videos with no subtitle token to mask
 
 
 class Mlm:
@@ -58,13 +63,20 @@ class Mlm:
         ids, labels = mask_tokens(batch.sub_ids, maskable, prob=self.prob, mask_id=self.tokens.mask,
                                   random_range=(self.tokens.random_low, self.tokens.random_high), generator=generator)
         ids[:, 0] = self.tokens.cls
-        return MlmInputs(batch=batch.replace(sub_ids=ids), labels=labels)
+        with_text = torch.zeros(batch.num_videos, dtype=torch.bool)
+        with_text[batch.sub_video[maskable.any(1)]] = True
+        return MlmInputs(batch=batch.replace(sub_ids=ids), labels=labels,
+                         skipped_videos=batch.num_videos - int(with_text.sum()))
 
     def __call__(self, model, inputs: MlmInputs) -> TaskOutput:
-        states = model.encoder.encode_subtitles(inputs.batch)                    # [S, Lt, D]
+        counters = {"mlm/skipped_videos": inputs.skipped_videos}
         where = inputs.labels >= 0
+        if not where.any():
+            return TaskOutput(loss=nothing_to_score(model.heads["mlm"]), count=0, counters=counters)
+        states = model.encoder.encode_subtitles(inputs.batch)                    # [S, Lt, D]
         logits = model.heads["mlm"](states[where], model.encoder.text_embed.word.weight)
         labels = inputs.labels[where]
         loss = mlm_loss(logits, labels)
         acc = (logits.argmax(-1) == labels).float().mean()
-        return TaskOutput(loss=loss, metrics={"mlm/loss": loss.detach(), "mlm/acc": acc.detach()}, count=int(where.sum()))
+        return TaskOutput(loss=loss, metrics={"mlm/loss": loss.detach(), "mlm/acc": acc.detach()}, count=int(where.sum()),
+                          counters=counters)

@@ -4,6 +4,10 @@ Local alignment: start/end frame classification from query-frame similarities sm
 Global alignment: max-over-frames cosine score, hinge (or log-sum-exp) ranking against every in-batch
 negative video and query, with hard-negative weighting after a configurable step. The same head and
 losses serve moment retrieval finetuning (TVR / How2R / DiDeMo).
+
+Queries are subtitles with text and aligned frames. A video without subtitle text (HERO_SPEC.md a.5) has no
+query: it still serves as a negative video for the others, and is counted (``vsm/skipped_videos``); a
+micro-batch with no query at all scores nothing (unless queries are gathered from other ranks).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from hero.data.batch import VideoBatch
 from hero.data.masking import sample_queries
 from hero.model.config import ModelConfig
 from hero.model.query import QueryEncoder
-from hero.tasks.base import TaskOutput
+from hero.tasks.base import TaskOutput, nothing_to_score
 from hero.tasks.config import PretrainConfig, VsmConfig
 from hero.text.tokenizer import SpecialTokens
 
@@ -103,6 +107,7 @@ class VsmInputs:
     end: Tensor          # [Q] last aligned frame (inclusive), at least start + 1 where the video allows
     use_local: bool      # False when this step drops the local loss
     hard: bool           # hard-negative weighting on
+    skipped_videos: int = 0  # videos with no query (no subtitle with text and frames)
 
 
 class Vsm:
@@ -114,8 +119,8 @@ class Vsm:
         self.all_gather = all_gather
 
     def prepare(self, batch: VideoBatch, generator: torch.Generator, step: int) -> VsmInputs:
-        has_frames = (batch.sub_frames >= 0).any(1)
-        q = sample_queries(batch.sub_video, has_frames, batch.num_videos, per_video=self.cfg.queries_per_video,
+        usable = (batch.sub_frames >= 0).any(1) & batch.sub_mask[:, 1:].any(1)   # text and frames
+        q = sample_queries(batch.sub_video, usable, batch.num_videos, per_video=self.cfg.queries_per_video,
                            generator=generator)
         query_ids = batch.sub_ids[q].clone()
         query_ids[:, 0] = self.tokens.cls
@@ -131,7 +136,8 @@ class Vsm:
         use_local = bool(torch.rand((), generator=generator) >= self.cfg.drop_svmr_prob)
         return VsmInputs(batch=batch.replace(sub_ids=ctx_ids, sub_mask=ctx_mask), query_ids=query_ids,
                          query_mask=query_mask, query_video=batch.sub_video[q], start=start, end=end,
-                         use_local=use_local, hard=step >= self.cfg.hard_negative_start_step)
+                         use_local=use_local, hard=step >= self.cfg.hard_negative_start_step,
+                         skipped_videos=batch.num_videos - len(batch.sub_video[q].unique()))
 
     def encode_queries(self, model, ids: Tensor, mask: Tensor) -> Tensor:
         """Query tokens -> [Q, D] through the text-only cross-modal pass and the query encoder."""
@@ -139,6 +145,10 @@ class Vsm:
 
     def __call__(self, model, inputs: VsmInputs) -> TaskOutput:
         cfg, head = self.cfg, model.heads["vsm"]
+        counters = {"vsm/skipped_videos": inputs.skipped_videos}
+        n_own = int(inputs.query_ids.shape[0])
+        if n_own == 0 and self.all_gather is None:
+            return TaskOutput(loss=nothing_to_score(head), count=0, counters=counters)
         out = model.encoder(inputs.batch)
         query = self.encode_queries(model, inputs.query_ids, inputs.query_mask)   # [Q, D]
         own_query, frames, frame_mask, query_video = query, out.frame_states, out.frame_mask, inputs.query_video
@@ -148,15 +158,16 @@ class Vsm:
         loss_ctx, loss_q = ranking_loss(scores, query_video, cfg, inputs.hard)
         loss = cfg.lw_neg_ctx * loss_ctx + cfg.lw_neg_q * loss_q
         metrics = {"vsm/loss_neg_ctx": loss_ctx.detach(), "vsm/loss_neg_q": loss_q.detach()}
-        if inputs.use_local:
+        if inputs.use_local and n_own:
             own = inputs.query_video
             st, ed = head.span_logits(own_query, out.frame_states[own], out.frame_mask[own])
             loss_st_ed = F.cross_entropy(st.float(), inputs.start) + F.cross_entropy(ed.float(), inputs.end)
             loss = loss + cfg.lw_st_ed * loss_st_ed
             metrics["vsm/loss_st_ed"] = loss_st_ed.detach()
-        r1 = (scores.argmax(1) == query_video).float().mean()
-        metrics.update({"vsm/loss": loss.detach(), "vsm/vr_r1": r1.detach()})
-        return TaskOutput(loss=loss, metrics=metrics, count=int(inputs.query_ids.shape[0]))
+        metrics["vsm/loss"] = loss.detach()
+        if scores.shape[0]:
+            metrics["vsm/vr_r1"] = (scores.argmax(1) == query_video).float().mean().detach()
+        return TaskOutput(loss=loss, metrics=metrics, count=n_own, counters=counters)
 
 
 def _gather(all_gather, frames: Tensor, frame_mask: Tensor, query: Tensor, query_video: Tensor):

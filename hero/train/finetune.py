@@ -76,12 +76,15 @@ def build_task_model(dataset: str, task_cfg: dict[str, Any], preset: Preset) -> 
 
 
 def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Preset) -> tuple[Any, Callable]:
-    """``dataset``'s ``data.split`` examples over the corpus (manifest + feature store) and the task's collate."""
+    """``dataset``'s ``data.split`` examples over the corpus (manifest + feature store) and the task's collate,
+    with the input channels of ``data.channels`` (`hero.data.channels`; predict with the same setting)."""
     from hero.corpus.manifest import Manifest
     from hero.data.datasets import TaskDataset, VideoFeatures
     from hero.features.store import FeatureStore
     from hero.text.tokenizer import load_tokenizer
 
+    if data_cfg.corpora:
+        raise ConfigError("data.corpora: finetuning reads one corpus (data.source=corpus, data.path, data.features)")
     if data_cfg.source != "corpus":
         raise ConfigError("data.source: finetuning reads a corpus (data.source=corpus, data.path, data.features)")
     if not data_cfg.features:
@@ -91,7 +94,7 @@ def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Pre
     tokenizer = load_tokenizer(data_cfg.tokenizer or preset.tokenizer or "minilm")
     store = FeatureStore(data_cfg.features)
     videos = VideoFeatures(manifest, store, tokenizer, video_ids=manifest.split_videos(data_cfg.split) or list(manifest.videos),
-                           max_frames=preset.model.max_frames)
+                           max_frames=preset.model.max_frames, channels=data_cfg.channels)
     if len(videos) and videos.feature_dim != preset.model.feature_dim:
         raise ConfigError(f"model.feature_dim: the feature store at {data_cfg.features} holds {videos.feature_dim}-d "
                           f"features, the model expects {preset.model.feature_dim}")

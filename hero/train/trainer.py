@@ -1,6 +1,7 @@
 """`Trainer`: one loop for pretraining (and, through the same `PretrainModel`-style interface, finetuning).
 
-Per optimizer step: the task comes from `TaskSampler` (same on every rank, no collective); each rank runs
+Per optimizer step: the task comes from `TaskSampler` and, for a corpus mixture, the corpus from
+`MixtureBatchSampler` (both the same on every rank, no collective); each rank runs
 ``accum`` micro-batches under autocast, with ``no_sync`` on all but the last; gradients are unscaled (fp16),
 clipped, stepped; the step's loss is all-reduced, checked for finiteness and logged on rank 0.
 
@@ -37,7 +38,7 @@ from hero.train import checkpoint as ckpt
 from hero.train.config import RunConfig, batch_layout
 from hero.model.pretrained import init_text_side
 from hero.train.finetune import batch_videos
-from hero.train.data import StepBatchSampler, build_dataset, mix_seed
+from hero.train.data import build_dataset, build_sampler, mix_seed
 from hero.train.distributed import DistInfo, all_gather_own_first, all_reduce_mean, all_reduce_sum
 from hero.train.optim import build_optimizer, build_scheduler
 from hero.train.precision import autocast, grad_scaler
@@ -89,7 +90,7 @@ class Trainer:
         else:
             self.dataset, collate = build_dataset(cfg.data, self.preset)
         self.collate = collate
-        self.sampler = StepBatchSampler(len(self.dataset), self.layout, dist.rank, seed=t.seed, max_steps=t.max_steps)
+        self.sampler = build_sampler(self.dataset, self.layout, dist.rank, seed=t.seed, max_steps=t.max_steps)
         self.step = 0
         resumed = self._resume_or_init()
         self.sampler.start_step = self.step
@@ -226,9 +227,17 @@ class Trainer:
         return iter(loader)
 
     def train_step(self, micro: list[VideoBatch]) -> dict[str, float]:
-        """One optimizer step over this rank's micro-batches; returns this rank's step metrics."""
+        """One optimizer step over this rank's micro-batches; returns this rank's step metrics.
+
+        A metric is the mean over the micro-batches that report it; a counter (``TaskOutput.counters``, e.g.
+        ``mlm/skipped_videos``) is their sum, returned as ``#<name>``. With a corpus mixture, micro-batches that
+        score something also report ``<corpus>/loss`` and ``<task>/<corpus>/loss``.
+        """
         step, task, L = self.step, self.tasks.task_at(self.step), self.layout
+        corpus = self.sampler.corpus_at(step)
         sums: dict[str, float] = defaultdict(float)
+        seen: dict[str, int] = defaultdict(int)
+        counters: dict[str, float] = defaultdict(float)
         loss_sum, tokens = 0.0, 0
         for a, batch in enumerate(micro):
             key = mix_seed(self.cfg.train.seed, step, self.dist.rank * L.accum + a)
@@ -244,8 +253,14 @@ class Trainer:
                     out = self.ddp(task, inputs)
                 self.scaler.scale(out.loss / L.accum).backward()
             loss_sum += float(out.loss.detach())
-            for k, v in out.metrics.items():
-                sums[k] += float(v) / L.accum
+            metrics = dict(out.metrics)
+            if corpus is not None and out.count > 0:
+                metrics[f"{corpus}/loss"] = metrics[f"{task}/{corpus}/loss"] = out.loss.detach()
+            for k, v in metrics.items():
+                sums[k] += float(v)
+                seen[k] += 1
+            for k, v in out.counters.items():
+                counters[k] += float(v)
         total = all_reduce_sum(loss_sum, self.dist) if self.dist.world_size > 1 else loss_sum
         loss = total / (L.accum * L.world_size)
         if not math.isfinite(loss):
@@ -260,8 +275,8 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return {"loss": loss, "grad_norm": float(norm), "lr": lr, **sums,
-                "_tokens": float(tokens)}
+        return {"loss": loss, "grad_norm": float(norm), "lr": lr, **{k: v / seen[k] for k, v in sums.items()},
+                **{f"#{k}": v for k, v in counters.items()}, "_tokens": float(tokens)}
 
     def fit(self) -> dict[str, float]:
         """Train from the current step to ``train.stop_after`` or ``train.max_steps``; returns the final metrics."""
@@ -300,9 +315,12 @@ class Trainer:
         return final
 
     def _log_window(self, w: "_Window", t_start: float, step0: int, stop: int) -> dict[str, float]:
-        local = {f"train/{k}": v / w.counts[k] for k, v in w.sums.items() if not k.startswith("_")}
-        local.update({"perf/data_wait_s": w.wait, "perf/tokens": w.sums.get("_tokens", 0.0)})
+        local = {f"train/{k}": v / w.counts[k] for k, v in w.sums.items() if not k.startswith(("_", "#"))}
+        counted = {f"train/{k[1:]}": v for k, v in w.sums.items() if k.startswith("#")}  # summed, not averaged
+        local.update({"perf/data_wait_s": w.wait, "perf/tokens": w.sums.get("_tokens", 0.0), **counted})
         m = all_reduce_mean(local, self.dist)
+        for k in counted:  # every rank reports the same counters (same task per step): mean * ranks = sum
+            m[k] *= self.dist.world_size
         elapsed = time.perf_counter() - w.t0
         tokens = m.pop("perf/tokens") * self.dist.world_size
         m["train/loss"] = w.last_loss  # the exact loss of the last step (already all-reduced)
