@@ -18,11 +18,12 @@ from hero.synth.howto.world import APPLIES, ASIDES, CHANNEL, MATERIALS, PAINTS, 
 _MATERIAL_NAMES = [m.name for m in MATERIALS]
 
 
-def describe(s: Step, *, obj: str | None = None, tool: str | None = None, paint: str | None = None) -> str:
+def describe(s: Step, *, obj: str | None = None, action: str | None = None, paint: str | None = None) -> str:
     """'Someone paints the panel teal with the brush.' (any detail replaceable, for contradicted statements)."""
-    colour = paint or s.paint
+    act = ACTION[action or s.action]
+    colour = paint or s.paint if act.name == "paint" else None
     what = f"{obj or s.obj} {colour}" if colour else (obj or s.obj)
-    return f"Someone {ACTION[s.action].third} the {what} with the {tool or s.tool}."
+    return f"Someone {act.third} the {what} with the {act.tool}."
 
 
 def paraphrase(s: Step) -> str:
@@ -35,16 +36,24 @@ def _aside(ln: Narration, value: str | None = None) -> str:
     return ASIDES[ln.topic][1].format(x=value or ln.value)
 
 
-def _perturb(s: Step, rng: np.random.Generator) -> tuple[str, str]:
-    """A false statement that differs from the step in exactly one word, and which detail."""
-    what = ["obj", "tool"] + (["paint"] if s.paint else [])
+def _works_on(action: str) -> list[str]:
+    return [m for m, acts in APPLIES.items() if action in acts]
+
+
+def _perturb(s: Step, tut: Tutorial, rng: np.random.Generator) -> tuple[str, str]:
+    """A false statement that differs from the step in one detail, and which: the material (one the action
+    works on, preferably one in view), the action with its tool (one that works this material) or the paint
+    colour. Every false statement is a plausible step, so only the video tells it from the true one."""
+    objs = [m for m in _works_on(s.action) if m != s.obj]
+    objs = [m for m in objs if m in tut.layout] or objs
+    acts = [a for a in APPLIES[s.obj] if a != s.action]
+    what = (["obj"] if objs else []) + (["action"] if acts else []) + (["paint"] if s.paint else [])
     pick = what[int(rng.integers(len(what)))]
     if pick == "obj":
-        pool = [m for m in _MATERIAL_NAMES if m != s.obj]
-        return describe(s, obj=pool[int(rng.integers(len(pool)))]), "obj"
-    if pick == "tool":
-        pool = [t for t in TOOLS if t != s.tool]
-        return describe(s, tool=pool[int(rng.integers(len(pool)))]), "tool"
+        return describe(s, obj=objs[int(rng.integers(len(objs)))]), "obj"
+    if pick == "action":
+        other = acts[int(rng.integers(len(acts)))]
+        return describe(s, action=other, paint=list(PAINTS)[int(rng.integers(len(PAINTS)))]), "action"
     pool = [c for c in PAINTS if c != s.paint]
     return describe(s, paint=pool[int(rng.integers(len(pool)))]), "paint"
 
@@ -62,16 +71,19 @@ def _choices(answer: str, tiers: list[list[str]], rng: np.random.Generator) -> l
 
 def _question(s: Step, tut: Tutorial, rng: np.random.Generator) -> tuple[str, str, list[str]]:
     """One question about the step; its answer depends on the window (a tool or material may recur elsewhere).
-    Wrong answers are first what the question allows (tools that work this material, materials this action
-    works on, materials in view), then anything."""
-    if s.paint and rng.random() < 0.5:
+    Only questions whose words leave at least three plausible answers are asked (what the roller flattens is
+    always the dough), and their wrong answers are the plausible ones first (tools that work this material,
+    materials this action works on, then materials in view), then anything."""
+    kinds = (["colour"] if s.paint else []) + (["tool"] if len(APPLIES[s.obj]) >= 3 else []) + (
+        ["material"] if len(_works_on(s.action)) >= 3 else [])
+    kind = kinds[int(rng.integers(len(kinds)))]
+    if kind == "colour":
         return f"What colour is the {s.obj} painted?", s.paint, list(PAINTS)
-    if rng.random() < 0.5:
+    if kind == "tool":
         fitting = [ACTION[a].tool for a in APPLIES[s.obj]]
         return f"Which tool is used on the {s.obj}?", s.tool, _choices(s.tool, [fitting, list(TOOLS)], rng)
-    fitting = [m for m, acts in APPLIES.items() if s.action in acts]
     return (f"What is {ACTION[s.action].participle} with the {s.tool}?", s.obj,
-            _choices(s.obj, [list(tut.layout), fitting, _MATERIAL_NAMES], rng))
+            _choices(s.obj, [_works_on(s.action), list(tut.layout), _MATERIAL_NAMES], rng))
 
 
 def annotate(tut: Tutorial, seed: int, ids: dict[str, int]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -99,7 +111,7 @@ def annotate(tut: Tutorial, seed: int, ids: dict[str, int]) -> Iterator[tuple[st
             yield "tvr", {"vid_name": vid, "duration": dur, "ts": span, "desc": desc, "type": "vt",
                           "desc_id": next_id("tvr")}, {"vid_name": vid, "step": s.id, "line": ln.id, "ts": span}
         n = next_id("violin")
-        false, changed = _perturb(s, rng)
+        false, changed = _perturb(s, tut, rng)
         yield "violin", {"desc_id": f"{n}-1", "desc": describe(s), "vid_name": vid, "label": 1, "ts": ts}, truth
         yield "violin", {"desc_id": f"{n}-0", "desc": false, "vid_name": vid, "label": 0, "ts": ts}, {**truth, "changed": changed}
         cid = next_id("tvc")

@@ -146,7 +146,7 @@ ASIDES = {
                 "What is the weather like according to the narrator?", WEATHER),
     "pet": ("my {x} keeps climbing onto the bench", "The narrator talks about a pet {x}.",
             "Which pet does the narrator talk about?", PETS),
-    "gift": ("i am making this one as a present for my {x}", "The narrator is making a present for a {x}.",
+    "gift": ("i am making this one as a present for my {x}", "The narrator is making a present for their {x}.",
              "Who is the present for?", RELATIVES),
 }
 CHANNEL = "Workbench Tutorials"

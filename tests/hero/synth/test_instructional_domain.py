@@ -16,8 +16,10 @@ import hero.synth.howto.world as howto_world
 import hero.synth.world as tv_world
 from hero.corpus import CorpusConfig, ingest_corpus
 from hero.synth import SynthConfig, generate_corpus, load_episodes
+from hero.synth.howto.annotate import annotate
 from hero.synth.howto.render import ENTER, LEAVE, frame_at
 from hero.synth.howto.script import ACTION, write_tutorial
+from hero.synth.howto.world import APPLIES
 from hero.synth.render import HAIR, SKIN, frames
 from hero.synth.script import write_episode
 
@@ -226,6 +228,32 @@ def test_every_step_is_visible():
             assert changed > 8, (tut.vid_name, s, changed)
             seen.add(s.action)
     assert seen == set(ACTION)
+
+
+def test_text_alone_does_not_decide():
+    """False statements describe steps that could happen (the action works on that material, with its own tool),
+    and a question about a tool or a material offers at least three answers its words allow: only the video
+    tells the true statement or the right answer."""
+    third = {a.third: a for a in ACTION.values()}
+    ids, checked = {}, 0
+    for i in range(40):
+        for task, rec, _ in annotate(write_tutorial(2, i, (24.0, 40.0), 40), 2, ids):
+            if task == "violin" and rec["desc"].startswith("Someone"):
+                verb, _, obj, *rest = rec["desc"].rstrip(".").split()[1:]
+                act = third[verb]
+                assert act.name in APPLIES[obj] and rest[-1] == act.tool, rec
+                checked += 1
+            elif task == "tvqa" and rec["q"].startswith(("Which tool", "What is")) and "weather" not in rec["q"]:
+                answers = [rec[f"a{k}"] for k in range(5)]
+                if rec["q"].startswith("Which tool"):
+                    obj = rec["q"].rstrip("?").split()[-1]
+                    plausible = [a for a in answers if any(x.tool == a for x in ACTION.values() if x.name in APPLIES[obj])]
+                else:
+                    act = next(x for x in ACTION.values() if f" {x.participle} " in rec["q"])
+                    plausible = [a for a in answers if act.name in APPLIES.get(a, ())]
+                assert len(plausible) >= 3, rec
+                checked += 1
+    assert checked > 300
 
 
 def test_how2_csv_twin_ingests_to_the_same_examples(howto):
