@@ -33,15 +33,11 @@ def check_channels(channels: str) -> str:
     return channels
 
 
-def empty_subtitles(num_frames: int, sep: int, group: int = VIDEO_ONLY_GROUP) -> tuple[list[list[int]], list[list[int]]]:
+def empty_subtitles(num_frames: int, sep: int,
+                    group: int = VIDEO_ONLY_GROUP) -> tuple[list[list[int]], list[list[int]]]:
     """(sub_ids, sub_frames) of a video-only video: one separator-only subtitle per ``group`` consecutive frames."""
     starts = range(0, num_frames, group)
     return [[sep] for _ in starts], [list(range(s, min(s + group, num_frames))) for s in starts]
-
-
-def has_text(example: Mapping[str, Any]) -> bool:
-    """True when some subtitle of the video example holds a token after its leading separator."""
-    return any(len(ids) > 1 for ids in example.get("sub_ids", []))
 
 
 def apply_channels(example: Mapping[str, Any], channels: str, sep: int) -> Mapping[str, Any]:

@@ -78,5 +78,5 @@ class Mlm:
         labels = inputs.labels[where]
         loss = mlm_loss(logits, labels)
         acc = (logits.argmax(-1) == labels).float().mean()
-        return TaskOutput(loss=loss, metrics={"mlm/loss": loss.detach(), "mlm/acc": acc.detach()}, count=int(where.sum()),
-                          counters=counters)
+        return TaskOutput(loss=loss, metrics={"mlm/loss": loss.detach(), "mlm/acc": acc.detach()},
+                          count=int(where.sum()), counters=counters)

@@ -103,7 +103,7 @@ class DataConfig(SourceConfig):
         data:
           corpora:
             tv:    {path: data/tv/manifest.json, features: data/tv/features, weight: 2}
-            howto: {path: data/howto/manifest.json, features: data/howto/features, weight: 1, options: {max_sub_tokens: 40}}
+            howto: {path: data/howto/manifest.json, features: data/howto/features, weight: 1, channels: video}
     """
 
     corpora: dict[str, CorpusConfig] = field(default_factory=dict)

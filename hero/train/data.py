@@ -105,7 +105,8 @@ def build_dataset(cfg: DataConfig, preset: Preset) -> tuple[torch.utils.data.Dat
     return ds, MixtureCollate([p[1] for p in parts.values()])
 
 
-def build_source(cfg: SourceConfig, preset: Preset, prefix: str) -> tuple[torch.utils.data.Dataset, Callable[[list], Any]]:
+def build_source(cfg: SourceConfig, preset: Preset,
+                 prefix: str) -> tuple[torch.utils.data.Dataset, Callable[[list], Any]]:
     """One source's dataset and collate (``prefix`` is its dotted config path, for errors).
 
     ``random``: `RandomVideoDataset`. ``corpus``: hero.data.datasets.PretrainDataset over the manifest at
@@ -150,7 +151,7 @@ class MixtureDataset(torch.utils.data.Dataset):
         self.parts = [parts[n] for n in self.names]
         self.weights = [float(weights[n]) for n in self.names]
         self.sizes = [len(p) for p in self.parts]
-        for name, n in zip(self.names, self.sizes):
+        for name, n in zip(self.names, self.sizes, strict=True):
             if n < 1:
                 raise ValueError(f"data.corpora.{name}: the corpus has no video")
         self.offsets = [0, *itertools.accumulate(self.sizes)][:-1]
@@ -235,8 +236,8 @@ class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
     def load_state_dict(self, state: dict[str, int], step: int) -> None:
         """Continue at optimizer step ``step``; the data order must be the checkpoint's (same seed and size)."""
         if "corpora" in state:
-            raise ValueError(f"data order changed since the checkpoint: it mixed data.corpora {sorted(state['corpora'])}, "
-                             "this run reads a single source")
+            raise ValueError("data order changed since the checkpoint: it mixed data.corpora "
+                             f"{sorted(state['corpora'])}, this run reads a single source")
         for key, mine in (("seed", self.seed), ("num_samples", self.n), ("global_batch", self.layout.global_batch)):
             if int(state[key]) != mine:
                 raise ValueError(f"data order changed since the checkpoint: sampler {key} {state[key]} -> {mine}")
@@ -266,7 +267,7 @@ class MixtureBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.layout, self.rank, self.seed = layout, rank, seed
         self.start_step, self.max_steps = start_step, max_steps
         self.streams = [StepBatchSampler(n, layout, rank, seed=mix_seed(seed, zlib.crc32(name.encode())))
-                        for name, n in zip(self.names, self.sizes)]
+                        for name, n in zip(self.names, self.sizes, strict=True)]
         self._bounds = list(itertools.accumulate(self.weights))
         self._pos = (0, [0] * len(self.names))  # (step, corpus steps taken by each corpus before it)
 
@@ -313,10 +314,10 @@ class MixtureBatchSampler(torch.utils.data.Sampler[list[int]]):
     def state_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "global_batch": self.layout.global_batch, "start_step": self.start_step,
                 "corpora": {n: {"num_samples": size, "weight": w}
-                            for n, size, w in zip(self.names, self.sizes, self.weights)}}
+                            for n, size, w in zip(self.names, self.sizes, self.weights, strict=True)}}
 
     def load_state_dict(self, state: Mapping[str, Any], step: int) -> None:
-        """Continue at optimizer step ``step``; seed, batch, corpora, their sizes and weights must be the checkpoint's."""
+        """Continue at optimizer step ``step``; seed, batch, corpora, sizes and weights must be the checkpoint's."""
         if "corpora" not in state:
             raise ValueError("data order changed since the checkpoint: it was written by a single-source run, "
                              "this run mixes data.corpora")

@@ -64,9 +64,9 @@ def test_single_source_config_and_sampler_unchanged():
     assert type(sampler) is StepBatchSampler and sampler.corpus_at(5) is None
 
 
-def _sampler(weights, sizes, layout=BatchLayout(8, 4, 1, 2), rank=0, seed=7):
-    parts = {name: list(range(n)) for name, n in zip(weights, sizes)}
-    return MixtureBatchSampler(MixtureDataset(parts, weights), layout, rank, seed)
+def _sampler(weights, sizes, layout=None, rank=0, seed=7):
+    parts = {name: list(range(n)) for name, n in zip(weights, sizes, strict=True)}
+    return MixtureBatchSampler(MixtureDataset(parts, weights), layout or BatchLayout(8, 4, 1, 2), rank, seed)
 
 
 def test_corpora_are_drawn_in_proportion_to_their_weights():
@@ -87,7 +87,7 @@ def test_every_rank_draws_the_same_corpus_and_splits_its_batch():
     weights, sizes = {"tv": 1.0, "howto": 1.0}, [12, 20]
     r0, r1 = (_sampler(weights, sizes, BatchLayout(8, 4, 1, 2), rank=r) for r in (0, 1))
     one = _sampler(weights, sizes, BatchLayout(8, 4, 2, 1), rank=0)
-    offsets = dict(zip(r0.names, r0.offsets))
+    offsets = dict(zip(r0.names, r0.offsets, strict=True))
     for step in range(40):
         assert r0.corpus_at(step) == r1.corpus_at(step) == one.corpus_at(step)
         both = r0.micro_batches(step) + r1.micro_batches(step)
@@ -102,7 +102,7 @@ def test_each_corpus_is_read_epoch_by_epoch():
     seen = collections.defaultdict(list)
     for step in range(200):
         seen[s.corpus_at(step)] += s.micro_batches(step)[0]
-    for name, n, off in zip(s.names, s.sizes, s.offsets):
+    for name, n, off in zip(s.names, s.sizes, s.offsets, strict=True):
         idx = seen[name]
         assert len(idx) >= 2 * n
         assert sorted(idx[:n]) == list(range(off, off + n))             # first epoch: every video once
@@ -144,8 +144,8 @@ def test_resume_continues_the_same_corpus_stream(tmp_path):
     assert [strip_perf(r) for r in a] == [strip_perf(r) for r in b]      # every step: task, corpus, losses
     stream = _corpus_of_rows(a, ["tv", "howto"])
     assert set(stream) == {"tv", "howto"}                               # the stream really mixes corpora
-    sampler_stream = MixtureBatchSampler(MixtureDataset({"howto": range(8), "tv": range(16)}, {"howto": 1.0, "tv": 1.0}),
-                                         BatchLayout(4, 2, 2, 1), 0, seed=3).stream(0, 6)
+    both = MixtureDataset({"howto": range(8), "tv": range(16)}, {"howto": 1.0, "tv": 1.0})   # name order
+    sampler_stream = MixtureBatchSampler(both, BatchLayout(4, 2, 2, 1), 0, seed=3).stream(0, 6)
     assert stream == sampler_stream                                     # logged per corpus as drawn
     for r in a:
         task = next(k.split("/")[1] for k in r if k.count("/") == 2 and k.endswith("/loss")
@@ -167,7 +167,7 @@ def test_video_only_corpus_skips_mlm_and_counts_it(tmp_path):
     stream = _corpus_of_rows(rows, ["talk"])
     silent_steps = sum(1 for r in rows if "train/talk/loss" not in r)
     assert 0 < silent_steps < len(rows)
-    for r, corpus in zip(rows, stream):
+    for r, corpus in zip(rows, stream, strict=True):
         if corpus == "talk":
             assert r["train/mlm/skipped_videos"] == 0 and np.isfinite(r["train/mlm/talk/loss"])
         else:   # all 4 videos of the step skipped: counted, no loss scored, no per-corpus loss for "silent"
@@ -217,7 +217,28 @@ def test_two_real_corpora_mix(two_corpora, tmp_path):
     rows = read_metrics(tmp_path / "run")
     drawn = MixtureBatchSampler(ds, BatchLayout(2, 2, 1, 1), 0, seed=1).stream(0, 6)
     assert set(drawn) == {"tv", "howto"}
-    for r, corpus in zip(rows, drawn):
+    for r, corpus in zip(rows, drawn, strict=True):
         if f"train/{corpus}/loss" not in r:   # MLM and VSM need subtitle text: they skip the video-only corpus
             skipped = [r.get(f"train/{task}/skipped_videos") for task in ("mlm", "vsm")]
             assert corpus == "howto" and 2 in skipped and r["train/loss"] == 0.0
+
+
+@pytest.mark.slow
+def test_two_ranks_agree_on_the_corpus_and_sum_the_counters(tmp_path):
+    """torchrun, 2 ranks x 1 micro-batch vs 1 rank x 2: same corpus and task every step, same losses, and the
+    skip counters summed over ranks (a video-only corpus makes MLM and VSM skip whole steps)."""
+    from test_ddp import torchrun, write_cfg
+
+    corpora = {"talk": random_corpus(16, 1.0), "silent": random_corpus(16, 1.0, seed=9, channels="video")}
+    cfg = mixture_cfg(tmp_path, corpora, max_steps=8, ckpt_every=8, run_dir=str(tmp_path / "two"))
+    torchrun(["-m", "hero.train", "--config", str(write_cfg(cfg, tmp_path / "run.yaml"))], tmp_path)
+    run(cfg, run_dir=tmp_path / "one")
+    a, b = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    assert len(a) == len(b) == 8
+    for ra, rb in zip(a, b, strict=True):
+        ra, rb = strip_perf(ra), strip_perf(rb)
+        assert ra.keys() == rb.keys()                                  # same corpus and task at every step
+        for k in ra:
+            assert ra[k] == pytest.approx(rb[k], rel=1e-4, abs=1e-6), k
+    skipped = [r[k] for r in b for k in r if k.endswith("/skipped_videos")]
+    assert 4.0 in skipped                                              # 2 videos on each of 2 ranks, summed
