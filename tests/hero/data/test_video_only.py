@@ -32,11 +32,13 @@ def test_channels_transform_a_video_example():
         apply_channels(ex, "audio", sep=2)
 
 
-def _batch(preset, gen, video_only):
-    """Three random videos; those in ``video_only`` lose their subtitles the HERO a.5 way."""
+def _batch(preset, gen, video_only, form="a5"):
+    """Three random videos; those in ``video_only`` lose their subtitles: the HERO a.5 way (separator-only
+    subtitles over 5-frame groups), or with no subtitle row at all (``form="none"``: every frame unmatched)."""
     b = random_video_batch(preset.model, preset.tokens, num_videos=3, frames=(6, 12), generator=gen)
-    examples = [apply_channels(e, "video", preset.tokens.sep) if i in video_only else e
-                for i, e in enumerate(video_examples(b))]
+    drop = (lambda e: apply_channels(e, "video", preset.tokens.sep)) if form == "a5" else (
+        lambda e: {**e, "sub_ids": [], "sub_frames": []})
+    examples = [drop(e) if i in video_only else e for i, e in enumerate(video_examples(b))]
     return collate_videos(examples, pad_id=preset.tokens.pad)
 
 
@@ -45,13 +47,15 @@ def _model(preset, **pretrain):
     return PretrainModel(preset.model, PretrainConfig(**pretrain), preset.tokens)
 
 
-@pytest.mark.parametrize("encoder", ["hierarchical", "flat"])
+@pytest.mark.parametrize("encoder, form", [("hierarchical", "a5"), ("flat", "a5"), ("hierarchical", "none")])
 @pytest.mark.parametrize("objective", OBJECTIVES)
-def test_a_subtitle_less_video_flows_through_every_objective(objective, encoder, gen):
+def test_a_subtitle_less_video_flows_through_every_objective(objective, encoder, form, gen):
     preset = get_preset("hero-tiny", encoder=encoder)
-    batch = _batch(preset, gen, video_only={1})
+    batch = _batch(preset, gen, video_only={1}, form=form)
     rows = (batch.sub_video == 1).nonzero(as_tuple=True)[0]
-    assert not batch.sub_mask[rows, 1:].any() and (batch.frame_owner()[1][batch.frame_mask[1]] >= 0).all()
+    assert not batch.sub_mask[rows, 1:].any()
+    owned = batch.frame_owner()[1][batch.frame_mask[1]] >= 0
+    assert owned.all() if form == "a5" else (len(rows) == 0 and not owned.any())
     model = _model(preset)
     inputs = model.prepare(objective, batch, gen, step=0)
     out = model(objective, inputs)
