@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hero.corpus.atomic import write_json_atomic
+from hero.storage import is_remote, join_uri, local_file
 
 MANIFEST_VERSION = 1
 
@@ -18,7 +19,7 @@ class VideoEntry:
 
     vid_name: str
     path: str
-    """Relative to the corpus root."""
+    """Relative to the corpus root (forward slashes)."""
     sha256: str
     duration: float
     num_clips: int
@@ -34,6 +35,8 @@ class Manifest:
     """What ingestion found. ``tasks[task][split]`` is a list of normalized examples (hero.corpus.annotations)."""
 
     root: str
+    """The corpus: a local folder or an ``s3://bucket/prefix`` URI (never credentials: those stay in the AWS
+    environment)."""
     clip_len: float
     videos: dict[str, VideoEntry]
     tasks: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
@@ -68,5 +71,14 @@ class Manifest:
         named = {ex["vid_name"] for per_split in self.tasks.values() for ex in per_split.get(split, []) if ex.get("vid_name")}
         return [v for v in self.videos if v in named]
 
+    def video_uri(self, vid_name: str) -> str:
+        """Where the video lives: a local path, or ``s3://bucket/prefix/videos/<name>`` (how errors name it)."""
+        return join_uri(self.root, self.videos[vid_name].path)
+
     def video_path(self, vid_name: str) -> str:
-        return str(Path(self.root, self.videos[vid_name].path))
+        """A local file holding the video, for PyAV: the file itself, or for an ``s3://`` corpus its copy in the
+        local cache (`hero.storage.local_file`: downloaded on first use, reused while the object's ETag stays the
+        same). The copy has the object's bytes, so the entry's ``sha256`` (the feature store's content address)
+        still holds."""
+        uri = self.video_uri(vid_name)
+        return local_file(uri) if is_remote(uri) else uri

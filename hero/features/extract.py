@@ -117,7 +117,7 @@ def _extract(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfi
             t1 = time.perf_counter()
             try:
                 clips = decode_clips(manifest.video_path(vid), v.num_clips, manifest.clip_len, extractor.decode,
-                                     file=manifest.video_path(vid))
+                                     file=manifest.video_uri(vid))
             except CorpusError as err:
                 report.handle(err, cfg.on_error)
                 stats["skipped"] += 1

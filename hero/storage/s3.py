@@ -188,6 +188,8 @@ class S3Storage:
                                                MaxKeys=1)
         except ClientError as err:
             raise self._error(err, self.prefix, "list") from err
+        except BotoCoreError as err:  # no credentials, endpoint unreachable: name the URI, as _call does
+            raise StorageError(f"{self._uri(self.prefix)}: list failed: {err}") from err
         return page.get("KeyCount", 0) > 0
 
     def list_files(self, prefix: str) -> list[str]:
@@ -203,6 +205,8 @@ class S3Storage:
                         out.append(rel)
         except ClientError as err:
             raise self._error(err, base, "list") from err
+        except BotoCoreError as err:
+            raise StorageError(f"{self._uri(base)}: list failed: {err}") from err
         return sorted(out)
 
     def head(self, rel: str) -> dict[str, Any]:
