@@ -50,7 +50,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
         if d.get("version") != MANIFEST_VERSION:
             raise ValueError(f"manifest version {d.get('version')!r} is not {MANIFEST_VERSION}")
         videos = {k: VideoEntry(**v) for k, v in d["videos"].items()}
@@ -62,7 +62,7 @@ class Manifest:
         write_json_atomic(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | Path) -> "Manifest":
+    def load(cls, path: str | Path) -> Manifest:
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f))
 
