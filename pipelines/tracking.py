@@ -32,8 +32,18 @@ def job_env(prefix: str = "") -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def child_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[str | None]:
-    """A nested MLflow run under the active one (a finetuned task, a sweep trial); yields its id."""
+def child_run(name: str, tags: Mapping[str, str] | None = None, *, parent_run_id: str | None = None) -> Iterator[str | None]:
+    """A nested MLflow run under the active one (a finetuned task, a sweep trial); yields its id.
+
+    ``parent_run_id`` opens it under that run instead: MLflow's active run is per thread, so a worker thread
+    (e.g. one of the finetune jobs run side by side) names the pipeline's run explicitly.
+    """
+    if parent_run_id is not None:
+        parent = MlflowClient().get_run(parent_run_id)
+        with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, experiment_id=parent.info.experiment_id,
+                              tags=dict(tags or {})) as run:
+            yield run.info.run_id
+        return
     if mlflow.active_run() is None:
         yield None
         return
@@ -130,7 +140,7 @@ def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True,
                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root(),
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, cwd=project_root(),
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
