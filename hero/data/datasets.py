@@ -135,6 +135,10 @@ def _pair_key(ex_id: Any) -> str:
     return text.rsplit("-", 1)[0] if text.endswith(("-0", "-1")) else text
 
 
+EXAMPLE_FORM = {"how2r": "tvr", "didemo": "tvr", "how2qa": "tvqa", "msrvtt": "retrieval"}
+"""Datasets whose examples take another dataset's form (How2R queries are TVR queries; How2QA items TVQA items)."""
+
+
 class TaskDataset(Dataset):
     """A task split's examples (hero.corpus.annotations normalized form) joined with their video example and
     tokenized into the fields of the task's collate. Examples naming no video (unlabeled test) are left out.
@@ -153,17 +157,18 @@ class TaskDataset(Dataset):
         raw = [e for e in manifest.tasks.get(task, {}).get(split, []) if e.get("vid_name") in videos.index]
         items: list[dict[str, Any]] = []
         pairs: dict[str, list[int]] = {}
+        form = EXAMPLE_FORM.get(task, task)
         for e in raw:
             base = {"id": e["id"], "vid_name": e["vid_name"], "ts": e.get("ts")}
-            if task in ("tvr", "retrieval"):
+            if form in ("tvr", "retrieval"):
                 items.append({**base, "query_ids": [cls] + enc(e["desc"])})
-            elif task == "tvqa":
+            elif form == "tvqa":
                 items.append({**base, "q_ids": enc(e["q"]), "answer_ids": [enc(a) for a in e["answers"]],
                               "answer_idx": e["answer_idx"]})
-            elif task == "violin":
+            elif form == "violin":
                 items.append({**base, "statement_ids": enc(e["desc"]), "label": e["label"]})
                 pairs.setdefault(_pair_key(e["id"]), []).append(len(items) - 1)
-            elif task == "tvc":
+            elif form == "tvc":
                 if per_caption and e["descs"]:
                     items += [{**base, "caption_ids": enc(d["desc"])} for d in e["descs"]]
                 else:

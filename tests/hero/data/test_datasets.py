@@ -146,3 +146,30 @@ def test_violin_items_carry_their_opposite_statement(data):
     other = by_id[first["id"][:-1] + str(1 - first["label"])]
     assert first["paired_ids"] == other["statement_ids"]
     collate_violin([ds[i] for i in range(2)], tok.special, ViolinConfig())
+
+
+def test_how2_examples_take_the_tvr_and_tvqa_forms(data):
+    """How2R / How2QA examples (ingested from their CSV files) feed the moment-retrieval and QA tasks."""
+    import copy
+
+    manifest, store, tok = data
+    m = copy.copy(manifest)
+    m.tasks = {**manifest.tasks,
+               "how2r": {"train": manifest.tasks["tvr"]["train"]},
+               "how2qa": {"train": [{**e, "answers": e["answers"][:4], "answer_idx": 0}
+                                    for e in manifest.tasks["tvqa"]["train"]]}}
+    videos = VideoFeatures(m, store, tok, max_frames=100)
+    r = TaskDataset(m, "how2r", "train", videos)
+    q = TaskDataset(m, "how2qa", "train", videos)
+    assert len(r) == len(TaskDataset(m, "tvr", "train", videos)) > 0 and r[0]["query_ids"][0] == tok.special.cls
+    assert len(q) > 0 and all(len(item["answer_ids"]) == 4 for item in q.items)
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        TaskDataset(_with_task(m, "nope"), "nope", "train", videos)
+
+
+def _with_task(manifest, name):
+    import copy
+
+    m = copy.copy(manifest)
+    m.tasks = {**manifest.tasks, name: {"train": manifest.tasks["tvr"]["train"]}}
+    return m
