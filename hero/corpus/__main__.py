@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--annotations-dir", default="annotations")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # not "Found credentials in environment variables"
     try:
         cfg = CorpusConfig(path=args.corpus, clip_len=args.clip_len, on_error=args.on_error, videos_dir=args.videos_dir,
                            subtitles_dir=args.subtitles_dir, annotations_dir=args.annotations_dir)

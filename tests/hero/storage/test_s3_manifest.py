@@ -4,6 +4,8 @@ and the feature store's content addresses (video sha256) are those of the local 
 CLI user as one line naming the URI."""
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,13 @@ def test_cli_storage_failures_are_one_line_naming_the_uri(s3_corpus, bucket, pro
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     line = _cli_error(capsys, s3_corpus, out)
     assert line.startswith(f"error: {s3_corpus}: list failed: Could not connect to the endpoint URL")
+
+
+def test_cli_process_prints_only_the_error_line(bucket, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "hero.corpus", "--corpus", f"{bucket.uri}/nothing", "--out",
+                          str(tmp_path / "m.json")], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2 and not out.stdout
+    assert out.stderr == f"error: {bucket.uri}/nothing: no object under this prefix\n"  # no traceback, no log noise
 
 
 def test_cli_refuses_credentials_in_the_uri_without_repeating_them(capsys, tmp_path):
