@@ -152,7 +152,7 @@ class ObjectiveConfig:
 @dataclass(frozen=True, kw_only=True)
 class SweepConfig:
     study: str = "hero-sweep"
-    storage: str = "sqlite:///data/07_model_output/sweep/optuna.db"
+    storage: str = "sqlite:///data/06_models/sweep/optuna.db"
     """``sqlite:///PATH`` (default; one machine), any SQLAlchemy URL (``postgresql://user@host/db``: many
     machines), ``journal:PATH`` (an append-only file, e.g. on a shared file system) or ``env:VAR`` (the URL
     is read from that environment variable, so a password never lands in a params file or in MLflow).
@@ -181,6 +181,6 @@ class SweepConfig:
             raise ConfigError("space: needs at least one parameter to search")
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "SweepConfig":
+    def from_params(cls, params: Mapping[str, Any]) -> SweepConfig:
         """From ``params:sweep``; errors name ``sweep.<dotted key>``."""
         return from_dict(cls, params, _path="sweep")

@@ -13,7 +13,14 @@ from pipelines.sweep.config import SweepConfig
 from pipelines.sweep.objective import ProxyObjective
 from pipelines.sweep.report import report
 from pipelines.sweep.space import check_space
-from pipelines.sweep.study import counts, make_pruner, open_study, redact, run_worker, storage_url
+from pipelines.sweep.study import (
+    counts,
+    make_pruner,
+    open_study,
+    redact,
+    run_worker,
+    storage_url,
+)
 
 log = logging.getLogger(__name__)
 

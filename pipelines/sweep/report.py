@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def summary(study: optuna.Study, metric: str, n_trials: int, storage: str) -> di
 def write_best_params(path: Path, params: dict[str, Any], note: str) -> Path:
     """``sweep_best: {<nested pretrain run config values>}`` into ``path``, whole or not at all."""
     header = (f"# Written by `kedro run --pipeline=sweep` ({note}) at "
-              f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n"
+              f"{datetime.now(UTC).isoformat(timespec='seconds')}.\n"
               "# The pretrain node merges these values into params:pretrain.run; `sweep_best: {}` applies nothing.\n")
     write_text_atomic(path, header + yaml.safe_dump({BEST_KEY: nested(params)}, sort_keys=True))
     return path

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -96,7 +96,7 @@ def open_study(name: str, url: str, direction: str, pruner: optuna.pruners.BaseP
             study = optuna.create_study(study_name=name, storage=make_storage(url), direction=direction,
                                         pruner=pruner, load_if_exists=True)
             break
-        except Exception as err:  # noqa: BLE001 - schema creation racing another process (sqlite, alembic)
+        except Exception as err:
             if attempt == attempts:
                 raise
             log.warning("opening study %s on %s failed (%s); retrying", name, redact(url), err)
@@ -207,7 +207,7 @@ class Heartbeat:
             except Exception as err:  # noqa: BLE001 - a storage hiccup must not kill the trial; the next beat retries
                 log.warning("heartbeat of trial %d failed: %s", self.trial_id, err)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Self:
         self.beat()
         self.thread.start()
         return self
@@ -226,7 +226,7 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return dict(sorted(c.items()))
 
 
-def _in_budget(study: optuna.Study, trial: Trial, n_trials: int) -> bool:
+def in_budget(study: optuna.Study, trial: Trial, n_trials: int) -> bool:
     """Whether ``trial`` is among the first ``n_trials`` trials that did not fail (the same answer everywhere)."""
     before = sum(1 for t in study.get_trials(deepcopy=False) if t.number < trial.number and t.state != TrialState.FAIL)
     return before < n_trials
@@ -243,7 +243,7 @@ def _run_trial(study: optuna.Study, trial: Trial, objective: Objective, cfg: Rec
                 state = TrialState.PRUNED
             except UpdateFinishedTrialError:
                 raise
-            except BaseException as err:
+            except BaseException as err:  # noqa: BLE001 - recorded on the trial, then re-raised
                 state, error = TrialState.FAIL, err
         if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
             raise UpdateFinishedTrialError(f"trial {trial.number} is no longer running")
@@ -288,7 +288,7 @@ def run_worker(study: optuna.Study, objective: Objective, n_trials: int, *, samp
                 continue
             break
         trial = study.ask()
-        if not _in_budget(study, trial, n_trials):
+        if not in_budget(study, trial, n_trials):
             trial.set_user_attr("excess", True)
             study.tell(trial, state=TrialState.FAIL)
             continue

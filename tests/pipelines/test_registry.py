@@ -3,7 +3,7 @@ from pipelines.pipeline_registry import register_pipelines
 
 def test_pipelines_are_registered_with_their_upstream():
     pipes = register_pipelines()
-    assert set(pipes) == {"corpus", "features", "pretrain", "finetune", "evaluate", "ablation", "ablation_table",
+    assert set(pipes) == {"corpus", "features", "pretrain", "finetune", "evaluate", "ablation", "ablation_table", "sweep",
                           "__default__"}
     names = lambda p: {n.name for n in p.nodes}  # noqa: E731
     assert names(pipes["pretrain"]) == {"prepare_corpus", "build_manifest", "extract_features", "pretrain"}
