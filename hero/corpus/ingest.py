@@ -30,7 +30,7 @@ class CorpusConfig:
     """Where a corpus lives and how to read it. A user's folder differs from the default only in these fields."""
 
     path: str
-    """Corpus root: a local folder (or file:// URI)."""
+    """Corpus root: a local folder, a file:// URI or an s3://bucket/prefix URI (credentials from the AWS environment)."""
     clip_len: float = 1.5
     """Seconds per clip (one feature per clip; HERO: 1.5 for TV data)."""
     videos_dir: str = "videos"
