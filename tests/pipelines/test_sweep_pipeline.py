@@ -91,3 +91,4 @@ def test_sweep_is_registered_with_its_upstream_and_tagged():
     assert [n.name for n in sweep.only_nodes_with_tags("sweep").nodes] == ["sweep"]
     (node,) = sweep.only_nodes_with_tags("sweep").nodes
     assert "params:sweep" in node.inputs and "params:sweep_best" not in node.inputs  # the sweep searches from the base
+
