@@ -6,7 +6,7 @@ that checkpoint is reported to the pruner, and the next rung resumes the same ru
 schedule always spans the last rung). So the intermediate values are the objective itself measured after
 less finetuning, and a pruned trial really stops training at its rung.
 
-Artifacts go under ``data/06_models/sweep/<study>/trial_<n>/`` (``pretrain/<key>/``, ``finetune/``,
+Artifacts go under ``data/06_models/sweep/<study>/trial_<n>/`` (``pretrain/<key>/``, ``finetune/<key>/``,
 ``predictions/step-<k>/``). Each trial is an MLflow child run of the sweep's run: its sampled params, the
 jobs' live loss curves (``pretrain/…``, ``finetune/…``), the val metrics at every rung
 (``val/<metric>`` and ``objective`` against the finetuning step) and the value Optuna got (``trial_value``).
@@ -25,6 +25,7 @@ import optuna
 from hero.config import ConfigError, merge
 from hero.train.config import RunConfig
 from pipelines import tracking
+from pipelines.fingerprint import params_hash
 from pipelines.launch import launch_torchrun
 from pipelines.paths import layer
 from pipelines.pretrain.nodes import corpus_run_config, run_job
@@ -110,10 +111,11 @@ class ProxyObjective:
         pre_cfg = corpus_run_config(apply_values(self.pretrain_run, values), self.manifest_info, self.features_info)
         pre = run_job(f"{name}/pretrain", pre_cfg, self.launch, self.keys, mlflow_prefix="pretrain/")
         ft_cfg = merge(self.finetune_cfg, {"train": {"init_from": pre["run_dir"]}})
-        if tracking.active_run_id() is not None:
-            ft_cfg = merge(ft_cfg, {"train": {"sinks": ["hero.train.sinks:JsonlSink", "pipelines.tracking:MlflowSink"]}})
+        sinks = list(ft_cfg.get("train", {}).get("sinks", ["hero.train.sinks:JsonlSink"]))
+        if tracking.active_run_id() is not None and "pipelines.tracking:MlflowSink" not in sinks:
+            ft_cfg = merge(ft_cfg, {"train": {"sinks": [*sinks, "pipelines.tracking:MlflowSink"]}})  # live curves
         RunConfig.from_dict(ft_cfg)  # fails here, naming the key, rather than inside the job
-        ft_dir = root / "finetune"
+        ft_dir = root / "finetune" / params_hash(ft_cfg)  # never resumes a run of another study of the same name
 
         def train_to(step: int) -> None:
             launch_torchrun(merge(ft_cfg, {"train": {"stop_after": step}}), ft_dir, self.launch,
@@ -141,7 +143,7 @@ class ProxyObjective:
             raise ConfigError(f"sweep.objective.metric: {obj.metric_key} is not among the metrics of "
                               f"{obj.dataset}/{obj.split}: {sorted(metrics)}")
         tracking.log_metrics({k.replace(f"{obj.dataset}/{obj.split}/", "val/"): v for k, v in metrics.items()}, step=step)
-        log.info("%s, finetuning step %d: %s = %.4g", run_dir.parent.name, step, obj.metric_key, metrics[obj.metric_key])
+        log.info("%s, finetuning step %d: %s = %.4g", out_root.parent.name, step, obj.metric_key, metrics[obj.metric_key])
         return metrics[obj.metric_key]
 
     def _data(self) -> tuple[Any, Any]:

@@ -149,12 +149,12 @@ def _process_gone(trial: FrozenTrial) -> bool:
     return False
 
 
-def stale_reason(trial: FrozenTrial, grace_period: float, now: float | None = None) -> str | None:
+def stale_reason(trial: FrozenTrial, grace_period: float) -> str | None:
     """Why a RUNNING trial counts as abandoned, or None while its worker looks alive."""
     if _process_gone(trial):
         beat = trial.system_attrs[HEARTBEAT]
         return f"its worker process {beat['host']}:{beat['pid']} is gone"
-    age = (now or time.time()) - _beat_time(trial)
+    age = time.time() - _beat_time(trial)
     if age > grace_period:
         return f"no heartbeat for {age:.0f}s (grace period {grace_period:.0f}s)"
     return None
@@ -232,8 +232,8 @@ def in_budget(study: optuna.Study, trial: Trial, n_trials: int) -> bool:
     return before < n_trials
 
 
-def _run_trial(study: optuna.Study, trial: Trial, objective: Objective, cfg: RecoveryConfig) -> TrialState | None:
-    """Run one trial under its heartbeat and tell the study; None when another worker failed it meanwhile."""
+def _run_trial(study: optuna.Study, trial: Trial, objective: Objective, cfg: RecoveryConfig) -> None:
+    """Run one trial under its heartbeat and tell the study (unless another worker failed it meanwhile)."""
     value, state, error = None, None, None  # state None + a value: COMPLETE (or FAIL for NaN, Optuna's rule)
     try:
         with Heartbeat(study, trial, cfg.heartbeat_interval):
@@ -253,11 +253,10 @@ def _run_trial(study: optuna.Study, trial: Trial, objective: Objective, cfg: Rec
     except UpdateFinishedTrialError:
         log.warning("trial %d was failed by another worker (its heartbeat looked stale); its result is dropped",
                     trial.number)
-        return None
+        return
     if error is not None:
         raise error
     log.info("trial %d %s%s", trial.number, frozen.state.name, f": {frozen.value}" if frozen.value is not None else "")
-    return frozen.state
 
 
 def run_worker(study: optuna.Study, objective: Objective, n_trials: int, *, sampler: SamplerConfig | None = None,

@@ -40,7 +40,7 @@ def test_sweep_runs_trials_as_child_runs_and_feeds_the_next_pretraining(project)
         assert (project / f"data/08_reporting/sweep/{STUDY}/{name}.png").stat().st_size > 5000, name
     for n in (0, 1):  # each trial's jobs and predictions under its own folder
         trial = project / f"data/06_models/sweep/{STUDY}/trial_{n}"
-        assert sorted(p.name for p in (trial / "finetune").glob("step-*")) == ["step-00000001", "step-00000002"]
+        assert sorted(p.name for p in (trial / "finetune").glob("*/step-*")) == ["step-00000001", "step-00000002"]
         assert (trial / "predictions/step-1/val_predictions.jsonl").exists()
         assert len(list((trial / "pretrain").glob("*/step-00000002"))) == 1
 
