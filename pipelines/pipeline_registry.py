@@ -34,4 +34,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     from pipelines.sweep.pipeline import create_pipeline as sweep
 
     pipes["sweep"] = upstream + sweep()
+    from pipelines.data_ablation import pipeline as data_ablation
+
+    pipes["data_ablation"] = upstream + data_ablation.create_pipeline()
+    pipes["channel_ablation"] = upstream + stages["pretrain"] + data_ablation.create_channel_pipeline()
+    pipes["data_ablation_table"] = data_ablation.create_table_pipeline()
     return pipes

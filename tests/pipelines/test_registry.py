@@ -4,7 +4,7 @@ from pipelines.pipeline_registry import register_pipelines
 def test_pipelines_are_registered_with_their_upstream():
     pipes = register_pipelines()
     assert set(pipes) == {"corpus", "features", "pretrain", "finetune", "evaluate", "ablation", "ablation_table", "sweep",
-                          "__default__"}
+                          "data_ablation", "channel_ablation", "data_ablation_table", "__default__"}
     names = lambda p: {n.name for n in p.nodes}  # noqa: E731
     assert names(pipes["pretrain"]) == {"prepare_corpus", "build_manifest", "extract_features", "pretrain"}
     assert names(pipes["corpus"]) < names(pipes["features"]) < names(pipes["pretrain"]) < names(pipes["__default__"])

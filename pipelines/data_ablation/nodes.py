@@ -1,0 +1,259 @@
+"""Issue 8's data ablations: does pretraining on diverse video help downstream, and which input channels matter.
+
+- The domain ablation (`run_data_ablation`): pretrain on a mixture of named corpora (TV only, instructional only,
+  both), then finetune and evaluate each task on EACH corpus's own annotations.
+- The channel ablation (`run_channel_ablation`): finetune a retrieval and a QA task from the main pretrained
+  checkpoint seeing video only, subtitles only or both, and predict with the same channels.
+- `data_ablation_table`: both tables for docs/results_data.md, rows linked to their MLflow runs.
+
+One variant per `kedro run` (``params:data_ablation_variant`` / ``params:channel_ablation_variant``), as the paper
+ablations do (pipelines/ablation), so `dvc repro` runs each variant as its own stage.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hero.config import merge
+from hero.data.channels import CHANNELS
+from pipelines import tracking
+from pipelines.ablation.nodes import MLFLOW_UI
+from pipelines.corpus.nodes import build_manifest, prepare_corpus
+from pipelines.evaluate.nodes import HEADLINES, evaluate_task
+from pipelines.features.nodes import extract_features
+from pipelines.finetune.nodes import job_launch, side_by_side
+from pipelines.paths import data_root, data_root_at, layer
+from pipelines.pretrain.nodes import corpus_run_config, run_job
+from pipelines.reporting import read_json_file, results_table, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+CORPORA_DIR = "corpora"
+"""``data/corpora/``: the corpora the data ablation builds itself, each in its own 01_raw … 03_primary layers there
+(one DVC out), never in the main corpus and features stages' folders."""
+
+
+def build_corpora(data_ablation: dict[str, Any], corpus: dict[str, Any], features: dict[str, Any],
+                  manifest_info: dict[str, Any], features_info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each corpus of ``data_ablation.corpora``, ingested and with its features: ``{name: {"manifest_info",
+    "features_info"}}``.
+
+    A corpus is ``main`` (the main pipeline's corpus: the corpus and features stages' outputs, so the TV domain is
+    the very corpus everything else trains on) or a mapping merged over ``params:corpus`` (e.g. ``{synthetic:
+    {domain: instructional}}``: the same size, seed and reader), built by the corpus and features nodes under
+    ``data/corpora/``. They are content-addressed, so a corpus built before costs a look-up.
+
+    Raises:
+        TypeError: a spec that is neither, naming ``data_ablation.corpora.<name>``.
+        ValueError: corpora whose features differ in dimension (one model reads them all).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    root = data_root() / CORPORA_DIR
+    for name, spec in data_ablation["corpora"].items():
+        if spec == "main":
+            out[name] = {"manifest_info": manifest_info, "features_info": features_info}
+            continue
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"data_ablation.corpora.{name}: 'main' or a mapping of params:corpus values, got {spec!r}")
+        cfg = merge(corpus, spec)
+        source = cfg.get("synthetic") if cfg["path"] == "synthetic" else cfg["path"]
+        log.info("data ablation: corpus %s (%s) under %s", name, source, root)
+        with data_root_at(root):
+            m_info = build_manifest(prepare_corpus(cfg), cfg)
+            out[name] = {"manifest_info": m_info, "features_info": extract_features(m_info, features)}
+    dims = {name: int(c["features_info"]["dim"]) for name, c in out.items()}
+    if len(set(dims.values())) > 1:
+        raise ValueError(f"data_ablation.corpora: feature dimensions differ ({dims}); one model reads every corpus, "
+                         "so extract them with the same params:features")
+    tracking.set_tags({f"data_ablation.corpus.{n}": c["manifest_info"]["key"] for n, c in out.items()})
+    return out
+
+
+def mixture_run_config(run: dict[str, Any], corpora: dict[str, dict[str, Any]],
+                       weights: Mapping[str, float]) -> dict[str, Any]:
+    """``run`` pretraining on ``data.corpora``: each corpus's manifest and feature store with its weight."""
+    mix = {name: {"path": c["manifest_info"]["path"], "features": c["features_info"]["path"],
+                  "weight": float(weights[name])} for name, c in corpora.items()}
+    dim = int(next(iter(corpora.values()))["features_info"]["dim"])
+    return merge(run, {"data": {"corpora": mix}, "model": {"feature_dim": dim}})
+
+
+def run_data_ablation(variant_name: str, data_ablation: dict[str, Any], pretrain: dict[str, Any],
+                      finetune: dict[str, Any], evaluate: dict[str, Any], launch: dict[str, Any],
+                      corpora: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Run the variant ``variant_name`` (``params:data_ablation_variant``) of ``data_ablation.variants``.
+
+    A variant is a weight per corpus (``{tv: 1, howto: 0}``; 0 = not read). It pretrains with ``params:pretrain.run``
+    (plus ``data_ablation.pretrain_train``) on that mixture — the job logs ``pretrain/train/<corpus>/loss`` into this
+    run — then finetunes every task of ``data_ablation.tasks`` on every corpus, side by side, each a child run.
+
+    Returns:
+        the row written to ``data/08_reporting/data_ablations/<variant>.json``: ``<corpus>/<task>/<metric>`` for the
+        headline metrics, the weights and the MLflow run.
+    """
+    name = variant_name
+    variants = data_ablation["variants"]
+    if name not in variants:
+        raise ValueError(f"data_ablation_variant: {name!r} is not one of {sorted(variants)}")
+    weights = dict(variants[name])
+    unknown = sorted(set(weights) - set(corpora))
+    if unknown or not weights:
+        raise ValueError(f"data_ablation.variants.{name}: weights must name corpora of data_ablation.corpora "
+                         f"({sorted(corpora)}); unknown: {unknown or 'none given'}")
+    check_tasks(data_ablation["tasks"], "data_ablation.tasks")
+    tracking.set_tags({"data_ablation": name})
+    run = merge(pretrain["run"], {"train": data_ablation.get("pretrain_train") or {}})
+    keys = {n: [c["manifest_info"]["key"], c["features_info"]["key"]] for n, c in corpora.items()}
+    pre_info = run_job(f"data_ablation/{name}/pretrain", mixture_run_config(run, {n: corpora[n] for n in weights}, weights),
+                       launch, {"corpora": {n: keys[n] for n in weights}}, mlflow_prefix="pretrain/")
+    jobs = {f"{c}/{t}": (c, t) for c in corpora for t in data_ablation["tasks"]}
+    parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(jobs)))
+    parent, task_launch = tracking.active_run_id(), job_launch(launch, parallel)
+
+    def one(corpus: str, dataset: str) -> dict[str, float]:
+        return finetune_and_evaluate(
+            f"data_ablation/{name}/{corpus}/{dataset}", dataset, corpora[corpus], pre_info, finetune, evaluate,
+            task_launch, tags={"task": dataset, "eval_corpus": corpus, "data_ablation": name},
+            parent_run_id=parent if parallel > 1 else None,
+            out_root=layer("06_models") / "data_ablation" / name / "predictions" / corpus)
+
+    results = side_by_side({job: functools.partial(one, *ct) for job, ct in jobs.items()}, parallel)
+    split = evaluate.get("split", "val")
+    row: dict[str, Any] = {"variant": name, "weights": weights, "mlflow_run_id": parent,
+                           "mlflow_experiment_id": tracking.active_experiment_id()}
+    for job, (_, dataset) in jobs.items():
+        for metric in HEADLINES[dataset]:
+            row[f"{job}/{metric}"] = results[job].get(f"{dataset}/{split}/{metric}")
+    write_json_atomic(layer("08_reporting") / "data_ablations" / f"{name}.json", row)
+    return row
+
+
+def run_channel_ablation(variant_name: str, channel_ablation: dict[str, Any], finetune: dict[str, Any],
+                         evaluate: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
+                         features_info: dict[str, Any], pretrain_info: dict[str, Any]) -> dict[str, Any]:
+    """Finetune each task of ``channel_ablation.tasks`` from the main pretraining run seeing only the channels
+    ``variant_name`` (``params:channel_ablation_variant``: video, subtitles or both), and evaluate with them.
+
+    Returns:
+        the row written to ``data/08_reporting/channel_ablations/<variant>.json``: ``<task>/<metric>`` and the run.
+    """
+    name = variant_name
+    if name not in channel_ablation["variants"] or name not in CHANNELS:
+        raise ValueError(f"channel_ablation_variant: {name!r} is not one of {list(channel_ablation['variants'])} "
+                         f"(each one of {list(CHANNELS)})")
+    check_tasks(channel_ablation["tasks"], "channel_ablation.tasks")
+    tracking.set_tags({"channel_ablation": name})
+    corpus = {"manifest_info": manifest_info, "features_info": features_info}
+    tasks = list(channel_ablation["tasks"])
+    parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(tasks)))
+    parent, task_launch = tracking.active_run_id(), job_launch(launch, parallel)
+    ft = merge(finetune, {"run": {"data": {"channels": name}}})
+
+    def one(dataset: str) -> dict[str, float]:
+        return finetune_and_evaluate(
+            f"channel_ablation/{name}/{dataset}", dataset, corpus, pretrain_info, ft, evaluate, task_launch,
+            tags={"task": dataset, "channel_ablation": name}, parent_run_id=parent if parallel > 1 else None,
+            out_root=layer("06_models") / "channel_ablation" / name / "predictions")
+
+    results = side_by_side({t: functools.partial(one, t) for t in tasks}, parallel)
+    split = evaluate.get("split", "val")
+    row: dict[str, Any] = {"variant": name, "mlflow_run_id": parent, "mlflow_experiment_id": tracking.active_experiment_id()}
+    for dataset in tasks:
+        for metric in HEADLINES[dataset]:
+            row[f"{dataset}/{metric}"] = results[dataset].get(f"{dataset}/{split}/{metric}")
+    write_json_atomic(layer("08_reporting") / "channel_ablations" / f"{name}.json", row)
+    return row
+
+
+def check_tasks(tasks: list[str], key: str) -> None:
+    """Every task has headline metrics to tabulate (pipelines.evaluate.nodes.HEADLINES), before any job starts."""
+    unknown = [t for t in tasks if t not in HEADLINES]
+    if unknown or not tasks:
+        raise ValueError(f"{key}: tasks must be some of {sorted(HEADLINES)}; got {list(tasks)}")
+
+
+def finetune_and_evaluate(job: str, dataset: str, corpus: dict[str, Any], pre_info: dict[str, Any],
+                          finetune: dict[str, Any], evaluate: dict[str, Any], launch: dict[str, Any], *,
+                          tags: dict[str, str], parent_run_id: str | None, out_root: Path) -> dict[str, float]:
+    """Finetune ``dataset`` on ``corpus`` from the pretraining run ``pre_info`` (an MLflow child run named ``job``),
+    then score its val predictions with the input channels it was trained with (``data.channels``)."""
+    m_info, f_info = corpus["manifest_info"], corpus["features_info"]
+    run = merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {})
+    cfg = merge(corpus_run_config(run, m_info, f_info), {"task": dataset, "train": {"init_from": pre_info["run_dir"]}})
+    keys = {"manifest": m_info["key"], "features": f_info["key"], "pretrain": pre_info["key"]}
+    with tracking.child_run(job, tags=tags, parent_run_id=parent_run_id) as run_id:
+        info = run_job(job, cfg, launch, keys)
+    channels = cfg["data"].get("channels", "both")
+    ev = merge(evaluate, {"options": {dataset: {"channels": channels}}})  # predict_split keyword arguments
+    return evaluate_task({"run": {**info, "mlflow_run_id": run_id}}, ev, m_info, f_info, dataset=dataset,
+                         out_root=out_root)["run"]
+
+
+def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[str, Any]) -> str:
+    """docs/results_data.md: the pretraining-data table (rows: variants; columns: ``<eval corpus>/<task>/<metric>``)
+    with a computed sentence on whether mixing helped on each domain, then the channel table. Variants without a
+    result file yet are left out."""
+    reports = layer("08_reporting")
+    columns = [f"{c}/{t}/{m}" for c in data_ablation["corpora"] for t in data_ablation["tasks"] for m in HEADLINES[t]]
+    rows, found = [], {}
+    for name, weights in data_ablation["variants"].items():
+        r = read_json_file(reports / "data_ablations" / f"{name}.json")
+        if r is not None:
+            found[name] = r
+            mix = ", ".join(f"{k} {v:g}" for k, v in weights.items())
+            rows.append({"pretraining data": run_link(name, r), **{c: r.get(c, "") for c in columns}, "weights": mix})
+    ch_columns = [f"{t}/{m}" for t in channel_ablation["tasks"] for m in HEADLINES[t]]
+    ch_rows = []
+    for name in channel_ablation["variants"]:
+        r = read_json_file(reports / "channel_ablations" / f"{name}.json")
+        if r is not None:
+            ch_rows.append({"channels": run_link(name, r), **{c: r.get(c, "") for c in ch_columns}})
+    verdict = mixing_verdict(data_ablation, found)
+    return ("# Data ablations\n\nVal split of each domain, one seed, the budget of params:pretrain and params:finetune "
+            "(conf/base: the demo budget). Regenerated by `dvc repro data_ablation_table`; the links open each "
+            "variant's run in `mlflow ui` (default address).\n\n"
+            "## Pretraining data\n\nEach row pretrains on the corpora with the weights shown (0: not read), then "
+            "finetunes and evaluates every task on each domain's own annotations (columns: domain/task/metric).\n\n"
+            + results_table(rows, ["pretraining data", *columns, "weights"]) + "\n\n" + (verdict + "\n\n" if verdict else "")
+            + "## Input channels\n\nFinetuned from the main pretraining run on the main corpus, trained and evaluated "
+            "on the same channels: video only (no subtitles), subtitles only (zeroed frame features), or both.\n\n"
+            + results_table(ch_rows, ["channels", *ch_columns]) + "\n")
+
+
+def run_link(name: str, row: Mapping[str, Any]) -> str:
+    """``name`` linked to its MLflow run in `mlflow ui`, or plain when the row has no run."""
+    run, exp = row.get("mlflow_run_id"), row.get("mlflow_experiment_id")
+    return f"[{name}]({MLFLOW_UI}/#/experiments/{exp}/runs/{run})" if run and exp else name
+
+
+def mixing_verdict(data_ablation: dict[str, Any], rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """One sentence: per eval domain, on how many headline metrics each mixture variant (two or more corpora with a
+    weight > 0) beat (strictly) the best single-domain variant, and whether that is a majority. Empty when no
+    mixture and single-domain results are both there."""
+    variants = data_ablation["variants"]
+    def used(name: str) -> int:
+        return sum(1 for w in variants[name].values() if w > 0)
+
+    singles = [n for n in rows if used(n) == 1]
+    mixes = [n for n in rows if used(n) > 1]
+    parts = []
+    for mix in mixes:
+        for corpus in data_ablation["corpora"]:
+            won, compared = [], 0
+            for t in data_ablation["tasks"]:
+                for m in HEADLINES[t]:
+                    col = f"{corpus}/{t}/{m}"
+                    best = [rows[s][col] for s in singles if isinstance(rows[s].get(col), (int, float))]
+                    if isinstance(rows[mix].get(col), (int, float)) and best:
+                        compared += 1
+                        if rows[mix][col] > max(best):
+                            won.append(f"{t}/{m}")
+            if compared:
+                helped = "helped" if 2 * len(won) > compared else "did not help"
+                parts.append(f"on {corpus}, mixing ({mix}) {helped}: it beat the best single-domain pretraining on "
+                             f"{len(won)} of {compared} headline metrics" + (f" ({', '.join(won)})" if won else ""))
+    return ("Computed from the rows above: " + "; ".join(parts) + ".") if parts else ""

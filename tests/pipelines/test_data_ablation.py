@@ -1,0 +1,150 @@
+"""The data ablations: the domain table with its computed verdict, the mixture run config, one domain variant and one
+channel variant end to end on conf/test."""
+
+import json
+import sqlite3
+
+import pytest
+import yaml
+
+ABLATION = {"corpora": {"tv": "main", "howto": {"path": "synthetic"}}, "tasks": ["tvr", "tvqa"],
+            "variants": {"tv_only": {"tv": 1, "howto": 0}, "howto_only": {"tv": 0, "howto": 1},
+                         "both": {"tv": 1, "howto": 1}}}
+CHANNELS = {"tasks": ["tvqa"], "variants": ["video", "subtitles", "both"]}
+
+
+def _row(variant, values, run=None):
+    """A variant's result file: ``values`` = {corpus: (vcmr, svmr, acc)}."""
+    row = {"variant": variant}
+    for corpus, (vcmr, svmr, acc) in values.items():
+        row |= {f"{corpus}/tvr/vcmr_r1_iou0.7": vcmr, f"{corpus}/tvr/svmr_r1_iou0.5": svmr, f"{corpus}/tvqa/acc": acc}
+    if run:
+        row |= {"mlflow_run_id": run, "mlflow_experiment_id": "3"}
+    return row
+
+
+def _write(project, folder, name, row):
+    path = project / "data/08_reporting" / folder / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row))
+
+
+def test_table_rows_link_runs_and_the_verdict_is_computed_per_domain(project):
+    from pipelines.data_ablation.nodes import data_ablation_table
+
+    _write(project, "data_ablations", "tv_only", _row("tv_only", {"tv": (2.0, 10.0, 40.0), "howto": (1.0, 5.0, 20.0)}, "r1"))
+    _write(project, "data_ablations", "howto_only", _row("howto_only", {"tv": (1.0, 8.0, 30.0), "howto": (3.0, 9.0, 50.0)}))
+    _write(project, "data_ablations", "both", _row("both", {"tv": (2.5, 10.0, 45.0), "howto": (2.0, 9.5, 40.0)}, "r3"))
+    _write(project, "channel_ablations", "video", {"variant": "video", "tvqa/acc": 33.25, "mlflow_run_id": "c1",
+                                                   "mlflow_experiment_id": "4"})
+    text = data_ablation_table(ABLATION, CHANNELS)
+    tables = [[ln for ln in block.splitlines() if ln.startswith("|")] for block in text.split("## ")[1:]]
+    domain, channels = tables
+    assert domain[0].replace(" ", "") == ("|pretrainingdata|tv/tvr/vcmr_r1_iou0.7|tv/tvr/svmr_r1_iou0.5|tv/tvqa/acc|"
+                                          "howto/tvr/vcmr_r1_iou0.7|howto/tvr/svmr_r1_iou0.5|howto/tvqa/acc|weights|")
+    assert len(domain) == 5
+    assert "[tv_only](http://127.0.0.1:5000/#/experiments/3/runs/r1)" in domain[2]
+    assert domain[3].startswith("| howto_only |")  # no run recorded: the name alone
+    assert "45.00" in domain[4] and "tv 1, howto 1" in domain[4]
+    # tv: both beats the best single (tv_only) on vcmr 2.5 > 2.0 and acc 45 > 40, ties svmr 10 = 10: 2 of 3.
+    # howto: both loses to howto_only on vcmr (2 < 3) and acc (40 < 50), wins svmr 9.5 > 9: 1 of 3.
+    assert ("on tv, mixing (both) helped: it beat the best single-domain pretraining on 2 of 3 headline metrics "
+            "(tvr/vcmr_r1_iou0.7, tvqa/acc)") in text
+    assert "on howto, mixing (both) did not help: it beat the best single-domain pretraining on 1 of 3" in text
+    assert channels[0].replace(" ", "") == "|channels|tvqa/acc|"
+    assert len(channels) == 3  # header, rule, video (subtitles and both have no result yet)
+    assert "[video](http://127.0.0.1:5000/#/experiments/4/runs/c1)" in channels[2] and "33.25" in channels[2]
+
+
+def test_no_verdict_without_a_single_domain_result(project):
+    from pipelines.data_ablation.nodes import data_ablation_table
+
+    _write(project, "data_ablations", "both", _row("both", {"tv": (2.5, 10.0, 45.0), "howto": (2.0, 9.5, 40.0)}))
+    text = data_ablation_table(ABLATION, CHANNELS)
+    assert "both" in text and "mixing" not in text
+
+
+def test_mixture_run_config_is_a_valid_run_with_each_corpus_and_its_weight():
+    from hero.train.config import RunConfig
+    from pipelines.data_ablation.nodes import mixture_run_config
+
+    corpora = {n: {"manifest_info": {"path": f"/m/{n}.json"}, "features_info": {"path": "/f", "dim": 24}}
+               for n in ("tv", "howto")}
+    cfg = RunConfig.from_dict(mixture_run_config({"preset": "hero-tiny"}, corpora, {"tv": 1, "howto": 0}))
+    assert cfg.model_config.feature_dim == 24
+    assert {n: (c.path, c.features, c.weight) for n, c in cfg.data.corpora.items()} == {
+        "tv": ("/m/tv.json", "/f", 1.0), "howto": ("/m/howto.json", "/f", 0.0)}
+
+
+def test_a_variant_naming_an_unknown_corpus_fails_before_any_job(project):
+    from pipelines.data_ablation.nodes import run_data_ablation
+
+    corpora = {"tv": {}, "howto": {}}
+    bad = {**ABLATION, "variants": {"odd": {"tv": 1, "cooking": 1}}}
+    with pytest.raises(ValueError, match=r"data_ablation.variants.odd: .*unknown: \['cooking'\]"):
+        run_data_ablation("odd", bad, {}, {}, {}, {}, corpora)
+    with pytest.raises(ValueError, match="data_ablation_variant: 'nope'"):
+        run_data_ablation("nope", ABLATION, {}, {}, {}, {}, corpora)
+
+
+def test_data_root_at_moves_the_layers_for_the_code_inside_only(project, tmp_path):
+    from pipelines.paths import data_root_at, layer
+
+    with data_root_at(tmp_path / "other"):
+        assert layer("01_raw") == tmp_path / "other/01_raw"
+    assert layer("01_raw") == project / "data/01_raw"
+
+
+def _metric_keys(db, run_id):
+    return {k for (k,) in db.execute("select distinct key from metrics where run_uuid = ?", (run_id,))}
+
+
+def _children(db, parent):
+    return {name for (name,) in db.execute(
+        "select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
+        "where t.key = 'mlflow.parentRunId' and t.value = ?", (parent,))}
+
+
+def _kedro_run(project, pipeline, **params):
+    """One `kedro run` in-process; its MLflow run is closed after it, as the end of a `kedro run` process does
+    (kedro-mlflow leaves the session's run active in the process, and the next session would log into it)."""
+    import mlflow
+    from kedro.framework.session import KedroSession
+
+    with KedroSession.create(project_path=project, env="test", runtime_params=params) as session:
+        session.run(pipeline_names=[pipeline])
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.mark.slow
+def test_a_domain_variant_and_a_channel_variant_end_to_end(project):
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    _kedro_run(project, "data_ablation", data_ablation_variant="both")
+    # the instructional corpus is built under data/corpora/, out of the main corpus and features stages' folders
+    assert list((project / "data/corpora/01_raw").glob("synthetic-instructional-*/videos"))
+    assert not list((project / "data/01_raw").glob("synthetic-instructional-*"))
+    row = json.loads((project / "data/08_reporting/data_ablations/both.json").read_text())
+    assert row["weights"] == {"tv": 1, "howto": 1}
+    for corpus in ("tv", "howto"):
+        assert all(isinstance(row[f"{corpus}/tvr/{m}"], float) for m in ("vcmr_r1_iou0.7", "svmr_r1_iou0.5"))
+    db = sqlite3.connect(project / "mlruns/mlflow.db")
+    parent = row["mlflow_run_id"]
+    assert {"pretrain/train/tv/loss", "pretrain/train/howto/loss"} <= _metric_keys(db, parent)
+    assert _children(db, parent) == {"data_ablation/both/tv/tvr", "data_ablation/both/howto/tvr"}
+    pre_cfg = yaml.safe_load(next((project / "data/06_models/data_ablation/both/pretrain").glob("*/config.yaml")).read_text())
+    assert {n: c["weight"] for n, c in pre_cfg["data"]["corpora"].items()} == {"tv": 1.0, "howto": 1.0}
+
+    _kedro_run(project, "channel_ablation", channel_ablation_variant="video")
+    ch = json.loads((project / "data/08_reporting/channel_ablations/video.json").read_text())
+    assert isinstance(ch["tvqa/acc"], float)
+    assert _children(db, ch["mlflow_run_id"]) == {"channel_ablation/video/tvqa"}
+    ft_cfg = yaml.safe_load(next((project / "data/06_models/channel_ablation/video/tvqa").glob("*/config.yaml")).read_text())
+    main_pre = json.loads((project / "data/06_models/pretrain/pretrain_info.json").read_text())
+    assert ft_cfg["data"]["channels"] == "video" and ft_cfg["train"]["init_from"] == main_pre["run_dir"]
+
+    _kedro_run(project, "data_ablation_table")
+    text = (project / "docs/results_data.md").read_text()
+    assert f"runs/{parent})" in text and f"runs/{ch['mlflow_run_id']})" in text
