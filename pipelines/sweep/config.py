@@ -139,10 +139,19 @@ class ObjectiveConfig:
     """Overrides of the dataset's finetuning run (``params:finetune``)."""
     predict: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of hero.eval.predict.predict_split (default: ``params:evaluate.options.<dataset>``)."""
+    corpora: dict[str, Any] = field(default_factory=dict)
+    """Pretrain the proxy on a mixture of corpora instead of the main corpus: ``name -> "main" | a mapping of
+    params:corpus values`` (as ``data_ablation.corpora``; built by the corpus and features nodes). The space may
+    then hold ``data.corpora.<name>.weight``. Finetuning and validation stay on the main corpus."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """Mixture weights of ``corpora`` where the space does not sample them (default 1 each)."""
 
     def __post_init__(self) -> None:
         if not self.rungs or any(r < 1 for r in self.rungs) or list(self.rungs) != sorted(set(self.rungs)):
             raise ConfigError(f"rungs: need strictly increasing steps >= 1, got {list(self.rungs)}")
+        unknown = sorted(set(self.weights) - set(self.corpora))
+        if unknown:
+            raise ConfigError(f"weights: {', '.join(unknown)} not in objective.corpora ({', '.join(self.corpora) or 'none'})")
 
     @property
     def metric_key(self) -> str:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hero.config import merge
 from pipelines import tracking
 from pipelines.paths import layer
 from pipelines.settings import project_root
 from pipelines.sweep.config import SweepConfig
-from pipelines.sweep.objective import ProxyObjective
+from pipelines.sweep.objective import ProxyObjective, proxy_pretrain_config
 from pipelines.sweep.report import report
 from pipelines.sweep.space import check_space
 from pipelines.sweep.study import (
@@ -26,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def sweep(sweep: dict[str, Any], pretrain: dict[str, Any], finetune: dict[str, Any], evaluate: dict[str, Any],
-          launch: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any]) -> dict[str, Any]:
+          launch: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any],
+          corpus: dict[str, Any] | None = None, features: dict[str, Any] | None = None) -> dict[str, Any]:
     """Serve the study ``sweep.study`` until it holds ``sweep.n_trials`` finished trials, then report it.
 
     Starting the same command on more machines (sharing the storage and the data folder) adds workers; a
@@ -37,8 +37,15 @@ def sweep(sweep: dict[str, Any], pretrain: dict[str, Any], finetune: dict[str, A
         counts by state, the plots; the best params are written to ``sweep.best_params_file``.
     """
     cfg = SweepConfig.from_params(sweep)
-    check_space(cfg.space, merge(pretrain["run"], cfg.objective.pretrain))
-    objective = ProxyObjective(cfg, pretrain["run"], finetune, evaluate, launch, manifest_info, features_info)
+    corpora = None
+    if cfg.objective.corpora:  # the mixture weights can be searched (data.corpora.<name>.weight)
+        from pipelines.data_ablation.nodes import build_corpora
+
+        corpora = build_corpora({"corpora": cfg.objective.corpora}, corpus or {}, features or {}, manifest_info,
+                                features_info)
+    pretrain_cfg = proxy_pretrain_config(cfg, pretrain["run"], manifest_info, features_info, corpora)
+    check_space(cfg.space, pretrain_cfg)
+    objective = ProxyObjective(cfg, pretrain_cfg, finetune, evaluate, launch, manifest_info, features_info)
     url = storage_url(cfg.storage, project_root())
     study = open_study(cfg.study, url, cfg.objective.direction, pruner=make_pruner(cfg.pruner))
     tracking.set_tags({"sweep.study": cfg.study, "sweep.storage": redact(url)})

@@ -35,6 +35,18 @@ from pipelines.sweep.space import apply_values, suggest
 log = logging.getLogger(__name__)
 
 
+def proxy_pretrain_config(cfg: SweepConfig, pretrain_run: dict[str, Any], manifest_info: dict[str, Any],
+                          features_info: dict[str, Any], corpora: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``params:pretrain.run`` with the proxy's overrides, reading the main corpus or, when ``corpora`` (built from
+    ``sweep.objective.corpora``) is given, their mixture with ``sweep.objective.weights`` (default 1 each)."""
+    from pipelines.data_ablation.nodes import mixture_run_config
+
+    run = merge(pretrain_run, cfg.objective.pretrain)
+    if not corpora:
+        return corpus_run_config(run, manifest_info, features_info)
+    return mixture_run_config(run, corpora, {name: cfg.objective.weights.get(name, 1.0) for name in corpora})
+
+
 def rung_loop(trial: optuna.Trial, rungs: Sequence[int], train_to: Callable[[int], None],
               validate: Callable[[int], float], on_value: Callable[[int, float], None] | None = None) -> float:
     """Train to each rung, measure, report; stop as soon as the pruner says so.
@@ -58,12 +70,13 @@ class ProxyObjective:
     """``objective(trial) -> val metric`` for `pipelines.sweep.study.run_worker`.
 
     Args:
-        pretrain_run: ``params:pretrain.run``, the base the sampled values are merged into.
+        pretrain_cfg: the proxy's pretraining job config with its data filled in (`proxy_pretrain_config`), the
+            base the sampled values are merged into.
         finetune: ``params:finetune`` (its ``run`` and ``tasks.<dataset>`` give the finetuning job).
         evaluate: ``params:evaluate`` (``options.<dataset>``: predict_split's arguments).
     """
 
-    def __init__(self, cfg: SweepConfig, pretrain_run: dict[str, Any], finetune: dict[str, Any],
+    def __init__(self, cfg: SweepConfig, pretrain_cfg: dict[str, Any], finetune: dict[str, Any],
                  evaluate: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
                  features_info: dict[str, Any]) -> None:
         from hero.eval.predict import FAMILY_OF_DATASET
@@ -73,7 +86,7 @@ class ProxyObjective:
             raise ConfigError(f"sweep.objective.dataset: {obj.dataset!r} is not one of {sorted(FAMILY_OF_DATASET)}")
         self.cfg, self.launch = cfg, launch
         self.manifest_info, self.features_info = manifest_info, features_info
-        self.pretrain_run = merge(pretrain_run, obj.pretrain)
+        self.pretrain_cfg = pretrain_cfg
         ft_run = merge(merge(finetune["run"], finetune.get("tasks", {}).get(obj.dataset) or {}), obj.finetune)
         self.finetune_cfg = merge(corpus_run_config(ft_run, manifest_info, features_info),
                                   {"task": obj.dataset, "train": {"max_steps": obj.rungs[-1]}})
@@ -108,7 +121,7 @@ class ProxyObjective:
         """Pretrain with ``values``, then finetune rung by rung, reporting the val metric at each rung."""
         root = self.trial_dir(trial)
         name = root.relative_to(layer("06_models")).as_posix()
-        pre_cfg = corpus_run_config(apply_values(self.pretrain_run, values), self.manifest_info, self.features_info)
+        pre_cfg = apply_values(self.pretrain_cfg, values)
         pre = run_job(f"{name}/pretrain", pre_cfg, self.launch, self.keys, mlflow_prefix="pretrain/")
         ft_cfg = merge(self.finetune_cfg, {"train": {"init_from": pre["run_dir"]}})
         sinks = list(ft_cfg.get("train", {}).get("sinks", ["hero.train.sinks:JsonlSink"]))
