@@ -17,20 +17,20 @@ import functools
 import importlib
 import itertools
 import zlib
-from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.channels import apply_channels, check_channels
 from hero.data.collate import collate_videos
 from hero.data.random_batch import random_video_batch
 from hero.data.task_collate import video_examples
 from hero.presets import Preset
-from hero.config import ConfigError
 from hero.train.config import BatchLayout, DataConfig, SourceConfig
 
 
@@ -177,7 +177,30 @@ class MixtureCollate:
         return self.collates[items[0][0]]([item for _, item in items])
 
 
-class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
+class _StepSampler(torch.utils.data.Sampler[list[int]]):
+    """Yields ``micro_batches(step)`` for ``start_step <= step < max_steps`` (None: forever); a subclass says
+    what a step's micro-batches are. ``layout``, ``start_step`` and ``max_steps`` are set by the subclass."""
+
+    layout: BatchLayout
+    start_step: int
+    max_steps: int | None
+
+    def micro_batches(self, step: int) -> list[list[int]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while self.max_steps is None or step < self.max_steps:
+            yield from self.micro_batches(step)
+            step += 1
+
+    def __len__(self) -> int:
+        if self.max_steps is None:
+            raise TypeError(f"an unbounded {type(self).__name__} has no length")
+        return max(0, self.max_steps - self.start_step) * self.layout.accum
+
+
+class StepBatchSampler(_StepSampler):
     """Yields this rank's micro-batches of dataset indices, step after step, from ``start_step`` on.
 
     The global sample stream is the concatenation of per-epoch permutations (seeded by (seed, epoch)); step
@@ -214,17 +237,6 @@ class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
         idx = self.indices(first, L.accum * L.micro_batch)
         return [idx[a * L.micro_batch : (a + 1) * L.micro_batch] for a in range(L.accum)]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start_step
-        while self.max_steps is None or step < self.max_steps:
-            yield from self.micro_batches(step)
-            step += 1
-
-    def __len__(self) -> int:
-        if self.max_steps is None:
-            raise TypeError("an unbounded StepBatchSampler has no length")
-        return max(0, self.max_steps - self.start_step) * self.layout.accum
-
     def corpus_at(self, step: int) -> str | None:
         """The corpus of step ``step``: None, a single source has no name."""
         return None
@@ -248,7 +260,7 @@ _CORPUS_DRAW = 0xC0A905
 """Salt of the corpus draw, so it is independent of the task draw and of the data order of the same step."""
 
 
-class MixtureBatchSampler(torch.utils.data.Sampler[list[int]]):
+class MixtureBatchSampler(_StepSampler):
     """`StepBatchSampler` for a `MixtureDataset`: one corpus per optimizer step, drawn from (seed, step).
 
     Step ``s`` draws corpus ``c`` with probability ``weight_c / sum(weights)`` from a hash of (seed, s) alone,
@@ -299,17 +311,6 @@ class MixtureBatchSampler(torch.utils.data.Sampler[list[int]]):
         """This rank's ``accum`` micro-batches of step ``step`` (indices into the `MixtureDataset`)."""
         k, n = self.position(step)
         return [[self.offsets[k] + i for i in mb] for mb in self.streams[k].micro_batches(n)]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start_step
-        while self.max_steps is None or step < self.max_steps:
-            yield from self.micro_batches(step)
-            step += 1
-
-    def __len__(self) -> int:
-        if self.max_steps is None:
-            raise TypeError("an unbounded MixtureBatchSampler has no length")
-        return max(0, self.max_steps - self.start_step) * self.layout.accum
 
     def state_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "global_batch": self.layout.global_batch, "start_step": self.start_step,
