@@ -1,3 +1,5 @@
+import pytest
+
 from pipelines.pipeline_registry import register_pipelines
 
 
@@ -19,3 +21,23 @@ def test_every_node_is_tagged_with_its_stage():
         only = pipes["__default__"].only_nodes_with_tags(stage)
         assert only.nodes, stage
         assert all(stage in n.tags for n in only.nodes)
+
+
+@pytest.mark.slow
+def test_kedro_viz_builds_the_graph_of_every_pipeline(project):
+    """`kedro viz build` (the static form of `kedro viz run`) renders each registered pipeline's nodes."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HERO_PROJECT_ROOT"}
+    out = subprocess.run([sys.executable, "-m", "kedro", "viz", "build"], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    graph = json.loads((project / "build/api/main").read_text())
+    assert {p["id"] for p in graph["pipelines"]} == set(register_pipelines())
+    tasks = {n["name"] for n in graph["nodes"] if n["type"] == "task"}
+    assert {"prepare_corpus", "extract_features", "pretrain", "summarize"} <= tasks
+    default = json.loads((project / "build/api/pipelines/__default__").read_text())
+    assert len([n for n in default["nodes"] if n["type"] == "task"]) == len(register_pipelines()["__default__"].nodes)
