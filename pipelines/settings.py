@@ -1,9 +1,11 @@
-"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml)."""
+"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`."""
 
 import os
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
+
+from pipelines.hooks import SecretGuard
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,6 +14,8 @@ def project_root() -> Path:
     """The project folder: $HERO_PROJECT_ROOT when set (a test running a copy in-process), else this repo."""
     return Path(os.environ.get("HERO_PROJECT_ROOT", PROJECT_ROOT)).resolve()
 
+
+HOOKS = (SecretGuard(),)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
