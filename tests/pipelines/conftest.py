@@ -29,7 +29,18 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     monkeypatch.setenv("HERO_PROJECT_ROOT", str(root))
-    return root
+    yield root
+    end_mlflow_runs()
+
+
+def end_mlflow_runs() -> None:
+    """End the MLflow runs an in-process Kedro session left active (kedro-mlflow does not end the session's run;
+    a `kedro run` process ends it at exit). Left active, the next test's session would nest its run under it, in
+    the previous project's store."""
+    import mlflow
+
+    while mlflow.active_run():
+        mlflow.end_run()
 
 
 def kedro_env(extra: dict | None = None) -> dict:
