@@ -48,9 +48,16 @@ def plot_curves(rows: Sequence[Mapping], out: str | Path, title: str, prefix: st
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
+    return save_png(fig, out, dpi=110)
+
+
+def save_png(fig, out: str | Path, dpi: int = 110, **savefig: object) -> Path:
+    """Write a matplotlib figure as a PNG whole or not at all (temp name, then rename), and close it."""
+    import matplotlib.pyplot as plt
+
     out = Path(out)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png", **savefig)
     plt.close(fig)
     return out
 
@@ -108,8 +115,4 @@ def plot_retrieved_moments(examples: Sequence[Mapping], out: str | Path, title: 
     axes[-1, 0].set_xlabel("seconds")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return out
+    return save_png(fig, out, dpi=100)

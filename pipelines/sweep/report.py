@@ -12,8 +12,8 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from hero.corpus.atomic import atomic_path, write_text_atomic
-from pipelines.reporting import write_json_atomic
+from hero.corpus.atomic import write_text_atomic
+from pipelines.reporting import save_png, write_json_atomic
 from pipelines.sweep.space import nested
 from pipelines.sweep.study import counts
 
@@ -31,7 +31,6 @@ def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -52,11 +51,7 @@ def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
                 log.info("sweep: plot %s skipped: %s", name, err)
                 continue
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-        path = out_dir / f"{name}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        written.append(save_png(fig, out_dir / f"{name}.png", dpi=110, bbox_inches="tight"))
     return written
 
 
