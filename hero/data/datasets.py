@@ -23,6 +23,7 @@ from hero.corpus.errors import CorpusError
 from hero.corpus.manifest import Manifest
 from hero.data.channels import apply_channels, check_channels, empty_subtitles
 from hero.data.collate import collate_videos
+from hero.data.window import crop_example
 from hero.features.store import FeatureStore
 from hero.text.tokenizer import TextTokenizer
 
@@ -147,10 +148,15 @@ class TaskDataset(Dataset):
     tvqa: q_ids, answer_ids (5), answer_idx. violin: statement_ids, label, paired_ids (the opposite-label
     statement, when ids pair up as "N-1" / "N-0", HERO's training pairs). tvc: caption_ids (one item per
     reference caption when ``per_caption``, else the references as text in ``references``).
+
+    ``window`` (seconds; None = the whole video, HERO): an example with a ``ts`` sees only its clip, the frames
+    within ``window`` s of ``ts`` (`hero.data.window`), and its ``ts`` is relative to that clip.
     """
 
-    def __init__(self, manifest: Manifest, task: str, split: str, videos: VideoFeatures, *, per_caption: bool = True) -> None:
+    def __init__(self, manifest: Manifest, task: str, split: str, videos: VideoFeatures, *, per_caption: bool = True,
+                 window: float | None = None) -> None:
         self.task, self.split, self.videos = task, split, videos
+        self.window, self.clip_len = window, manifest.clip_len
         tok = videos.tokenizer
         enc = lambda text: tok.encode(normalize_text(text))  # noqa: E731
         cls = tok.special.cls
@@ -186,4 +192,8 @@ class TaskDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = self.items[i]
-        return {**item, "video": self.videos.example(item["vid_name"])}
+        video = self.videos.example(item["vid_name"])
+        if self.window is not None and item["ts"] is not None:
+            video, ts = crop_example(video, item["ts"], self.clip_len, self.window, self.videos.sep)
+            return {**item, "video": video, "ts": ts}
+        return {**item, "video": video}

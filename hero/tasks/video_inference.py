@@ -4,6 +4,11 @@ A statement ``[SEP] tokens`` is appended to every subtitle at the cross-modal le
 at the temporal level (as video QA does); ``violin_pool`` attention over the frame states -> MLP(D -> 2D -> 1)
 -> sigmoid -> binary cross-entropy. A training item is a statement with its paired opposite-label statement
 (two copies of the video). Accuracy at probability 0.5 (logit 0).
+
+``pair_loss`` (0 = HERO) adds a ranking term over each training pair: cross-entropy of picking the entailed
+statement of the two. Both statements share the video, so this term can only fall by reading the statements;
+the binary loss alone also falls by learning which videos tend to come with true statements, which a pair
+(one true, one false, same video) cannot use.
 """
 
 from __future__ import annotations
@@ -32,8 +37,17 @@ class ViolinConfig:
     """Longest `[SEP] statement` sequence (tokens beyond are cut)."""
     threshold: float = 0.5
     """Probability at which a statement counts as entailed."""
+    window: float | None = None
+    """Seconds of context around the statement's ``ts``: the model sees only that clip (a VIOLIN statement is
+    written for one clip; `hero.data.window`); None = the whole video."""
+    pair_loss: float = 0.0
+    """Weight of the pair ranking term (cross-entropy over each statement and its opposite); 0 = HERO's loss."""
 
     def __post_init__(self) -> None:
+        if self.window is not None and self.window < 0:
+            raise ConfigError(f"violin.window: must be >= 0 seconds or null, got {self.window}")
+        if self.pair_loss < 0:
+            raise ConfigError(f"violin.pair_loss: must be >= 0, got {self.pair_loss}")
         if self.max_txt_len < 2:
             raise ConfigError(f"violin.max_txt_len: must be >= 2, got {self.max_txt_len}")
         if not 0.0 < self.threshold < 1.0:
@@ -43,13 +57,15 @@ class ViolinConfig:
 @dataclass(frozen=True)
 class ViolinInputs:
     """batch: V distinct videos; statement_ids, statement_mask: [N, Lx] `[SEP] tokens`;
-    statement_video: [N] in 0..V-1; label: [N] float 1 = entailed, 0 = contradicted, -1 = unknown."""
+    statement_video: [N] in 0..V-1; label: [N] float 1 = entailed, 0 = contradicted, -1 = unknown;
+    pairs: [P, 2] rows (entailed, contradicted) of the labelled statement pairs."""
 
     batch: VideoBatch
     statement_ids: Tensor
     statement_mask: Tensor
     statement_video: Tensor
     label: Tensor
+    pairs: Tensor
 
 
 def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: ViolinConfig,
@@ -59,7 +75,7 @@ def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: Viol
     (HERO's training items); its label is ``1 - label``."""
     videos, vid_index = unique_videos([e["video"] for e in examples])
     batch = collate_videos(videos, tokens, max_frames)
-    seqs, labels, owner = [], [], []
+    seqs, labels, owner, pairs = [], [], [], []
     for e, v in zip(examples, vid_index.tolist()):
         lab = e.get("label")
         seqs.append([tokens.sep, *e["statement_ids"]])
@@ -69,9 +85,12 @@ def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: Viol
             seqs.append([tokens.sep, *e["paired_ids"]])
             labels.append(-1.0 if lab is None else 1.0 - float(lab))
             owner.append(v)
+            if lab is not None:
+                n = len(seqs)
+                pairs.append((n - 2, n - 1) if lab else (n - 1, n - 2))
     ids, mask = pad_token_lists(seqs, tokens.pad, cfg.max_txt_len)
-    return ViolinInputs(batch=batch, statement_ids=ids, statement_mask=mask,
-                        statement_video=torch.tensor(owner), label=torch.tensor(labels))
+    return ViolinInputs(batch=batch, statement_ids=ids, statement_mask=mask, statement_video=torch.tensor(owner),
+                        label=torch.tensor(labels), pairs=torch.tensor(pairs, dtype=torch.long).view(-1, 2))
 
 
 class ViolinHead(nn.Module):
@@ -93,6 +112,14 @@ def violin_loss(logits: Tensor, label: Tensor) -> Tensor:
     if not known.any():
         return logits.sum() * 0.0
     return F.binary_cross_entropy_with_logits(logits[known].float(), label[known].float())
+
+
+def pair_ranking_loss(logits: Tensor, pairs: Tensor) -> Tensor:
+    """Mean over pairs of -log softmax(logit[entailed], logit[contradicted])[0] = softplus(l_c - l_e).
+    logits: [N]; pairs: [P, 2] (entailed row, contradicted row). Zero (tied to the graph) without pairs."""
+    if pairs.numel() == 0:
+        return logits.sum() * 0.0
+    return F.softplus(logits[pairs[:, 1]].float() - logits[pairs[:, 0]].float()).mean()
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,12 +148,18 @@ class ViolinTask(DownstreamTask):
 
     def forward(self, inputs: ViolinInputs) -> TaskOutput:
         logits = self.logits(inputs)
-        loss = violin_loss(logits, inputs.label)
+        bce = violin_loss(logits, inputs.label)
+        pair = pair_ranking_loss(logits, inputs.pairs)
+        loss = bce + self.cfg.pair_loss * pair if self.cfg.pair_loss else bce
         known = inputs.label >= 0
         pred = (torch.sigmoid(logits) >= self.cfg.threshold).float()
         acc = (pred == inputs.label)[known].float().mean() if known.any() else loss.new_zeros(())
-        return TaskOutput(loss=loss, metrics={"violin/loss": loss.detach(), "violin/acc": acc.detach()},
-                          count=int(known.sum()))
+        metrics = {"violin/loss": loss.detach(), "violin/loss_bce": bce.detach(), "violin/loss_pair": pair.detach(),
+                   "violin/acc": acc.detach()}
+        if inputs.pairs.numel():  # the entailed statement of a pair scored above its opposite
+            entailed, contradicted = logits[inputs.pairs[:, 0]], logits[inputs.pairs[:, 1]]
+            metrics["violin/pair_acc"] = (entailed > contradicted).float().mean().detach()
+        return TaskOutput(loss=loss, metrics=metrics, count=int(known.sum()))
 
     @torch.no_grad()
     def predict(self, inputs: ViolinInputs) -> ViolinPredictions:

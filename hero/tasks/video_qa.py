@@ -37,8 +37,13 @@ class VideoQaConfig:
     clip_len: float = 1.5
     max_txt_len: int = 120
     """Longest `[SEP] q [SEP] a` sequence (tokens beyond are cut)."""
+    window: float | None = None
+    """Seconds of context around the question's ``ts``: the model sees only that clip (TVQA's "w/ ts" setting,
+    `hero.data.window`); None = the whole video (HERO)."""
 
     def __post_init__(self) -> None:
+        if self.window is not None and self.window < 0:
+            raise ConfigError(f"video_qa.window: must be >= 0 seconds or null, got {self.window}")
         if self.num_answers < 2:
             raise ConfigError(f"video_qa.num_answers: must be >= 2, got {self.num_answers}")
         if self.lw_temporal < 0:

@@ -98,7 +98,7 @@ def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Pre
     if len(videos) and videos.feature_dim != preset.model.feature_dim:
         raise ConfigError(f"model.feature_dim: the feature store at {data_cfg.features} holds {videos.feature_dim}-d "
                           f"features, the model expects {preset.model.feature_dim}")
-    ds = TaskDataset(manifest, dataset, data_cfg.split, videos)
+    ds = TaskDataset(manifest, dataset, data_cfg.split, videos, window=getattr(model.task.cfg, "window", None))
     if len(ds) == 0:
         raise ConfigError(f"task: {manifest.root}/annotations/{dataset}_{data_cfg.split}.jsonl has no usable example")
     task = model.task

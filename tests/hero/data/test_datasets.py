@@ -148,6 +148,36 @@ def test_violin_items_carry_their_opposite_statement(data):
     collate_violin([ds[i] for i in range(2)], tok.special, ViolinConfig())
 
 
+def test_window_shows_each_example_its_clip(data):
+    """TVQA / VIOLIN with ``window``: the frames around the example's ts, their subtitles, ts relative to the clip;
+    the collates then encode each clip as its own video and the span targets stay on the same frames."""
+    from hero.data.task_collate import span_labels
+    from hero.tasks.video_inference import ViolinConfig, collate_violin
+    from hero.tasks.video_qa import VideoQaConfig, collate_video_qa
+
+    manifest, store, tok = data
+    videos = VideoFeatures(manifest, store, tok)
+    whole, clipped = TaskDataset(manifest, "tvqa", "train", videos), TaskDataset(manifest, "tvqa", "train", videos,
+                                                                                    window=1.5)
+    assert len(whole) == len(clipped) > 3
+    for i in range(len(whole)):
+        a, b = whole[i], clipped[i]
+        full, clip = a["video"]["frame_feats"], b["video"]["frame_feats"]
+        st = int(b["video"]["video_id"].split("[")[1].split(":")[0])
+        assert clip.shape[0] < full.shape[0] and torch.equal(clip, full[st: st + clip.shape[0]])
+        # the clip covers ts with 1.5 s (one frame) to spare on each side, where the video has it
+        assert st * manifest.clip_len <= max(a["ts"][0] - 1.5, 0.0) + 1e-6
+        assert b["ts"][0] == pytest.approx(a["ts"][0] - st * manifest.clip_len, abs=1e-3)
+        clip_st = span_labels(b["ts"], clip.shape[0], manifest.clip_len)[0]
+        assert clip_st + st == span_labels(a["ts"], full.shape[0], manifest.clip_len)[0]
+        assert all(0 <= f < clip.shape[0] for fr in b["video"]["sub_frames"] for f in fr)
+    inputs = collate_video_qa([clipped[i] for i in range(3)], tok.special, VideoQaConfig(window=1.5))
+    assert inputs.batch.frame_feats.shape[1] < whole[0]["video"]["frame_feats"].shape[0]
+    violin = TaskDataset(manifest, "violin", "train", videos, window=0.0)
+    pair = collate_violin([violin[i] for i in range(4)], tok.special, ViolinConfig(window=0.0))
+    assert pair.batch.num_videos == len({violin[i]["video"]["video_id"] for i in range(4)})
+
+
 def test_how2_examples_take_the_tvr_and_tvqa_forms(data):
     """How2R / How2QA examples (ingested from their CSV files) feed the moment-retrieval and QA tasks."""
     import copy

@@ -1,9 +1,12 @@
 """Downstream tasks on hero-tiny: finite loss, gradients into the encoder, overfitting a handful of
 examples, inference shapes, building from a PretrainModel, and the collates."""
 
+import math
+
 import pytest
 import torch
 
+from hero.config import ConfigError
 from hero.data.random_batch import random_video_batch
 from hero.data.task_collate import collate_videos, select_videos, span_labels, video_examples
 from hero.eval.moment_ranking import MomentRankConfig
@@ -208,6 +211,37 @@ def test_violin_pairs_statements_loss_and_overfit():
     assert losses[-1] < 0.3 * losses[0], losses[::6]
     pred = task.eval().predict(inputs)
     assert pred.label.shape == (6,) and ((pred.prob >= 0) & (pred.prob <= 1)).all()
+
+
+def test_violin_pair_ranking_loss():
+    from hero.tasks.video_inference import pair_ranking_loss
+
+    p = _preset()
+    inputs = collate_violin(_violin_examples(p), p.tokens, ViolinConfig())
+    # labels [0, 1 | 1, 0 | 0, 1]: each pair is (entailed row, contradicted row)
+    assert inputs.pairs.tolist() == [[1, 0], [2, 3], [5, 4]]
+    logits = torch.tensor([0.0, 2.0, 1.0, 1.0, 3.0, -1.0])
+    want = [math.log1p(math.exp(0.0 - 2.0)), math.log(2.0), math.log1p(math.exp(3.0 - (-1.0)))]
+    assert float(pair_ranking_loss(logits, inputs.pairs)) == pytest.approx(sum(want) / 3, rel=1e-6)
+    # a video bias shifts both statements of a pair alike: the ranking term does not move
+    bias = torch.tensor([5.0, 5.0, -2.0, -2.0, 0.5, 0.5])
+    assert float(pair_ranking_loss(logits + bias, inputs.pairs)) == pytest.approx(sum(want) / 3, rel=1e-6)
+    assert float(pair_ranking_loss(logits, torch.zeros(0, 2, dtype=torch.long))) == 0.0
+    # unlabelled statements make no pair
+    unl = [{**e, "label": None} for e in _violin_examples(p)]
+    assert collate_violin(unl, p.tokens, ViolinConfig()).pairs.shape == (0, 2)
+    # the weighted term enters the loss and is reported with the pair accuracy
+    cfg = ViolinConfig(pair_loss=1.0)
+    torch.manual_seed(0)
+    task = ViolinTask(p.model, cfg, p.tokens)
+    out = task(collate_violin(_violin_examples(p), p.tokens, cfg))
+    m = out.metrics
+    assert float(out.loss.detach()) == pytest.approx(float(m["violin/loss_bce"]) + float(m["violin/loss_pair"]), rel=1e-5)
+    assert 0.0 <= float(m["violin/pair_acc"]) <= 1.0
+    with pytest.raises(ConfigError, match="violin.pair_loss"):
+        ViolinConfig(pair_loss=-1.0)
+    with pytest.raises(ConfigError, match="violin.window"):
+        ViolinConfig(window=-0.5)
 
 
 # ---------------------------------------------------------------------- text-to-video retrieval
