@@ -149,20 +149,23 @@ class TaskDataset(Dataset):
     statement, when ids pair up as "N-1" / "N-0", HERO's training pairs). tvc: caption_ids (one item per
     reference caption when ``per_caption``, else the references as text in ``references``).
 
+    ``pairs=False`` leaves ``paired_ids`` out: prediction scores each statement once, as its own row (the VIOLIN
+    collate adds a paired statement as an extra row).
+
     ``window`` (seconds; None = the whole video, HERO): an example with a ``ts`` sees only its clip, the frames
     within ``window`` s of ``ts`` (`hero.data.window`), and its ``ts`` is relative to that clip.
     """
 
     def __init__(self, manifest: Manifest, task: str, split: str, videos: VideoFeatures, *, per_caption: bool = True,
-                 window: float | None = None) -> None:
+                 window: float | None = None, pairs: bool = True) -> None:
         self.task, self.split, self.videos = task, split, videos
-        self.window, self.clip_len = window, manifest.clip_len
+        self.window, self.clip_len, self.pairs = window, manifest.clip_len, pairs
         tok = videos.tokenizer
         enc = lambda text: tok.encode(normalize_text(text))  # noqa: E731
         cls = tok.special.cls
         raw = [e for e in manifest.tasks.get(task, {}).get(split, []) if e.get("vid_name") in videos.index]
         items: list[dict[str, Any]] = []
-        pairs: dict[str, list[int]] = {}
+        groups: dict[str, list[int]] = {}
         form = EXAMPLE_FORM.get(task, task)
         for e in raw:
             base = {"id": e["id"], "vid_name": e["vid_name"], "ts": e.get("ts")}
@@ -173,7 +176,7 @@ class TaskDataset(Dataset):
                               "answer_idx": e["answer_idx"]})
             elif form == "violin":
                 items.append({**base, "statement_ids": enc(e["desc"]), "label": e["label"]})
-                pairs.setdefault(_pair_key(e["id"]), []).append(len(items) - 1)
+                groups.setdefault(_pair_key(e["id"]), []).append(len(items) - 1)
             elif form == "tvc":
                 if per_caption and e["descs"]:
                     items += [{**base, "caption_ids": enc(d["desc"])} for d in e["descs"]]
@@ -181,7 +184,7 @@ class TaskDataset(Dataset):
                     items.append({**base, "references": [d["desc"] for d in e["descs"]]})
             else:
                 raise ValueError(f"unknown task {task!r}")
-        for group in pairs.values():  # VIOLIN: "N-1" / "N-0" are one statement and its opposite (HERO's pairs)
+        for group in groups.values() if pairs else ():  # VIOLIN: "N-1" / "N-0", a statement and its opposite
             if len(group) == 2 and {items[i]["label"] for i in group} == {0, 1}:
                 a, b = group
                 items[a]["paired_ids"], items[b]["paired_ids"] = items[b]["statement_ids"], items[a]["statement_ids"]

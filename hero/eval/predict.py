@@ -231,7 +231,7 @@ class _Ctx:
         vids = list(dict.fromkeys(e["vid_name"] for e in self.manifest.tasks[self.dataset][self.split]
                                   if e.get("vid_name") in self.manifest.videos))
         ds = TaskDataset(self.manifest, self.dataset, self.split, self._features(vids), per_caption=per_caption,
-                         window=getattr(self.model.cfg, "window", None))
+                         window=getattr(self.model.cfg, "window", None), pairs=False)
         if len(ds) == 0:
             raise ValueError(f"{self.dataset}/{self.split}: no example names a video of this corpus")
         return ds

@@ -89,6 +89,23 @@ def test_every_family_writes_a_file_its_scorer_reads(data, dataset, tmp_path):
         assert all(isinstance(c.descs[0], str) for c in records)
 
 
+def test_violin_labels_are_each_statements_own(data, tmp_path):
+    """Every written label is the model's prediction for that statement encoded alone (the training collate adds
+    each statement's opposite as an extra row; prediction must not, or labels shift onto other statements)."""
+    from hero.data.datasets import TaskDataset, VideoFeatures
+
+    manifest, store, tok = data
+    model, res = _predict(data, "violin", tmp_path)
+    written = {r.desc_id: r.label for r in read_violin_labels(prediction_path(tmp_path, "violin", SPLIT))}
+    ds = TaskDataset(manifest, "violin", SPLIT, VideoFeatures(manifest, store, tok), pairs=False)
+    assert all("paired_ids" not in it for it in ds.items)
+    alone = {}
+    for i in range(len(ds)):
+        inputs = model.collate([ds[i]], model.tokens, model.cfg)
+        alone[str(ds[i]["id"])] = int(model.predict(inputs).label[0])
+    assert written == alone
+
+
 def test_training_mode_is_restored_and_score_false_skips_scoring(data, tmp_path):
     manifest, store, tok = data
     model = _model("violin")
