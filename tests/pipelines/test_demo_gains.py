@@ -14,6 +14,7 @@ from pipelines.evaluate.nodes import HEADLINES
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # the whole demo: ~20 minutes on 2 cores
 def test_pretraining_beats_scratch_on_every_task_at_the_demo_budget(project):
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     env.pop("HERO_PROJECT_ROOT", None)
