@@ -44,6 +44,14 @@ def end_mlflow_runs() -> None:
 
 
 def kedro_env(extra: dict | None = None) -> dict:
+    """The environment of a `kedro` / `dvc` subprocess: no telemetry, and no project-root override (a subprocess
+    finds its project from its working directory)."""
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", **(extra or {})}
     env.pop("HERO_PROJECT_ROOT", None)
     return env
+
+
+@pytest.fixture(name="kedro_env")
+def kedro_env_fixture():
+    """`kedro_env` for tests (a test module cannot import conftest)."""
+    return kedro_env

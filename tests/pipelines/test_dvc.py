@@ -18,10 +18,8 @@ def _run(cmd, cwd, env):
 
 
 @pytest.mark.slow
-def test_dvc_repro_runs_then_skips_then_reruns_what_changed(project):
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1", "KEDRO_ENV": "test",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("HERO_PROJECT_ROOT", None)
+def test_dvc_repro_runs_then_skips_then_reruns_what_changed(project, kedro_env):
+    env = kedro_env({"KEDRO_ENV": "test", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=project, check=True, env=env)

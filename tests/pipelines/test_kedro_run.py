@@ -2,7 +2,6 @@
 behind, read through a real `mlflow server`'s REST API (what `mlflow ui` shows)."""
 
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -28,10 +27,8 @@ def _post(url: str, body: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_default_pipeline_run_tracks_one_parent_run_with_children(project):
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    env.pop("HERO_PROJECT_ROOT", None)
-    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=project, env=env,
+def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro_env):
+    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=project, env=kedro_env(),
                          capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Downstream results" in out.stdout + out.stderr

@@ -34,17 +34,14 @@ def test_pretrain_pipeline_end_to_end_in_process(project):
 
 
 @pytest.mark.slow
-def test_failing_job_fails_the_kedro_run_with_its_error(project):
+def test_failing_job_fails_the_kedro_run_with_its_error(project, kedro_env):
     """A torchrun job that dies makes `kedro run` exit non-zero, and the job's own error is in the output."""
-    import os
     import subprocess
     import sys
 
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    env.pop("HERO_PROJECT_ROOT", None)
     out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipeline", "pretrain",
                           "--params", "pretrain.run.train.device=cuda"],
-                         cwd=project, env=env, capture_output=True, text=True, timeout=900)
+                         cwd=project, env=kedro_env(), capture_output=True, text=True, timeout=900)
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "TorchrunError" in text and "torchrun exited with code 1" in text
