@@ -155,22 +155,58 @@ def resize_nearest(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return img[ys][:, xs]
 
 
-def encode_mp4(images: Iterator[np.ndarray], path: str, fps: int, crf: int = 23) -> int:
-    """Encode ``images`` ([H, W, 3] uint8) as H.264 (yuv420p) MP4; returns the frame count. Single-threaded and
-    byte-deterministic for the same frames."""
+X264_PARAMS = "cpu-independent=1:threads=1:lookahead-threads=1"
+"""Pinned x264 settings that make the bytes a function of the frames alone. ``cpu-independent`` makes x264 use its
+portable C code for the macroblock-tree rate control (``mbtree_propagate_cost`` / ``_list``); its SIMD versions
+round differently per CPU family, and on AVX-512 machines they made the bytes change from one encode to the next
+within one process (x264's other kernels are bit-exact with their C versions). One thread: the frame order of
+threaded lookahead would be another source of difference, and the thread count is written into the stream's
+settings header."""
+
+
+def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB (H, W even) -> the [H * 3 / 2, W] uint8 yuv420p planes (Y, then U, then V) in BT.601
+    limited range, as decoders assume for a stream that names no colour space.
+
+    Integer arithmetic in numpy, so the encoder's input is the same on every CPU (FFmpeg's own converter picks SIMD
+    code by CPU and by buffer alignment). Chroma is taken from the 2x2 block's mean RGB.
+    """
+    h, w = img.shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"rgb_to_yuv420p: height and width must be even, got {w}x{h}")
+    rgb = img.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    q = rgb.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))  # 4 x the block's mean
+    r, g, b = q[..., 0], q[..., 1], q[..., 2]
+    u = ((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128
+    v = ((112 * r - 94 * g - 18 * b + 512) >> 10) + 128
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def encode_mp4(images: Iterator[np.ndarray], path: str, fps: int, crf: int = 23, *, x264_asm: str = "auto") -> int:
+    """Encode ``images`` ([H, W, 3] uint8 RGB) as H.264 (yuv420p) MP4; returns the frame count.
+
+    The bytes depend on the frames, ``fps`` and ``crf`` only (with the pinned PyAV and its bundled x264): not on the
+    CPU, the process or what else is in memory (`X264_PARAMS`, `rgb_to_yuv420p`). ``x264_asm``: the CPU feature set
+    x264 may use ("auto": what the CPU has; "0": its portable C code, as on a CPU without SIMD); the output is the
+    same for every value, and the tests check that. The file is written beside ``path`` and renamed into place.
+    """
     import av
 
+    from hero.corpus.atomic import atomic_path
+
     n = 0
-    with av.open(path, "w", format="mp4") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         stream = None
         for img in images:
             if stream is None:
                 stream = container.add_stream("libx264", rate=fps)
                 stream.height, stream.width = img.shape[:2]
                 stream.pix_fmt = "yuv420p"
-                stream.options = {"preset": "veryfast", "crf": str(crf)}
+                stream.options = {"preset": "veryfast", "crf": str(crf), "x264-params": f"{X264_PARAMS}:asm={x264_asm}"}
                 stream.codec_context.thread_count = 1
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")):
                 container.mux(packet)
             n += 1
         if stream is not None:
