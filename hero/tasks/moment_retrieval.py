@@ -180,7 +180,7 @@ def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus) -> Moment
     both = torch.cat([F.normalize(query.float(), dim=-1), head.query_linear(query).float()])          # [2c, D]
     sim = torch.einsum("qd,vtd->qvt", both.to(corpus.frames.dtype), corpus.frames).float()            # [2c, Nv, T]
     cos = (sim[:c] / corpus.frame_norms[None]).masked_fill(~corpus.frame_mask[None], -2.0)
-    span = sim[c:].reshape(c * nv, 1, t)
+    span = head.masked_similarity(sim[c:], corpus.frame_mask[None]).reshape(c * nv, 1, t)
     m = corpus.frame_mask.to(span.dtype)[None]
     st = head.start_conv(span).view(c, nv, t)
     ed = head.end_conv(span).view(c, nv, t)

@@ -39,10 +39,19 @@ class VsmHead(nn.Module):
         self.query_linear = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.start_conv = nn.Conv1d(1, 1, kernel_size=5, padding=2, bias=False)
         self.end_conv = nn.Conv1d(1, 1, kernel_size=5, padding=2, bias=False)
+        self.zero_padding = cfg.compat != "original"
+        """Zero the query-frame similarities at padded frames before the convolutions, so a video's start/end
+        logits do not depend on how far its batch is padded (the kernel reaches 2 frames past the last real one).
+        The released HERO convolves the padded positions as they come (``compat: original`` keeps that)."""
+
+    def masked_similarity(self, sim: Tensor, frame_mask: Tensor) -> Tensor:
+        """``sim`` [..., T] with padded frames set to 0 (the convolutions' own padding value) unless compat=original."""
+        return sim.masked_fill(~frame_mask, 0.0) if self.zero_padding else sim
 
     def span_logits(self, query: Tensor, frames: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
         """query: [Q, D]; frames: [Q, T, D] (each query's video); frame_mask: [Q, T] -> start, end logits [Q, T]."""
-        sim = torch.einsum("qd,qtd->qt", self.query_linear(query), frames).unsqueeze(1)     # [Q, 1, T]
+        sim = torch.einsum("qd,qtd->qt", self.query_linear(query), frames)
+        sim = self.masked_similarity(sim, frame_mask).unsqueeze(1)                          # [Q, 1, T]
         st = self.start_conv(sim).squeeze(1)
         ed = self.end_conv(sim).squeeze(1)
         m = frame_mask.to(st.dtype)
