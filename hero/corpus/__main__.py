@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = {"videos": len(manifest.videos), "clips": sum(v.num_clips for v in manifest.videos.values()),
                "examples": {f"{t}_{s}": len(x) for t, d in manifest.tasks.items() for s, x in d.items()},
-               "skipped": manifest.report.get("skipped", {})}
+               "skipped": manifest.report.get("skipped", {}), "notes": manifest.report.get("notes", {})}
     print(json.dumps(summary, indent=1))
     return 0
 

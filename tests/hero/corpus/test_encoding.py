@@ -98,8 +98,14 @@ def test_encoding_is_validated():
     assert from_dict(CorpusConfig, {"path": ".", "encoding": "cp1252"}).encoding == "cp1252"
 
 
-def test_cli_takes_the_encoding(tmp_path, capsys):
+def test_cli_takes_the_encoding_and_prints_the_notes(corpus_copy, tmp_path, capsys):
     from hero.corpus.__main__ import main
 
-    assert main(["--corpus", str(tmp_path), "--out", str(tmp_path / "m.json"), "--encoding", "nope"]) == 2
+    _latin1_line(corpus_copy / "annotations" / "violin_val.jsonl", 1)
+    out = ["--corpus", str(corpus_copy), "--out", str(tmp_path / "m.json")]
+    assert main([*out, "--encoding", "nope"]) == 2
     assert "corpus.encoding: unknown encoding 'nope'" in capsys.readouterr().err
+    assert main(out) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == {"text.cp1252_fallback": 1}
+    assert main([*out, "--encoding", "utf-8"]) == 2
+    assert "violin_val.jsonl:1: [text.bad_encoding] byte 0xe9" in capsys.readouterr().err
