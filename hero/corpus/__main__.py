@@ -1,6 +1,6 @@
-"""`python -m hero.corpus --corpus DIR|s3://bucket/prefix --out manifest.json [--clip-len 1.5] [--on-error skip]`:
-ingest a corpus. Bad input, a missing corpus or a storage failure prints one line naming the file or URI and
-exits with status 2."""
+"""`python -m hero.corpus --corpus DIR|s3://bucket/prefix --out manifest.json [--clip-len 1.5] [--on-error skip]
+[--encoding auto]`: ingest a corpus. Bad input, a missing corpus or a storage failure prints one line naming the file
+or URI and exits with status 2."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="manifest JSON to write")
     ap.add_argument("--clip-len", type=float, default=1.5)
     ap.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+    ap.add_argument("--encoding", default="auto",
+                    help="annotation/subtitle encoding: auto (UTF-8, else cp1252 for a file clean in it) or a codec")
     ap.add_argument("--videos-dir", default="videos")
     ap.add_argument("--subtitles-dir", default="subtitles")
     ap.add_argument("--annotations-dir", default="annotations")
@@ -29,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)  # not "Found credentials in environment variables"
     try:
-        cfg = CorpusConfig(path=args.corpus, clip_len=args.clip_len, on_error=args.on_error, videos_dir=args.videos_dir,
-                           subtitles_dir=args.subtitles_dir, annotations_dir=args.annotations_dir)
+        cfg = CorpusConfig(path=args.corpus, clip_len=args.clip_len, on_error=args.on_error, encoding=args.encoding,
+                           videos_dir=args.videos_dir, subtitles_dir=args.subtitles_dir,
+                           annotations_dir=args.annotations_dir)
         manifest = ingest_corpus(cfg, _open(args.corpus))
         write_manifest(manifest, args.out)
     except (CorpusError, ConfigError, FileNotFoundError, PermissionError, StorageError, NotImplementedError) as err:
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = {"videos": len(manifest.videos), "clips": sum(v.num_clips for v in manifest.videos.values()),
                "examples": {f"{t}_{s}": len(x) for t, d in manifest.tasks.items() for s, x in d.items()},
-               "skipped": manifest.report.get("skipped", {})}
+               "skipped": manifest.report.get("skipped", {}), "notes": manifest.report.get("notes", {})}
     print(json.dumps(summary, indent=1))
     return 0
 

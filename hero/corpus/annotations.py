@@ -8,6 +8,12 @@ Normalized example (one dict per line): ``{"id", "vid_name", "ts", "line", ...ta
   violin:    desc, label (1 entailed | 0 contradicted | None)
   tvc:       descs ([{"desc", "desc_id", "type"}]; [] when unlabeled)
   retrieval: desc
+
+Quirks of the public release files, and their rules (each kept line is counted as a note of the report):
+  ts "NaN-NaN" (3 lines of TVQA's test release): no timestamp, ts None; the example is kept (``annotation.ts_nan``)
+      except for tvc, whose example is its moment (``annotation.bad_value``).
+  a TVR line without "type" (every line of TVR's test release): type None (``annotation.no_type``).
+  a test line without its label (TVQA, TVR, TVC test releases): kept for prediction only (``annotation.unlabeled``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,21 @@ _LABELED = {
     "retrieval": ("vid_name",),
 }
 _ID_KEY = {"tvr": "desc_id", "tvqa": "qid", "violin": "desc_id", "tvc": "clip_id", "retrieval": "desc_id"}
+_NO_TS = "nan-nan"
+"""A ts that means "no timestamp" (TVQA's test release writes "NaN-NaN"), compared case-blind."""
+
+
+def _unlabeled(task: str, ex: Mapping[str, Any]) -> bool:
+    """Whether a normalized example lacks its label (a test line: predicted, never scored)."""
+    if task == "tvr":
+        return ex["vid_name"] is None or ex["ts"] is None
+    if task == "tvqa":
+        return ex["answer_idx"] is None
+    if task == "violin":
+        return ex["label"] is None
+    if task == "tvc":
+        return not ex["descs"]
+    return ex["vid_name"] is None
 
 
 class _Bad(Exception):
@@ -149,7 +170,11 @@ def parse_annotations(
                 continue
             if vid is not None and vid not in durations:
                 raise _Bad("annotation.missing_video", f"vid_name {vid!r} is not a video of this corpus")
-            ts = _parse_ts(obj["ts"]) if obj.get("ts") is not None else None
+            raw_ts = obj.get("ts")
+            no_ts = isinstance(raw_ts, str) and raw_ts.strip().lower() == _NO_TS
+            ts = _parse_ts(raw_ts) if raw_ts is not None and not no_ts else None
+            if ts is None and task == "tvc":
+                raise _Bad("annotation.bad_value", f"ts {raw_ts!r}: a tvc clip needs its moment [st, ed]")
             if ts is not None and vid is not None and (ts[0] < 0 or ts[1] > durations[vid] + ts_tolerance):
                 raise _Bad("annotation.ts_outside_video",
                            f"ts [{ts[0]}, {ts[1]}] lies outside video {vid!r} [0, {durations[vid]:.3f}]")
@@ -162,4 +187,10 @@ def parse_annotations(
             continue
         seen.add(str(ex_id))
         out.append(example)
+        if no_ts:
+            report.note("annotation.ts_nan")
+        if task == "tvr" and example["type"] is None:
+            report.note("annotation.no_type")
+        if _unlabeled(task, example):
+            report.note("annotation.unlabeled")
     return out

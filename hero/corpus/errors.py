@@ -29,8 +29,20 @@ RULES = {
     "features.non_finite": "a feature array holds NaN or inf",
     "features.wrong_dim": "a feature array has the wrong shape or dimension",
     "features.missing": "a video has no feature entry",
+    "text.bad_encoding": "an annotation or subtitle file holds bytes its encoding (corpus.reader.encoding) rejects",
 }
 """Every rule a corpus or feature input can break, with what it means."""
+
+NOTES = {
+    "subtitle.after_video_end": "subtitles starting after the video's end, dropped (HERO d.3)",
+    "annotation.of_skipped_video": "annotation lines of a video that was skipped as bad, dropped",
+    "annotation.ts_nan": 'lines with ts "NaN-NaN" (TVQA test release), kept with no timestamp',
+    "annotation.no_type": "TVR lines without a query type, kept with type None (no per-type metrics)",
+    "annotation.unlabeled": "test lines without their label, kept for prediction only (scoring refuses them)",
+    "text.cp1252_fallback": "files that are not UTF-8, read as cp1252 (corpus.reader.encoding: auto)",
+    "text.replacement_char": "lines whose text holds U+FFFD as written in the file, kept",
+}
+"""Every note: a count of normal adjustments that are not errors, with what it counts."""
 
 
 class CorpusError(ValueError):
@@ -65,6 +77,9 @@ class IngestReport:
             self.messages.append(str(err))
 
     def note(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to the count of note ``key`` (one of `NOTES`)."""
+        if key not in NOTES:
+            raise KeyError(f"unknown corpus note {key!r}")
         self.notes[key] = self.notes.get(key, 0) + n
 
     def to_dict(self) -> dict:

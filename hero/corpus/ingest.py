@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from hero.config import ConfigError, to_dict
 from hero.corpus.alignment import align_subtitles, count_clips
 from hero.corpus.annotations import SPLITS, TASKS, parse_annotations
+from hero.corpus.encoding import check_encoding, decode_text
 from hero.corpus.errors import CorpusError, IngestReport, OnError
 from hero.corpus.how2 import CSV_TASKS, parse_how2_csv
 from hero.corpus.manifest import Manifest, VideoEntry
@@ -43,6 +44,11 @@ class CorpusConfig:
     """Task families to read; a missing `<task>_<split>.jsonl` (`.csv` for how2r / how2qa) is fine."""
     on_error: OnError = "raise"
     """`raise`: stop at the first bad input; `skip`: log it, skip the item and count it in the report."""
+    encoding: str = "auto"
+    """How annotation and subtitle files are decoded: `auto` (a byte-order mark, else UTF-8, else cp1252 when the
+    whole file decodes under it and holds no UTF-8 sequence; counted as the note `text.cp1252_fallback`) or a
+    Python codec (`utf-8`, `cp1252`, `latin-1`, ...). Bytes that do not decode break `text.bad_encoding`
+    (`hero.corpus.encoding`)."""
     ts_tolerance: float = 0.1
     """Seconds an annotation's ts may run past the probed duration (container durations round)."""
     span_tolerance: float = 2.0
@@ -57,6 +63,10 @@ class CorpusConfig:
             raise ConfigError(f"corpus.clip_len: must be > 0, got {self.clip_len}")
         if self.on_error not in ("raise", "skip"):
             raise ConfigError(f"corpus.on_error: must be raise or skip, got {self.on_error!r}")
+        try:
+            check_encoding(self.encoding)
+        except ValueError as err:
+            raise ConfigError(f"corpus.encoding: {err}") from None
         for t in self.tasks:
             if t not in TASKS:
                 raise ConfigError(f"corpus.tasks: unknown task {t!r} (known: {', '.join(TASKS)})")
@@ -71,8 +81,9 @@ def _read_subtitles(storage: Storage, cfg: CorpusConfig, names: set[str], report
     found: dict[str, tuple[str, list[Subtitle]]] = {}
     if storage.exists(cfg.subtitles_jsonl):
         file = storage.uri(cfg.subtitles_jsonl)
-        text = storage.read_bytes(cfg.subtitles_jsonl).decode("utf-8-sig")
-        for vid, subs, line in parse_subtitles_jsonl(text, file, report, cfg.on_error):
+        data = storage.read_bytes(cfg.subtitles_jsonl)
+        text = decode_text(data, file, cfg.encoding, report, cfg.on_error, by_line=True)
+        for vid, subs, line in parse_subtitles_jsonl(text or "", file, report, cfg.on_error):
             if vid not in names:
                 report.handle(CorpusError(file, "subtitle.missing_video", f"vid_name {vid!r} is not a video", line), cfg.on_error)
                 continue
@@ -86,8 +97,11 @@ def _read_subtitles(storage: Storage, cfg: CorpusConfig, names: set[str], report
         if p.stem not in names:
             report.handle(CorpusError(file, "subtitle.missing_video", f"no video named {p.stem!r}"), cfg.on_error)
             continue
+        text = decode_text(storage.read_bytes(rel), file, cfg.encoding, report, cfg.on_error)
+        if text is None:
+            continue
         try:
-            subs = parse_subtitle_text(storage.read_bytes(rel).decode("utf-8-sig", errors="replace"), file, fmt)
+            subs = parse_subtitle_text(text, file, fmt)
         except CorpusError as err:
             report.handle(err, cfg.on_error)
             continue
@@ -140,7 +154,8 @@ def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest
             rel = f"{cfg.annotations_dir}/{task}_{split}.{'csv' if task in CSV_TASKS else 'jsonl'}"
             if not storage.exists(rel):
                 continue
-            text = storage.read_bytes(rel).decode("utf-8-sig")
+            text = decode_text(storage.read_bytes(rel), storage.uri(rel), cfg.encoding, report, cfg.on_error,
+                               by_line=True) or ""
             if task in CSV_TASKS:
                 examples = parse_how2_csv(text, storage.uri(rel), task, durations, report, cfg.on_error, cfg.span_tolerance,
                                           frozenset(skipped))

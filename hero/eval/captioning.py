@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hero.eval.formats.annotations import CaptionAnnotation
+from hero.eval.formats.files import Where
 from hero.eval.formats.lines import CaptionPrediction
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,11 @@ def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence
     """TVC: each GT clip's first predicted caption against all its reference captions, matched by ``clip_id``.
 
     A GT clip without a prediction is scored with an empty caption; predictions for unknown clips are ignored.
-    Raises ValueError when a prediction's ``vid_name`` disagrees with the GT clip's.
+    A prediction that names no ``vid_name`` (the official format) is matched by ``clip_id`` alone.
+
+    Raises:
+        FormatError: ``PRED_FILE:LINE: [prediction.vid_name_mismatch] ...`` when a prediction's ``vid_name``
+            disagrees with the GT clip's (the message names the GT file and line too).
     """
     by_clip = {str(p.clip_id): p for p in predictions}
     hyps: dict[str, str] = {}
@@ -142,8 +147,11 @@ def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence
         p = by_clip.get(str(g.clip_id))
         if p is None:
             missing += 1
-        elif p.vid_name != g.vid_name:
-            raise ValueError(f"clip_id {g.clip_id!r}: predicted vid_name {p.vid_name!r} != GT {g.vid_name!r}")
+        elif p.vid_name is not None and p.vid_name != g.vid_name:
+            gt_at = f" ({g.where.file}:{g.where.line})" if g.where is not None else ""
+            (p.where or Where("<predictions>", None)).fail(
+                f"clip_id {g.clip_id!r}: vid_name {p.vid_name!r}, but the ground truth{gt_at} has {g.vid_name!r}",
+                rule="prediction.vid_name_mismatch")
         hyps[str(g.clip_id)] = p.descs[0] if p is not None else ""
         refs[str(g.clip_id)] = g.refs
     extra = len(set(by_clip) - set(hyps))

@@ -1,13 +1,15 @@
 """Ground-truth readers for scoring: ``annotations/<task>_<split>.jsonl`` in the DESIGN.md §4 formats.
 
 Only the fields a scorer needs are read, and each is checked; a file without labels (a test split) fails with the
-line of the first unlabelled record. Ids are kept as written and matched by ``str(id)``.
+line of the first unlabelled record (``[score.no_ground_truth]``). Ids are kept as written and matched by ``str(id)``.
+A TVQA ``ts`` of ``"NaN-NaN"`` (the TVQA test release has 3) means no timestamp: the question counts for accuracy,
+not for localisation.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hero.eval.formats.files import PathLike, Where, read_records
@@ -49,6 +51,8 @@ class CaptionAnnotation:
     ts: tuple[float, float]
     refs: tuple[str, ...]
     """All reference captions of the clip."""
+    where: Where | None = field(default=None, compare=False, repr=False)
+    """The file and line it was read from (None when made in memory)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class RetrievalAnnotation:
 
 def _labelled(obj: dict[str, Any], w: Where, key: str) -> None:
     if key not in obj:
-        w.fail(f'missing field "{key}": this file has no ground truth (a test split?)')
+        w.fail(f'no "{key}": this file has no ground truth (a test split: predict it with score=False and let '
+               'the official server score it)', rule="score.no_ground_truth")
 
 
 def _parse_moment(obj: dict[str, Any], w: Where) -> MomentAnnotation:
@@ -82,6 +87,7 @@ def read_moment_annotations(path: PathLike) -> list[MomentAnnotation]:
 
 
 _TS_STRING = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*-\s*(\d+(?:\.\d*)?)\s*$")
+_NO_TS = "nan-nan"
 
 
 def _parse_qa(obj: dict[str, Any], w: Where) -> QaAnnotation:
@@ -91,7 +97,9 @@ def _parse_qa(obj: dict[str, Any], w: Where) -> QaAnnotation:
         w.fail(f'expected candidate answers "a0".."a{{n-1}}" (n >= 2), found {n}')
     ts = obj.get("ts")
     span = None
-    if isinstance(ts, str):
+    if isinstance(ts, str) and ts.strip().lower() == _NO_TS:
+        span = None
+    elif isinstance(ts, str):
         m = _TS_STRING.match(ts)
         if not m:
             w.fail(f'"ts" must be "start-end" in seconds, got {ts!r}')
@@ -129,7 +137,7 @@ def _parse_caption(obj: dict[str, Any], w: Where) -> CaptionAnnotation:
             w.fail(f'descs[{i}] must be an object with a string "desc", got {d!r}')
         refs.append(d["desc"])
     return CaptionAnnotation(clip_id=w.ident(obj, "clip_id"), vid_name=w.string(obj, "vid_name"),
-                             ts=w.span(w.get(obj, "ts")), refs=tuple(refs))
+                             ts=w.span(w.get(obj, "ts")), refs=tuple(refs), where=w)
 
 
 def read_caption_annotations(path: PathLike) -> list[CaptionAnnotation]:

@@ -22,15 +22,27 @@ PathLike = str | os.PathLike
 R = TypeVar("R")
 
 
-class FormatError(ValueError):
-    """Malformed prediction or annotation input. The message reads ``<file>:<line>: <what is wrong>``."""
+RULES = {
+    "prediction.bad_line": "a TVC prediction line is not JSON, lacks clip_id or descs, or repeats a clip_id",
+    "prediction.vid_name_mismatch": "a prediction names another video than the ground truth of its id",
+    "score.no_ground_truth": "the annotation file has no labels (a test split): it can be predicted, not scored",
+}
+"""The rules a ``FormatError`` may name (errors of the other readers name none yet)."""
 
-    def __init__(self, file: PathLike, line: int | None, reason: str) -> None:
+
+class FormatError(ValueError):
+    """Malformed prediction or annotation input. The message reads ``<file>:<line>: <what is wrong>``, or
+    ``<file>:<line>: [rule] <what is wrong>`` when the error names one of `RULES`."""
+
+    def __init__(self, file: PathLike, line: int | None, reason: str, rule: str | None = None) -> None:
+        if rule is not None and rule not in RULES:
+            raise KeyError(f"unknown format rule {rule!r}")
         self.file = str(file)
         self.line = line
         self.reason = reason
+        self.rule = rule
         where = f"{self.file}:{line}" if line is not None else self.file
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{where}: " + (f"[{rule}] " if rule else "") + reason)
 
 
 @contextlib.contextmanager
@@ -65,29 +77,29 @@ def dumps_line(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
 
 
-def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: PathLike, rule: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSONL file (lines count from 1).
 
     Raises:
         FormatError: on a line that is not JSON, is not a JSON object, or holds NaN/Infinity; or on bytes that
-            are not UTF-8.
+            are not UTF-8. It names ``rule`` when given.
     """
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise FormatError(path, lineno, f"not UTF-8 ({err.reason} at byte {err.start})") from None
+                raise FormatError(path, lineno, f"not UTF-8 ({err.reason} at byte {err.start})", rule) from None
             if not text.strip():
                 continue
             try:
                 obj = json.loads(text, parse_constant=_reject_constant)
             except json.JSONDecodeError as err:
-                raise FormatError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
+                raise FormatError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})", rule) from None
             except ValueError as err:
-                raise FormatError(path, lineno, f"invalid JSON: {err}") from None
+                raise FormatError(path, lineno, f"invalid JSON: {err}", rule) from None
             if not isinstance(obj, dict):
-                raise FormatError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+                raise FormatError(path, lineno, f"expected a JSON object, got {type(obj).__name__}", rule)
             yield lineno, obj
 
 
@@ -165,9 +177,11 @@ class Where:
     file: str
     line: int | None
     prefix: str = ""
+    rule: str | None = None
+    """The rule a failure names unless `fail` is given another (None: none)."""
 
-    def fail(self, reason: str) -> NoReturn:
-        raise FormatError(self.file, self.line, f"{self.prefix}{reason}")
+    def fail(self, reason: str, rule: str | None = None) -> NoReturn:
+        raise FormatError(self.file, self.line, f"{self.prefix}{reason}", rule or self.rule)
 
     def get(self, obj: dict[str, Any], key: str, *, required: bool = True) -> Any:
         if key not in obj:
@@ -216,12 +230,14 @@ class Where:
         return st, ed
 
 
-def read_records(path: PathLike, parse: Callable[[dict[str, Any], Where], R], key: Callable[[R], Any]) -> list[R]:
-    """Parse every line of a JSONL file with ``parse``; two records with the same ``str(key)`` are an error."""
+def read_records(path: PathLike, parse: Callable[[dict[str, Any], Where], R], key: Callable[[R], Any],
+                 rule: str | None = None) -> list[R]:
+    """Parse every line of a JSONL file with ``parse``; two records with the same ``str(key)`` are an error.
+    ``rule``: what the errors of this file name (see `RULES`; None: none)."""
     out: list[R] = []
     first_line: dict[str, int] = {}
-    for lineno, obj in read_jsonl(path):
-        where = Where(str(path), lineno)
+    for lineno, obj in read_jsonl(path, rule):
+        where = Where(str(path), lineno, rule=rule)
         rec = parse(obj, where)
         k = str(key(rec))
         if k in first_line:

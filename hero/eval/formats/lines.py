@@ -4,18 +4,21 @@
 |---|---|
 | TVQA / How2QA answers | ``{"qid", "answer_idx", "ts"?: [st, ed]}`` (``ts``: optional predicted span) |
 | VIOLIN labels | ``{"desc_id", "label": 1 entailed | 0 contradicted}`` |
-| TVC captions | ``{"vid_name", "clip_id", "ts": [st, ed], "descs": [{"desc"}, ...]}`` (the first desc is scored) |
+| TVC captions | ``{"clip_id", "descs": [{"desc"}, ...], "vid_name"?, "ts"?: [st, ed]}`` (the first desc is scored) |
 | retrieval rankings | ``{"desc_id", "desc"?, "predictions": [[vid_name, score], ...]}`` |
 
 Rankings list the videos best first, with non-increasing scores and no video twice; they may be truncated.
 
 Ids are kept as written (int or str) and matched by ``str(id)``. A second record for the same id is an error.
+
+TVC lines are read in the official evaluator's form (jayleicn/TVCaption ``standalone_eval``: ``clip_id`` and
+``descs`` are all it reads) and in this project's, which adds ``vid_name`` and ``ts`` (checked when present).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hero.eval.formats.files import PathLike, Where, atomic_writer, dumps_line, is_number, read_records
@@ -43,11 +46,14 @@ class ViolinLabel:
 class CaptionPrediction:
     """Generated caption(s) of one TVC clip (a moment ``ts`` of video ``vid_name``)."""
 
-    vid_name: str
+    vid_name: str | None
+    """None when the line does not name it (the official format); otherwise checked against the ground truth."""
     clip_id: int | str
-    ts: tuple[float, float]
+    ts: tuple[float, float] | None
     descs: tuple[str, ...]
     """Generated captions, best first; metrics score ``descs[0]``."""
+    where: Where | None = field(default=None, compare=False, repr=False)
+    """The file and line it was read from (None when made in memory), for errors found while scoring."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ def write_violin_labels(path: PathLike, labels: Iterable[ViolinLabel]) -> None:
 
 
 def _parse_caption(obj: dict[str, Any], w: Where) -> CaptionPrediction:
+    clip_id = w.ident(obj, "clip_id")
     descs = w.get(obj, "descs")
     if not isinstance(descs, list) or not descs:
         w.fail(f'"descs" must be a non-empty list of {{"desc": str}}, got {descs!r}')
@@ -108,19 +115,28 @@ def _parse_caption(obj: dict[str, Any], w: Where) -> CaptionPrediction:
         if not isinstance(d, dict) or not isinstance(d.get("desc"), str):
             w.fail(f'descs[{i}] must be an object with a string "desc", got {d!r}')
         texts.append(d["desc"])
-    return CaptionPrediction(vid_name=w.string(obj, "vid_name"), clip_id=w.ident(obj, "clip_id"),
-                             ts=w.span(w.get(obj, "ts")), descs=tuple(texts))
+    vid_name = w.string(obj, "vid_name") if obj.get("vid_name") is not None else None
+    ts = w.span(obj["ts"]) if obj.get("ts") is not None else None
+    return CaptionPrediction(vid_name=vid_name, clip_id=clip_id, ts=ts, descs=tuple(texts), where=w)
 
 
 def read_captions(path: PathLike) -> list[CaptionPrediction]:
-    """Read TVC caption prediction lines. Raises FormatError (file:line) on a malformed or duplicate clip_id."""
-    return read_records(path, _parse_caption, lambda r: r.clip_id)
+    """Read TVC caption prediction lines, official (``clip_id``, ``descs``) or this project's (plus ``vid_name``,
+    ``ts``). Raises FormatError ``file:line: [prediction.bad_line]`` on a malformed line or a repeated clip_id."""
+    return read_records(path, _parse_caption, lambda r: r.clip_id, rule="prediction.bad_line")
 
 
 def write_captions(path: PathLike, captions: Iterable[CaptionPrediction]) -> None:
-    _write(path, captions, lambda c: {"vid_name": c.vid_name, "clip_id": c.clip_id,
-                                      "ts": [float(c.ts[0]), float(c.ts[1])],
-                                      "descs": [{"desc": d} for d in c.descs]})
+    """Write caption lines in this project's form (``vid_name`` and ``ts`` left out where None)."""
+    def obj(c: CaptionPrediction) -> dict[str, Any]:
+        out: dict[str, Any] = {} if c.vid_name is None else {"vid_name": c.vid_name}
+        out["clip_id"] = c.clip_id
+        if c.ts is not None:
+            out["ts"] = [float(c.ts[0]), float(c.ts[1])]
+        out["descs"] = [{"desc": d} for d in c.descs]
+        return out
+
+    _write(path, captions, obj)
 
 
 def _parse_ranking(obj: dict[str, Any], w: Where) -> VideoRanking:

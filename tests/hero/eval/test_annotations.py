@@ -2,8 +2,9 @@
 
 import pytest
 
+from hero.eval import qa_metrics
 from hero.eval.formats import (
-    FormatError, read_caption_annotations, read_moment_annotations, read_qa_annotations,
+    FormatError, QaAnswer, read_caption_annotations, read_moment_annotations, read_qa_annotations,
     read_retrieval_annotations, read_violin_annotations,
 )
 
@@ -56,6 +57,14 @@ def test_rejects_malformed_annotations(tmp_path, reader, bad, match):
     with pytest.raises(FormatError, match=match) as err:
         reader(path)
     assert err.value.line == 2 and str(err.value).startswith(f"{path}:2: ")
+
+
+def test_nan_nan_ts_counts_for_accuracy_not_localisation(tmp_path):
+    untimed = TVQA.replace("137292", "1").replace('"48.62-60.02"', '"NaN-NaN"')
+    (q, r) = read_qa_annotations(write(tmp_path, TVQA, untimed))
+    assert q.ts == (48.62, 60.02) and r.ts is None and r.answer_idx == 4
+    out = qa_metrics([QaAnswer(137292, 4, ts=(48.62, 60.02)), QaAnswer(1, 4, ts=(0.0, 1.0))], [q, r])
+    assert out["acc"] == 100.0 and out["loc_miou"] == pytest.approx(100.0)   # only the timed question is localised
 
 
 def test_duplicate_ids_in_the_ground_truth(tmp_path):

@@ -97,6 +97,21 @@ def test_line_formats_round_trip(tmp_path):
     assert read_rankings(tmp_path / "r.jsonl") == ranks
 
 
+def test_captions_official_lines_and_errors(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"clip_id": 86603, "descs": [{"desc": "phoebe talks ."}]}\n'
+                    '{"vid_name": null, "clip_id": 86604, "ts": null, "descs": [{"desc": "x"}, {"desc": "y"}]}\n')
+    assert read_captions(path) == [CaptionPrediction(None, 86603, None, ("phoebe talks .",)),
+                                   CaptionPrediction(None, 86604, None, ("x", "y"))]
+    write_captions(tmp_path / "w.jsonl", read_captions(path))
+    first = (tmp_path / "w.jsonl").read_text().splitlines()[0]
+    assert first == '{"clip_id": 86603, "descs": [{"desc": "phoebe talks ."}]}'
+    path.write_text('{"clip_id": 1, "descs": [{"desc": "x"}]}\n{"clip_id": 1, "descs": [{"desc": "y"}]}\n')
+    with pytest.raises(FormatError) as err:
+        read_captions(path)
+    assert str(err.value) == f"{path}:2: [prediction.bad_line] duplicate id 1 (first on line 1)"
+
+
 def test_rankings_from_scores_keeps_ties_in_index_order():
     r = rankings_from_scores([7, 8], ["a", "b", "c"], [[0.5, 0.9, 0.5], [1.0, 1.0, 1.0]], top_k=2)
     assert r[0].ranked == (("b", 0.9), ("a", 0.5)) and [v for v, _ in r[1].ranked] == ["a", "b"]
@@ -121,7 +136,8 @@ BAD = [
     ("violin", '{"desc_id": "d-2", "label": Infinity}', "Infinity is not valid JSON"),
     ("captions", '{"vid_name": "v", "clip_id": 4, "ts": [0, 1], "descs": []}', '"descs" must be a non-empty'),
     ("captions", '{"vid_name": "v", "clip_id": 4, "ts": [0, 1], "descs": ["x"]}', r"descs\[0\] must be"),
-    ("captions", '{"vid_name": "v", "clip_id": 4, "descs": [{"desc": "x"}]}', 'missing field "ts"'),
+    ("captions", '{"vid_name": "v", "clip_id": 4, "ts": [2, 1], "descs": [{"desc": "x"}]}', "start 2.0 > end 1.0"),
+    ("captions", '{"vid_name": "v", "descs": [{"desc": "x"}]}', 'missing field "clip_id"'),
     ("rankings", '{"desc_id": 5, "predictions": [["v1", 1.0], ["v2", 2.0]]}', "above the previous"),
     ("rankings", '{"desc_id": 5, "predictions": [["v1", 1.0], ["v1", 0.0]]}', "ranked twice"),
     ("rankings", '{"desc_id": 5, "predictions": [["v1"]]}', r"predictions\[0\] must be \[vid_name"),

@@ -68,6 +68,31 @@ def test_qa_violin_captions_rankings_files(tmp_path):
     assert out["r1"] == 50.0 and out["median_rank"] == 1.5    # query 1 ties for first: pessimistic rank 2
 
 
+TVC_GT = [{"vid_name": "v1", "duration": 9.0, "ts": [0, 3], "clip_id": 1, "descs": [{"desc": "a b"}, {"desc": "z"}]},
+          {"vid_name": "v2", "duration": 9.0, "ts": [0, 3], "clip_id": 2, "descs": [{"desc": "c d"}]}]
+
+
+def test_captions_in_the_official_format_score_like_ours(tmp_path):
+    # jayleicn/TVCaption standalone_eval reads only clip_id and descs[0].desc of a prediction line
+    gt = jsonl(tmp_path / "tvc_val.jsonl", TVC_GT)
+    official = jsonl(tmp_path / "official.jsonl", [{"clip_id": 2, "descs": [{"desc": "c d"}]},
+                                                   {"clip_id": 1, "descs": [{"desc": "a b"}, {"desc": "not scored"}]}])
+    ours = tmp_path / "ours.jsonl"
+    write_captions(ours, [CaptionPrediction("v1", 1, (0, 3), ("a b",)), CaptionPrediction("v2", 2, (0, 3), ("c d",))])
+    cfg = CaptionEvalConfig(meteor=False)
+    assert score_captioning(official, gt, cfg) == score_captioning(ours, gt, cfg)
+
+
+def test_caption_vid_name_mismatch_names_both_files_and_lines(tmp_path):
+    gt = jsonl(tmp_path / "tvc_val.jsonl", TVC_GT)
+    pred = jsonl(tmp_path / "pred.jsonl", [{"clip_id": 1, "descs": [{"desc": "a"}]},
+                                           {"vid_name": "v9", "clip_id": 2, "ts": [0, 3], "descs": [{"desc": "c"}]}])
+    with pytest.raises(FormatError) as err:
+        score_captioning(pred, gt, CaptionEvalConfig(meteor=False))
+    assert str(err.value) == (f"{pred}:2: [prediction.vid_name_mismatch] clip_id 2: vid_name 'v9', but the ground "
+                              f"truth ({gt}:2) has 'v2'")
+
+
 def test_scorer_names_the_annotation_file_and_line(tmp_path):
     write_qa_answers(tmp_path / "qa.jsonl", [QaAnswer(1, 1)])
     ann = jsonl(tmp_path / "tvqa_test.jsonl", [{"qid": 1, "q": "?", "a0": "x", "a1": "y", "vid_name": "v"}])
