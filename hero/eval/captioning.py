@@ -5,47 +5,49 @@ penalty sigma = 6, clipped counts; its IDF comes from the references of the eval
 scores 0). METEOR runs ``java -jar meteor-1.5.jar``: Java is looked up once per process, and when it is missing
 (or METEOR fails) one warning is logged and the other metrics are still reported. SPICE is never used.
 
-Text goes through ``tokenize_caption`` instead of the PTB tokenizer (which also needs Java), the same way for
-hypotheses and references: NFKC + lower case, curly quotes made straight, English clitics split off as the PTB
-tokenizer does ("don't" -> "do n't", "Rachel's" -> "rachel 's"), then the word tokens kept — runs of letters and
-digits that may contain inner ``-``, ``.``, ``,`` or ``'`` ("t-shirt", "1.5", "o'clock"); all other punctuation is
-dropped (pycocoevalcap drops punctuation tokens after PTB tokenisation too).
+Text is tokenised as the official TVC evaluator does (`hero.eval.ptb_tokenizer`): non-ASCII characters become
+spaces, then Stanford's PTBTokenizer (``-preserveLines -lowerCase``) runs over all references as one stream and
+all hypotheses as another, and pycocoevalcap's punctuation tokens are dropped. With Java on PATH that is the jar
+shipped in pycocoevalcap (one JVM for both streams); without it, a pure-Python port tested token for token
+against the jar. Which one ran is logged with every score (``CaptionEvalConfig.tokenizer`` can force either).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 import shutil
-import unicodedata
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from hero.eval.formats.annotations import CaptionAnnotation
 from hero.eval.formats.files import Where
 from hero.eval.formats.lines import CaptionPrediction
+from hero.eval.ptb_tokenizer import PUNCTUATIONS, caption_line, java_ptb_tokenize, ptb_tokenize
 
 log = logging.getLogger(__name__)
 
-_CLITIC = re.compile(r"(?<=[^\W_])(n't|'s|'re|'ve|'ll|'d|'m)\b")
-_TOKEN = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|[^\W_]+(?:[-.,'][^\W_]+)*")
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
-
 
 def tokenize_caption(text: str) -> list[str]:
-    """Caption -> lower-case word tokens (see the module docstring), e.g. "Rachel's T-shirt, isn't it?" ->
-    ["rachel", "'s", "t-shirt", "is", "n't", "it"]."""
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
-    text = _CLITIC.sub(r" \1", text)
-    return _TOKEN.findall(text)
+    """One caption through the TVC evaluator's tokenisation (pure-Python PTB tokenizer, punctuation dropped), e.g.
+    "Rachel's T-shirt, isn't it?" -> ["rachel", "'s", "t-shirt", "is", "n't", "it"]. Scoring tokenises whole
+    streams instead (`tokenize_streams`): a caption ending in an abbreviation can depend on the next one."""
+    return [t for t in ptb_tokenize([caption_line(text)])[0] if t not in PUNCTUATIONS]
 
 
 @dataclass(frozen=True, kw_only=True)
 class CaptionEvalConfig:
     meteor: bool = True
     """Run METEOR when Java is available (it costs a JVM start, a few seconds)."""
+    tokenizer: Literal["auto", "java", "python"] = "auto"
+    """PTB tokenizer: `auto` = the Stanford jar when Java is on PATH, else the pure-Python port; `java` fails
+    without Java; `python` always uses the port."""
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in ("auto", "java", "python"):
+            raise ValueError(f"tokenizer must be auto, java or python, got {self.tokenizer!r}")
 
 
 _warned: set[str] = set()
@@ -87,15 +89,45 @@ def _meteor(gts: dict[int, list[str]], res: dict[int, list[str]]) -> float | Non
                 proc.wait()
 
 
+def tokenize_streams(streams: Sequence[Sequence[str]], tokenizer: str = "auto") -> tuple[list[list[str]], str]:
+    """Captions as the TVC evaluator scores them: each stream (its captions in order) through `caption_line`, the
+    PTB tokenizer and pycocoevalcap's punctuation filter.
+
+    Returns:
+        (per stream, each caption as space-joined tokens; "java" or "python", the tokenizer that ran).
+    """
+    lines = [[caption_line(c) for c in stream] for stream in streams]
+    java = java_path() if tokenizer != "python" else None
+    if tokenizer == "java" and java is None:
+        raise RuntimeError("CaptionEvalConfig.tokenizer='java' but no `java` on PATH")
+    tokens, used = None, "python"
+    if java is not None:
+        try:
+            tokens, used = java_ptb_tokenize(lines, java=java), "java"
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+            if tokenizer == "java":
+                raise
+            _warn_once("ptb-failed", "caption tokenisation: the PTBTokenizer jar failed (%s); using the pure-Python "
+                       "port", err)
+    elif tokenizer == "auto":
+        _warn_once("ptb-no-java", "caption tokenisation: no `java` on PATH; using the pure-Python port of the "
+                   "PTB tokenizer (token-for-token equal to the jar on the tested sentences)")
+    if tokens is None:
+        tokens = [ptb_tokenize(stream) for stream in lines]
+    joined = [[" ".join(t for t in line if t not in PUNCTUATIONS) for line in stream] for stream in tokens]
+    return joined, used
+
+
 def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
                     cfg: CaptionEvalConfig | None = None) -> dict[str, float]:
     """Corpus-level caption metrics.
 
     Args:
-        hypotheses: clip key -> generated caption (raw text).
+        hypotheses: clip key -> generated caption (raw text). Tokenised as one stream in this order.
         references: clip key -> its reference captions (>= 1 each); the keys must match ``hypotheses``.
+            Tokenised as one stream in this order.
     Returns:
-        ``{"bleu1".."bleu4", "meteor" (if it ran), "rouge_l", "cider"}`` x100.
+        ``{"bleu1".."bleu4", "meteor" (if it ran), "rouge_l", "cider"}`` x100. Which PTB tokenizer ran is logged.
     """
     cfg = cfg or CaptionEvalConfig()
     if set(hypotheses) != set(references):
@@ -110,13 +142,21 @@ def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequ
         raise ImportError("caption metrics need pycocoevalcap (pip install 'pycocoevalcap>=1.2')") from err
 
     keys = list(hypotheses)
-    res = {i: [" ".join(tokenize_caption(hypotheses[k]))] for i, k in enumerate(keys)}
-    gts = {}
-    for i, k in enumerate(keys):
-        refs = list(references[k])
-        if not refs:
+    index = {k: i for i, k in enumerate(keys)}
+    for k, refs in references.items():
+        if len(refs) == 0:
             raise ValueError(f"clip {k!r} has no reference caption")
-        gts[i] = [" ".join(tokenize_caption(r)) for r in refs]
+    (hyp_tok, ref_tok), used = tokenize_streams(
+        [[hypotheses[k] for k in keys], [r for k in references for r in references[k]]], cfg.tokenizer)
+    res = {i: [hyp_tok[i]] for i in range(len(keys))}
+    gts: dict[int, list[str]] = {}
+    pos = 0
+    for k, refs in references.items():
+        gts[index[k]] = ref_tok[pos:pos + len(refs)]
+        pos += len(refs)
+    gts = dict(sorted(gts.items()))
+    log.info("caption metrics over %d clips: PTB tokenisation by %s", len(keys),
+             "the Stanford jar (java)" if used == "java" else "the pure-Python port")
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     out = {f"bleu{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
     if cfg.meteor:
@@ -140,7 +180,6 @@ def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence
             disagrees with the GT clip's (the message names the GT file and line too).
     """
     by_clip = {str(p.clip_id): p for p in predictions}
-    hyps: dict[str, str] = {}
     refs: dict[str, Sequence[str]] = {}
     missing = 0
     for g in ground_truth:
@@ -152,9 +191,11 @@ def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence
             (p.where or Where("<predictions>", None)).fail(
                 f"clip_id {g.clip_id!r}: vid_name {p.vid_name!r}, but the ground truth{gt_at} has {g.vid_name!r}",
                 rule="prediction.vid_name_mismatch")
-        hyps[str(g.clip_id)] = p.descs[0] if p is not None else ""
         refs[str(g.clip_id)] = g.refs
-    extra = len(set(by_clip) - set(hyps))
+    # hypotheses in the prediction file's order (the evaluator's stream), then the GT clips it lacks
+    hyps = {c: p.descs[0] for c, p in by_clip.items() if c in refs}
+    hyps.update({c: "" for c in refs if c not in hyps})
+    extra = len(set(by_clip) - set(refs))
     if missing or extra:
         log.warning("tvc: %d of %d clips have no caption (scored as empty); %d predicted clips are not in the "
                     "ground truth (ignored)", missing, len(ground_truth), extra)

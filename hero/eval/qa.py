@@ -6,7 +6,9 @@
 - Localisation (QA predictions that carry a span, GT with a span): ``loc_miou`` = mean temporal IoU over those
   questions (a question without a predicted span counts IoU 0), ``loc_r1_iou{t}`` = share with IoU >= t, and
   ``loc_joint_iou{t}`` = share both answered right and localised (TVQA+'s joint answer-span accuracy). IoU is the
-  TVR evaluator's (float32, exact at a threshold).
+  TVQA+ evaluator's (``compute_temporal_iou`` in its eval_tvqa_plus.py): intersection / (max end - min start), 0
+  when that is 0, in float64 (Python floats) and compared with the threshold in float64, so a span placed exactly
+  at a threshold counts as the TVQA+ evaluator counts it.
 A GT question without a prediction counts as wrong; predictions for unknown ids are ignored (logged). Values are
 percentages.
 """
@@ -21,7 +23,6 @@ from torch import Tensor
 
 from hero.eval.formats.annotations import QaAnnotation, ViolinAnnotation
 from hero.eval.formats.lines import QaAnswer, ViolinLabel
-from hero.eval.moment_metrics import temporal_iou
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,16 @@ def binary_accuracy_from_logits(logits: Tensor, labels: Tensor) -> float:
     if logits.numel() == 0:
         raise ValueError("no examples")
     return 100.0 * ((logits.view(-1) > 0).long() == labels.view(-1).long()).double().mean().item()
+
+
+def tvqa_plus_iou(pred: Sequence[float], gt: Sequence[float]) -> float:
+    """TVQA+'s temporal IoU of two (st, ed) spans, in float64: intersection / (max end - min start), 0 when the
+    latter is 0. (The denominator is the spans' hull, which equals their union whenever they overlap; when they
+    do not, the intersection is 0 either way.)"""
+    p0, p1, g0, g1 = float(pred[0]), float(pred[1]), float(gt[0]), float(gt[1])
+    inter = max(0.0, min(p1, g1) - max(p0, g0))
+    hull = max(p1, g1) - min(p0, g0)
+    return 0.0 if hull == 0 else inter / hull
 
 
 def _warn(task: str, missing: int, total: int, extra: int) -> None:
@@ -63,15 +74,15 @@ def qa_metrics(answers: Sequence[QaAnswer], ground_truth: Sequence[QaAnnotation]
     if not located:
         log.warning("qa: predictions carry spans but the ground truth has none; no localisation metrics")
         return out
-    ious = np.zeros(len(located), dtype=np.float32)
+    ious = np.zeros(len(located), dtype=np.float64)
     for j, (_, g) in enumerate(located):
         a = by_id.get(str(g.qid))
         if a is not None and a.ts is not None:
-            ious[j] = temporal_iou(np.array([a.ts]), g.ts)[0]
+            ious[j] = tvqa_plus_iou(a.ts, g.ts)
     right = correct[[i for i, _ in located]]
     out["loc_miou"] = 100.0 * float(ious.mean())
     for t in iou_thresholds:
-        hit = ious >= np.float32(t)
+        hit = ious >= float(t)
         out[f"loc_r1_iou{t:g}"] = 100.0 * float(hit.mean())
         out[f"loc_joint_iou{t:g}"] = 100.0 * float((hit & right).mean())
     return out
@@ -88,4 +99,4 @@ def violin_metrics(labels: Sequence[ViolinLabel], ground_truth: Sequence[ViolinA
     return {"acc": 100.0 * float(np.mean(correct))}
 
 
-__all__ = ["accuracy_from_logits", "binary_accuracy_from_logits", "qa_metrics", "violin_metrics"]
+__all__ = ["accuracy_from_logits", "binary_accuracy_from_logits", "qa_metrics", "tvqa_plus_iou", "violin_metrics"]

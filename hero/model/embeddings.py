@@ -34,11 +34,30 @@ class TextEmbedding(nn.Module):
         return self.drop(self.norm(x))
 
 
+def add_mask_vectors(feats: Tensor, masked: Tensor, mask_vector: Tensor, unmasked_vector: Tensor | None) -> Tensor:
+    """MFM input: feats [..., Df] + ``mask_vector`` where ``masked`` [...] is True, + ``unmasked_vector`` (when
+    given) where it is False. The latter is row 0 of the original HERO's 2-row mask table (``compat: original``)."""
+    if unmasked_vector is None:
+        return feats + masked.unsqueeze(-1).to(feats.dtype) * mask_vector
+    return feats + torch.where(masked.unsqueeze(-1), mask_vector, unmasked_vector).to(feats.dtype)
+
+
+def fill_missing_buffer(module: nn.Module, state_dict: dict, prefix: str, name: str) -> None:
+    """Zeros for buffer ``name`` when ``state_dict`` lacks it: checkpoints written before it existed ran with zero."""
+    buf = getattr(module, name, None)
+    if buf is not None and prefix + name not in state_dict:
+        state_dict[prefix + name] = torch.zeros_like(buf)
+
+
 class FrameEmbedding(nn.Module):
     """Clip features entering the cross-modal level (HERO's ImageEmbeddings).
 
     feature (+ learned mask vector where MFM masked it) -> LayerNorm(Df) -> Linear(Df, D)
     + position + token type (the text table's frame row) -> LayerNorm -> dropout
+
+    Under ``compat: original`` the MFM input also gets ``unmasked_vector`` on every frame MFM did not mask: the
+    original looks both cases up in a 2-row table whose row 0 (``padding_idx``) its weight init overwrites with
+    random values and no gradient ever reaches. It is a buffer (never trained), zero unless imported.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -47,13 +66,18 @@ class FrameEmbedding(nn.Module):
         self.proj = nn.Linear(cfg.feature_dim, cfg.hidden_size)
         self.position = nn.Embedding(cfg.max_frames, cfg.hidden_size)
         self.mask_vector = nn.Parameter(torch.zeros(cfg.feature_dim))
+        self.register_buffer("unmasked_vector", torch.zeros(cfg.feature_dim) if cfg.compat == "original" else None)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        fill_missing_buffer(self, state_dict, prefix, "unmasked_vector")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def project(self, feats: Tensor, masked: Tensor | None = None) -> Tensor:
         """The position-free part, once per frame: feats [..., Df] (masked: [...] bool) -> [..., D]."""
         if masked is not None:
-            feats = feats + masked.unsqueeze(-1).to(feats.dtype) * self.mask_vector
+            feats = add_mask_vectors(feats, masked, self.mask_vector, self.unmasked_vector)
         return self.proj(self.feat_norm(feats))
 
     def finish(self, projected: Tensor, positions: Tensor, type_embedding: Tensor) -> Tensor:

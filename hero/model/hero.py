@@ -13,7 +13,8 @@ from torch import Tensor, nn
 
 from hero.data.batch import VideoBatch
 from hero.model.config import ModelConfig
-from hero.model.embeddings import FrameEmbedding, FrameResidual, PositionEmbedding, TextEmbedding
+from hero.model.embeddings import (FrameEmbedding, FrameResidual, PositionEmbedding, TextEmbedding, add_mask_vectors,
+                                   fill_missing_buffer)
 from hero.model.transformer import Encoder
 
 
@@ -86,6 +87,9 @@ class Hero(nn.Module):
             self.cross = Encoder(cfg, cfg.cross_layers)
             self.frame_residual = FrameResidual(cfg)
             self.clip_mask_vector = nn.Parameter(torch.zeros(cfg.feature_dim))
+            # row 0 of the original's clip-level mask table: a buffer under compat: original (see FrameEmbedding)
+            self.register_buffer("clip_unmasked_vector",
+                                 torch.zeros(cfg.feature_dim) if cfg.compat == "original" else None)
             self.temporal_embed = PositionEmbedding(cfg)
             self.temporal = Encoder(cfg, cfg.temporal_layers)
         else:
@@ -94,6 +98,10 @@ class Hero(nn.Module):
         nn.init.normal_(self.frame_embed.mask_vector, std=cfg.init_std)
         if cfg.encoder == "hierarchical":
             nn.init.normal_(self.clip_mask_vector, std=cfg.init_std)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        fill_missing_buffer(self, state_dict, prefix, "clip_unmasked_vector")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ text only
     def encode_text(self, ids: Tensor, mask: Tensor) -> Tensor:
@@ -182,7 +190,7 @@ class Hero(nn.Module):
         matched = scatter_clip_frames(frame_slots, batch.sub_video, batch.sub_frames, batch.num_videos, batch.num_frames)
         clip_feats = feats
         if frame_masked is not None:
-            clip_feats = feats + frame_masked.unsqueeze(-1).to(feats.dtype) * self.clip_mask_vector
+            clip_feats = add_mask_vectors(feats, frame_masked, self.clip_mask_vector, self.clip_unmasked_vector)
         fused = self.frame_residual(clip_feats) + matched                          # [B, T, D]
         if frame_permutation is not None:
             fused = fused.gather(1, frame_permutation.unsqueeze(-1).expand_as(fused))

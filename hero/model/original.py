@@ -69,9 +69,14 @@ _FIXED = {  # original prefix -> our prefix (each followed by .weight / .bias)
     "q_feat_attn.query_self_attention.output.LayerNorm": "heads.vsm.query_encoder.layers.0.norm",
     "q_feat_attn.modular_vector_mapping": "heads.vsm.query_encoder.pool",
 }
-_ROWS = {  # single rows of the original's 2-row mask tables (row 0 is the padding row, always zero)
-    "v_encoder.f_encoder.img_embeddings.mask_embedding.weight": "encoder.frame_embed.mask_vector",
-    "v_encoder.mask_embedding.weight": "encoder.clip_mask_vector",
+# The original's 2-row MFM mask tables -> (row 1: our mask vector, row 0: our unmasked vector). Row 0 is the
+# `padding_idx` row, yet not zero: the cross-modal table's is random (init_weights overwrites it; no gradient
+# reaches it) and the original adds it to every frame MFM leaves unmasked. `compat: original` models keep it as a
+# buffer; a native model has no place for it, so a non-zero row 0 is refused (`import_original`).
+_ROWS = {
+    "v_encoder.f_encoder.img_embeddings.mask_embedding.weight": ("encoder.frame_embed.mask_vector",
+                                                                 "encoder.frame_embed.unmasked_vector"),
+    "v_encoder.mask_embedding.weight": ("encoder.clip_mask_vector", "encoder.clip_unmasked_vector"),
 }
 _QKV = {  # original attention prefix (+ .query/.key/.value) -> our fused projection
     "q_feat_attn.query_self_attention.self": "heads.vsm.query_encoder.layers.0.attn.qkv",
@@ -159,7 +164,14 @@ def import_original(model, sd: Mapping[str, Tensor | bool]) -> ImportReport:
             new[f"{fixed[base]}.{leaf}"] = value
             report.mapped.append(key)
         elif key in _ROWS:
-            new[_ROWS[key]] = value[1]
+            masked_dst, unmasked_dst = _ROWS[key]
+            new[masked_dst] = value[1]
+            if unmasked_dst in ours:
+                new[unmasked_dst] = value[0]
+            elif value[0].any():
+                raise ValueError(f"{key}: row 0 is non-zero (max |x| = {value[0].abs().max().item():.3g}) and the "
+                                 f"original adds it to every unmasked frame in MFM; a compat: native model has no "
+                                 f"place for it. Import into a compat: original model (infer_model_config).")
             report.mapped.append(key)
         elif key == _LM_BIAS[0]:
             new[_LM_BIAS[1]] = value
@@ -195,8 +207,8 @@ def export_original(model) -> dict[str, Tensor | bool]:
         for leaf in ("weight", "bias"):
             if f"{dst}.{leaf}" in ours:
                 out[f"{src}.{leaf}"] = ours[f"{dst}.{leaf}"].clone()
-    for src, dst in _ROWS.items():
-        out[src] = torch.stack([torch.zeros_like(ours[dst]), ours[dst]])
+    for src, (masked_dst, unmasked_dst) in _ROWS.items():
+        out[src] = torch.stack([ours.get(unmasked_dst, torch.zeros_like(ours[masked_dst])), ours[masked_dst]])
     out[_LM_BIAS[0]] = ours[_LM_BIAS[1]].clone()
     out["v_encoder.f_encoder.lm_head.decoder.weight"] = ours["encoder.text_embed.word.weight"].clone()
     for src, dst in qkv.items():

@@ -42,3 +42,27 @@ def test_violin_accuracy():
     assert violin_metrics([ViolinLabel("a-1", 1), ViolinLabel("a-0", 1)], gts) == {"acc": pytest.approx(100 / 3)}
     with pytest.raises(ValueError):
         violin_metrics([], [])
+
+
+def test_tvqa_plus_iou_is_float64_at_the_threshold():
+    # Spans whose IoU lands on 0.5 up to rounding: the TVQA+ evaluator (Python floats) and float32 disagree.
+    import numpy as np
+
+    from hero.eval.qa import tvqa_plus_iou
+
+    above, below = ((0.1, 0.2), (0.1, 0.3)), ((0.1, 0.3), (0.1, 0.5))   # (pred, gt)
+    assert tvqa_plus_iou(*above) == 0.5000000000000001 and tvqa_plus_iou(*below) == 0.49999999999999994
+    for pred, gt in (above, below):                                      # float32 would flip both
+        p, g = np.float32(pred), np.float32(gt)
+        iou32 = (min(p[1], g[1]) - max(p[0], g[0])) / (max(p[1], g[1]) - min(p[0], g[0]))
+        assert (iou32 >= np.float32(0.5)) != (tvqa_plus_iou(pred, gt) >= 0.5)
+    for (pred, gt), hit in ((above, 100.0), (below, 0.0)):
+        out = qa_metrics([QaAnswer(0, 0, ts=pred)], [QaAnnotation(0, 0, 5, ts=gt)])
+        assert out["loc_r1_iou0.5"] == hit and out["loc_joint_iou0.5"] == hit
+
+
+def test_tvqa_plus_iou_hull_and_degenerate_spans():
+    from hero.eval.qa import tvqa_plus_iou
+
+    assert tvqa_plus_iou((0, 2), (1, 3)) == 1 / 3 and tvqa_plus_iou((0, 1), (2, 3)) == 0.0
+    assert tvqa_plus_iou((1, 1), (1, 1)) == 0.0                        # hull 0 -> 0, as in TVQA+
