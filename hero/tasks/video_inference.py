@@ -13,6 +13,8 @@ the binary loss alone also falls by learning which videos tend to come with true
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -122,6 +124,12 @@ def pair_ranking_loss(logits: Tensor, pairs: Tensor) -> Tensor:
     return F.softplus(logits[pairs[:, 1]].float() - logits[pairs[:, 0]].float()).mean()
 
 
+def violin_labels(logits: Tensor, threshold: float = 0.5) -> Tensor:
+    """[N] long: 1 where sigmoid(logit) > ``threshold``, decided on the logit (sigmoid rounds to exactly 0.5 for
+    |logit| < ~3e-8). At 0.5 this is the scorer's rule, logit > 0 (`hero.eval.qa.binary_accuracy_from_logits`)."""
+    return (logits > math.log(threshold / (1.0 - threshold))).long()
+
+
 @dataclass(frozen=True, eq=False)
 class ViolinPredictions:
     """label: [N] long 0/1 at the threshold; prob: [N] sigmoid of the logit."""
@@ -152,7 +160,7 @@ class ViolinTask(DownstreamTask):
         pair = pair_ranking_loss(logits, inputs.pairs)
         loss = bce + self.cfg.pair_loss * pair if self.cfg.pair_loss else bce
         known = inputs.label >= 0
-        pred = (torch.sigmoid(logits) >= self.cfg.threshold).float()
+        pred = violin_labels(logits.detach().float(), self.cfg.threshold).float()
         acc = (pred == inputs.label)[known].float().mean() if known.any() else loss.new_zeros(())
         metrics = {"violin/loss": loss.detach(), "violin/loss_bce": bce.detach(), "violin/loss_pair": pair.detach(),
                    "violin/acc": acc.detach()}
@@ -164,5 +172,5 @@ class ViolinTask(DownstreamTask):
     @torch.no_grad()
     def predict(self, inputs: ViolinInputs) -> ViolinPredictions:
         """Entailment per statement (write ``{"desc_id", "label"}`` lines from it)."""
-        prob = torch.sigmoid(self.logits(inputs).float())
-        return ViolinPredictions(label=(prob >= self.cfg.threshold).long(), prob=prob)
+        logits = self.logits(inputs).float()
+        return ViolinPredictions(label=violin_labels(logits, self.cfg.threshold), prob=torch.sigmoid(logits))
