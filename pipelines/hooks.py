@@ -1,4 +1,5 @@
-"""Project hooks. `SecretGuard` stops a run whose parameters carry credentials before anything logs them."""
+"""Project hooks. `SecretGuard` stops a run whose parameters carry credentials before anything logs them;
+`MlflowStoreLock` builds the local MLflow store under a file lock before kedro-mlflow opens it."""
 
 from __future__ import annotations
 
@@ -45,3 +46,23 @@ class SecretGuard:
             raise ValueError(f"params: {', '.join(bad)}: a URI with credentials in it (user:password@); they would be "
                              "logged to MLflow. Pass them through the environment instead (AWS_* for s3://, docs/s3.md; "
                              "env:VAR for a database URL, docs/sweep.md)")
+
+
+class MlflowStoreLock:
+    """Creates and migrates the sqlite MLflow store (and the run's experiment) under a file lock, before
+    kedro-mlflow's own hook opens it (``tryfirst``): two ``kedro run`` started at once in one folder would
+    otherwise both build the tables, and one crashes or leaves the store half-migrated (`tracking.prepare_store`).
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        from pipelines.tracking import prepare_store
+
+        try:
+            conf = context.config_loader["mlflow"]
+        except Exception:  # no mlflow.yml in this env: kedro-mlflow uses its defaults and nothing is ours to lock
+            return
+        uri = str((conf.get("server") or {}).get("mlflow_tracking_uri") or "")
+        experiment = (conf.get("tracking") or {}).get("experiment") or {}
+        location = (experiment.get("create_experiment_kwargs") or {}).get("artifact_location")
+        prepare_store(uri, str(experiment.get("name") or "Default"), location)

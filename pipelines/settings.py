@@ -1,11 +1,11 @@
-"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`."""
+"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`, `MlflowStoreLock`."""
 
 import os
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from pipelines.hooks import SecretGuard
+from pipelines.hooks import MlflowStoreLock, SecretGuard
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +15,7 @@ def project_root() -> Path:
     return Path(os.environ.get("HERO_PROJECT_ROOT", PROJECT_ROOT)).resolve()
 
 
-HOOKS = (SecretGuard(),)
+HOOKS = (SecretGuard(), MlflowStoreLock())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -150,3 +150,32 @@ def git_commit() -> str:
 def active_experiment_id() -> str | None:
     run = mlflow.active_run()
     return run.info.experiment_id if run else None
+
+
+def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> bool:
+    """Create and migrate a local sqlite MLflow store and its experiment, holding an exclusive file lock beside the
+    database (``<db>.lock``), so that runs starting at once in one folder never build the tables together.
+
+    Two processes that open a new sqlite store at the same moment both run MLflow's schema creation; one fails
+    (``table ... already exists``, ``Online migration expected to match one row``) and can leave a half-migrated
+    database that breaks every later run. Behind the lock the first process builds everything and the others
+    find a finished store. A tracking server, or another database, migrates itself: returns False and does nothing.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return False
+    import fcntl
+
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    artifacts = artifact_location or str(db.parent / "artifacts")
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        store = SqlAlchemyStore(tracking_uri, artifacts)
+        try:
+            if store.get_experiment_by_name(experiment) is None:
+                store.create_experiment(experiment, artifact_location=artifact_location)
+        finally:
+            store.engine.dispose()
+    return True
