@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hero.train.claim import claim_run_dir
 from hero.train.config import RunConfig, load_run_config
 from hero.train.distributed import DistInfo, init_distributed
 from hero.train.sinks import MetricSink
@@ -51,7 +53,10 @@ def run(cfg: RunConfig, *, run_dir: str | Path | None = None, dist: DistInfo | N
     own = dist is None
     dist = init_distributed(cfg.train.device) if own else dist
     try:
-        return Trainer(cfg, dist, on_eval=on_eval, sinks=sinks).fit()
+        # rank 0 claims the run folder before it looks for a checkpoint; the other ranks wait for it in the
+        # collectives of resuming
+        with claim_run_dir(cfg.train.run_dir) if dist.is_main else contextlib.nullcontext():
+            return Trainer(cfg, dist, on_eval=on_eval, sinks=sinks).fit()
     finally:
         if own:
             dist.shutdown()
