@@ -1,5 +1,6 @@
 """Project hooks. `SecretGuard` stops a run whose parameters carry credentials before anything logs them;
-`MlflowStoreLock` builds the local MLflow store under a file lock before kedro-mlflow opens it."""
+`MlflowStoreLock` builds the local MLflow store under a file lock before kedro-mlflow opens it; `RedactSecrets`
+shows kedro-mlflow ``***`` for every secret-looking parameter while the node itself gets the real value."""
 
 from __future__ import annotations
 
@@ -22,6 +23,48 @@ def _strings(obj: Any, key: str = "") -> Iterator[tuple[str, str]]:
             yield from _strings(v, f"{key}[{i}]")
     elif isinstance(obj, str):
         yield key, obj
+
+
+SECRET_WORDS = frozenset({"secret", "secrets", "token", "password", "passwd", "pwd", "passphrase",
+                          "credential", "credentials", "auth", "apikey"})
+SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("session", "key"), ("secret", "key"),
+                          ("account", "key")})
+
+
+def secret_name(name: str) -> bool:
+    """Whether a parameter name says it holds a secret, word by word (``AWS_SECRET_ACCESS_KEY``, ``hfToken``,
+    ``api-key``: yes; ``tokenizer``, ``max_tokens``, ``sort_key``: no)."""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)]
+    return any(w in SECRET_WORDS for w in words) or any(p in SECRET_PAIRS for p in zip(words, words[1:]))
+
+
+SECRET_VALUE = re.compile(r"^(?:AKIA|ASIA)[0-9A-Z]{16}$|^gh[pousr]_[A-Za-z0-9]{30,}$|^xox[abprs]-[A-Za-z0-9-]{10,}$"
+                          r"|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+"""Values that are credentials whatever their key: AWS key ids, GitHub and Slack tokens, PEM private keys."""
+REDACTED = "***"
+HIDDEN_SUBTREES = ("launch.env",)
+"""Parameters whose every value stays with the process that uses them (a job's environment may hold anything)."""
+
+
+def redact(obj: Any, key: str = "") -> Any:
+    """``obj`` with every secret replaced by ``***``: values under a secret-looking key or a `HIDDEN_SUBTREES`
+    path, values shaped like credentials, and URIs with a password in them. Returns ``obj`` itself when nothing
+    changes, otherwise a copy (the original is never modified)."""
+    hidden = bool(key) and (any(key == t or key.startswith(t + ".") for t in HIDDEN_SUBTREES)
+                            or secret_name(key.rsplit(".", 1)[-1]))
+    if isinstance(obj, Mapping):
+        out = {k: redact(v, f"{key}.{k}" if key else str(k)) for k, v in obj.items()}
+        return obj if all(out[k] is obj[k] for k in obj) else out
+    if isinstance(obj, (list, tuple)):
+        out = [redact(v, key) for v in obj]
+        return obj if all(a is b for a, b in zip(out, obj)) else type(obj)(out)
+    if obj is None or isinstance(obj, bool):
+        return obj
+    if hidden:
+        return REDACTED
+    if isinstance(obj, str) and (SECRET_VALUE.search(obj.strip()) or _USERINFO.match(obj.strip())):
+        return REDACTED
+    return obj
 
 
 def credential_params(parameters: Mapping[str, Any]) -> list[str]:
@@ -66,3 +109,39 @@ class MlflowStoreLock:
         experiment = (conf.get("tracking") or {}).get("experiment") or {}
         location = (experiment.get("create_experiment_kwargs") or {}).get("artifact_location")
         prepare_store(uri, str(experiment.get("name") or "Default"), location)
+
+
+class RedactSecrets:
+    """kedro-mlflow logs a node's parameters as MLflow params from the node's inputs, in its ``before_node_run``.
+    This wrapper hands every hook a copy with the secrets replaced by ``***`` (`redact`) and puts the real values
+    back before the node runs, so a worker's ``launch.env.AWS_SECRET_ACCESS_KEY`` reaches the worker and never
+    the MLflow store. Likewise for the run's ``--params`` (``runtime_params``), which kedro-mlflow stores as a tag
+    in ``before_pipeline_run``."""
+
+    @hook_impl(hookwrapper=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]):
+        real = {}
+        for name in ("runtime_params", "extra_params"):
+            value = run_params.get(name)
+            if isinstance(value, Mapping):
+                shown = redact(value)
+                if shown is not value:
+                    real[name], run_params[name] = value, shown
+        try:
+            yield
+        finally:
+            run_params.update(real)
+
+    @hook_impl(hookwrapper=True)
+    def before_node_run(self, inputs: dict[str, Any]):
+        real = {}
+        for name, value in list(inputs.items()):
+            if name == "parameters" or name.startswith("params:"):
+                shown = redact(value, "" if name == "parameters" else name.removeprefix("params:"))
+                if shown is not value:
+                    real[name] = value
+                    inputs[name] = shown
+        try:
+            yield
+        finally:
+            inputs.update(real)

@@ -1,11 +1,11 @@
-"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`, `MlflowStoreLock`."""
+"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`, `MlflowStoreLock`, `RedactSecrets`."""
 
 import os
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from pipelines.hooks import MlflowStoreLock, SecretGuard
+from pipelines.hooks import MlflowStoreLock, RedactSecrets, SecretGuard
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +15,7 @@ def project_root() -> Path:
     return Path(os.environ.get("HERO_PROJECT_ROOT", PROJECT_ROOT)).resolve()
 
 
-HOOKS = (SecretGuard(), MlflowStoreLock())
+HOOKS = (SecretGuard(), MlflowStoreLock(), RedactSecrets())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
