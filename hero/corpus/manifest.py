@@ -63,8 +63,17 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        """Read a manifest; a file that is not a whole one fails with one line naming it."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not a whole manifest (JSON error at line {err.lineno}, column {err.colno}: "
+                             f"{err.msg}); delete it and ingest again") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: not a manifest of this version ({type(err).__name__}: {err})") from None
 
     def split_videos(self, split: str) -> list[str]:
         """Videos named by any task's examples of ``split``, in manifest order."""

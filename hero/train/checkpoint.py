@@ -196,7 +196,8 @@ def verify(path: Path) -> str | None:
 
 def find_latest(run_dir: str | Path) -> Checkpoint | None:
     """The newest valid checkpoint in ``run_dir``; invalid newer ones are skipped with a warning."""
-    for step, path in reversed(list_steps(run_dir)):
+    steps = list_steps(run_dir)
+    for step, path in reversed(steps):
         problem = verify(path)
         if problem is None:
             try:
@@ -205,6 +206,9 @@ def find_latest(run_dir: str | Path) -> Checkpoint | None:
             except (OSError, ValueError, KeyError) as err:
                 problem = f"unreadable state.json ({err})"
         log.warning("checkpoint %s is invalid: %s; falling back to the previous one", path, problem)
+    if steps:
+        log.warning("%s: none of its %d checkpoints is valid (see above): training starts again from step 0",
+                    run_dir, len(steps))
     return None
 
 

@@ -156,23 +156,24 @@ class OptimConfig:
     50k-row embedding table); false selects the reference implementation."""
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ConfigError(f"optim.lr: must be > 0, got {self.lr}")
+        # comparisons are written so that NaN fails them too (NaN <= 0 and NaN > 1 are both False)
+        if not 0.0 < self.lr <= 1.0:
+            raise ConfigError(f"optim.lr: must be in (0, 1], got {self.lr}")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"optim.betas: each must be in [0, 1), got {list(self.betas)}")
-        if self.eps <= 0:
-            raise ConfigError(f"optim.eps: must be > 0, got {self.eps}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"optim.weight_decay: must be >= 0, got {self.weight_decay}")
+        if not 0.0 < self.eps < 1.0:
+            raise ConfigError(f"optim.eps: must be in (0, 1), got {self.eps}")
+        if not 0.0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"optim.weight_decay: must be finite and >= 0, got {self.weight_decay}")
         if self.warmup_steps < 0:
             raise ConfigError(f"optim.warmup_steps: must be >= 0, got {self.warmup_steps}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"optim.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
-        if self.grad_clip < 0:
-            raise ConfigError(f"optim.grad_clip: must be >= 0, got {self.grad_clip}")
+        if not 0.0 <= self.grad_clip < math.inf:
+            raise ConfigError(f"optim.grad_clip: must be finite and >= 0, got {self.grad_clip}")
         for name, mult in self.head_lr_mult.items():
-            if mult <= 0:
-                raise ConfigError(f"optim.head_lr_mult.{name}: must be > 0, got {mult}")
+            if not 0.0 < mult < math.inf:
+                raise ConfigError(f"optim.head_lr_mult.{name}: must be finite and > 0, got {mult}")
 
 
 @dataclass(frozen=True, kw_only=True)

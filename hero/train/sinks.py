@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -29,8 +30,8 @@ class MetricSink(Protocol):
 class JsonlSink:
     """Appends one JSON object per call, ``{"step": N, name: value, ...}``, to ``run_dir/metrics.jsonl``.
 
-    Appending (not truncating) keeps the history of a resumed run in one file; the lines of steps after the
-    resume point that a crashed run had already written appear twice, the later copy being authoritative.
+    Appending (not truncating) keeps the history of a resumed run in one file; on a resume (`resume`) the rows a
+    crashed run wrote after the checkpoint it resumes from are dropped first, so every step appears once.
     """
 
     def __init__(self, run_dir: str | Path, filename: str = "metrics.jsonl") -> None:
@@ -42,6 +43,17 @@ class JsonlSink:
         row = {"step": step, **{k: _json_float(v) for k, v in metrics.items()}}
         self._f.write(json.dumps(row) + "\n")
         self._f.flush()
+
+    def resume(self, step: int) -> None:
+        """Training continues after ``step``: keep the rows up to it (rewritten beside, then renamed into place)."""
+        self._f.close()
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.exists() else []
+        kept = [ln for ln in lines if _row_step(ln) <= step]
+        if len(kept) < len(lines):
+            tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+            tmp.write_text("".join(kept), encoding="utf-8")
+            os.replace(tmp, self.path)
+        self._f = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:
         if not self._f.closed:
@@ -80,3 +92,11 @@ def build_sinks(paths: Sequence[str], run_dir: str | Path) -> list[MetricSink]:
             raise TypeError(f"train.sinks: {spec} has no log(metrics, step) / close()")
         sinks.append(sink)
     return sinks
+
+
+def _row_step(line: str) -> float:
+    """The step of a metrics.jsonl line; a torn last line (a crash mid-write) counts as after every step."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf

@@ -102,6 +102,10 @@ class Trainer:
         if t.compile:
             self.ddp = torch.compile(self.ddp)
         self.sinks = sinks if sinks is not None else (build_sinks(t.sinks, self.run_dir) if dist.is_main else [])
+        if resumed:
+            for sink in self.sinks:
+                if hasattr(sink, "resume"):
+                    sink.resume(self.step)
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("%s: %.2fM parameters; %d rank(s) x %d micro-step(s) x %d videos = %d per step; %s%s",
                  cfg.preset, n_params / 1e6, dist.world_size, self.layout.accum, self.layout.micro_batch,

@@ -1,6 +1,7 @@
 """Quirks of the public TVQA / TVR / TVC release files, reproduced in hand-written lines, and their rules."""
 
 import json
+import re
 
 import pytest
 
@@ -64,3 +65,12 @@ def test_test_lines_without_labels_are_ingested_for_prediction_and_refused_by_sc
     with pytest.raises(FormatError, match="no ground truth") as err:
         reader(path)
     assert str(err.value).startswith(f"{path}:1: [score.no_ground_truth] no ")
+
+
+def test_a_cut_short_manifest_fails_naming_its_file(tmp_path):
+    from hero.corpus.manifest import Manifest
+
+    path = tmp_path / "manifest-x.json"
+    path.write_text('{"version": 1, "root": "/c", "clip_len": 1.5, "videos": {"a": {"vid_')
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: not a whole manifest \(JSON error at line 1"):
+        Manifest.load(path)

@@ -93,3 +93,24 @@ def test_state_split_join_roundtrip():
     back = join_state(meta, tensors)
     assert list(back["state"]) == [0] and torch.equal(back["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
     assert back["param_groups"] == state["param_groups"] and back["t"] == [1, 2]
+
+
+def test_a_resume_drops_the_rows_written_after_its_checkpoint(tiny_cfg, tmp_path):
+    import shutil
+
+    cfg = tiny_cfg.override("train.ckpt_every=4", f"train.run_dir={tmp_path / 'r'}")
+    run(cfg)
+    shutil.rmtree(tmp_path / "r" / "step-00000006")      # as if the job died after logging steps 5 and 6
+    run(cfg)                                              # resumes at step 4
+    raw = [json.loads(line)["step"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert raw == [1, 2, 3, 4, 5, 6]                      # each step once, in order
+
+
+def test_no_valid_checkpoint_is_said_out_loud(tiny_cfg, tmp_path, caplog):
+    cfg = tiny_cfg.override("train.ckpt_every=2", "train.max_steps=4", f"train.run_dir={tmp_path / 'r'}")
+    run(cfg)
+    for _, path in list_steps(tmp_path / "r"):
+        (path / "model.safetensors").write_bytes(b"damaged")
+    with caplog.at_level(logging.WARNING):
+        assert run(cfg)["train/step"] == 4
+    assert "none of its 2 checkpoints is valid (see above): training starts again from step 0" in caplog.text

@@ -19,7 +19,7 @@ def test_yaml_and_overrides(tmp_path):
 
 @pytest.mark.parametrize("override, match", [
     ("train.lr_warmup=3", r"^train\.lr_warmup: unknown key"),
-    ("optim.lr=-1", r"^optim\.lr: must be > 0"),
+    ("optim.lr=-1", r"^optim\.lr: must be in \(0, 1\]"),
     ("train.keep_last_k=1", r"^train\.keep_last_k: must be >= 2"),
     ("model.num_heads=3", r"^model\.num_heads: must divide"),
     ("model.hidden_sise=3", r"^model\.hidden_sise: unknown key"),
@@ -51,3 +51,14 @@ def test_batch_layout_derived_and_checked():
     with pytest.raises(ConfigError, match="train.micro_batch: 8 must divide the per-rank batch 4"):
         batch_layout(t, 2)
     assert batch_layout(RunConfig().override("train.global_batch=6").train, 2).micro_batch == 3
+
+
+@pytest.mark.parametrize("lr", [".nan", ".inf", "1.0e9", "0", "-1.0e-4"])
+def test_a_learning_rate_that_cannot_train_fails_at_load_naming_the_key(lr, tmp_path):
+    from hero.train import main
+
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: hero-tiny\noptim: {lr: %s}\ntrain: {max_steps: 2, run_dir: %s}\n" % (lr, tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"^optim\.lr: must be in \(0, 1\]"):
+        main(["--config", str(path)])
+    assert not (tmp_path / "run").exists()  # nothing created before the config was checked
