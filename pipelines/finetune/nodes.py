@@ -30,7 +30,8 @@ def job_launch(launch: dict[str, Any], parallel: int) -> dict[str, Any]:
 
 
 def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
-                  features_info: dict[str, Any], pretrain_info: dict[str, Any], *, dataset: str) -> dict[str, Any]:
+                  features_info: dict[str, Any], pretrain_info: dict[str, Any], text: dict[str, Any] | None = None,
+                  *, dataset: str) -> dict[str, Any]:
     """Finetune ``dataset``'s task from the pretrained checkpoint and, for comparison, from scratch.
 
     Args:
@@ -38,6 +39,7 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
             ``inits`` (which of ``pretrained`` / ``scratch`` to train), ``parallel_jobs`` (how many of those
             jobs run at once; 1 = one after the other).
         pretrain_info: the pretraining run whose latest checkpoint initialises the ``pretrained`` job.
+        text: ``params:text``: the tokenizer of every job (`pipelines.pretrain.nodes.corpus_run_config`).
 
     Returns:
         ``{init: {"run_dir", "key", "final", "mlflow_run_id"}}``.
@@ -49,7 +51,7 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
     job_launch_cfg = job_launch(launch, parallel)
 
     def one(init: str) -> dict[str, Any]:
-        cfg = corpus_run_config(run, manifest_info, features_info)
+        cfg = corpus_run_config(run, manifest_info, features_info, text)
         cfg = merge(cfg, {"task": dataset, "train": {"init_from": pretrain_info["run_dir"] if init == "pretrained" else None}})
         keys = {"manifest": manifest_info["key"], "features": features_info["key"],
                 "pretrain": pretrain_info["key"] if init == "pretrained" else None}
