@@ -69,11 +69,15 @@ def task_class(dataset: str) -> type:
     return TASKS[TASK_OF_DATASET[dataset]]
 
 
-def build_task_model(dataset: str, task_cfg: dict[str, Any], preset: Preset) -> FinetuneModel:
-    """The task model for ``dataset`` (tvr, tvqa, violin, tvc, retrieval, …) with its config from ``task_cfg``."""
+def build_task_model(dataset: str, task_cfg: dict[str, Any], preset: Preset,
+                     all_gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FinetuneModel:
+    """The task model for ``dataset`` (tvr, tvqa, violin, tvc, retrieval, …) with its config from ``task_cfg``;
+    ``all_gather`` (under torchrun) for tasks that gather negatives across ranks."""
     cls = task_class(dataset)
     cfg = from_dict(cls.config_cls, task_cfg, _path="finetune")
-    return FinetuneModel(cls(preset.model, cfg, preset.tokens))
+    task = cls(preset.model, cfg, preset.tokens)
+    task.all_gather = all_gather
+    return FinetuneModel(task)
 
 
 def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Preset) -> tuple[Any, Callable]:
