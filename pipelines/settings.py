@@ -3,8 +3,7 @@
 import os
 from pathlib import Path
 
-from kedro.config import OmegaConfigLoader
-
+from pipelines.config_loader import LocalLastConfigLoader
 from pipelines.hooks import SecretGuard
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +16,7 @@ def project_root() -> Path:
 
 HOOKS = (SecretGuard(),)
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = LocalLastConfigLoader   # conf/local is read last under any --env too (pipelines/config_loader.py)
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -37,13 +37,18 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
     Args:
         finetune: ``params:finetune``: ``run`` (the shared job config), ``tasks`` (per-dataset overrides),
             ``inits`` (which of ``pretrained`` / ``scratch`` to train), ``parallel_jobs`` (how many of those
-            jobs run at once; 1 = one after the other).
+            jobs run at once; 1 = one after the other), ``datasets`` (which datasets to finetune at all; absent:
+            every one the pipeline has a namespace for).
         pretrain_info: the pretraining run whose latest checkpoint initialises the ``pretrained`` job.
         text: ``params:text``: the tokenizer of every job (`pipelines.pretrain.nodes.corpus_run_config`).
 
     Returns:
-        ``{init: {"run_dir", "key", "final", "mlflow_run_id"}}``.
+        ``{init: {"run_dir", "key", "final", "mlflow_run_id"}}``; ``{}`` for a dataset left out of ``datasets``.
     """
+    selected = finetune.get("datasets")
+    if selected is not None and dataset not in selected:
+        log.info("%s: not in finetune.datasets %s; not finetuned", dataset, list(selected))
+        return {}
     run = merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {})
     inits = list(finetune.get("inits", ["pretrained", "scratch"]))
     parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(inits)))
