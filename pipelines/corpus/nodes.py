@@ -34,6 +34,8 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
     """
     from hero.synth.generate import SynthConfig, generate_corpus
 
+    if not corpus.get("path"):
+        raise ValueError("corpus.path: not set; give the corpus folder (kedro run --params=corpus.path=/data/my_corpus)")
     path = str(corpus["path"])
     if corpus.get("features"):
         return features_only_corpus(corpus)
