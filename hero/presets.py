@@ -8,7 +8,7 @@ from typing import Literal
 
 from hero.config import ConfigError, from_dict
 from hero.model.config import ModelConfig
-from hero.text.tokenizer import SpecialTokens
+from hero.text.tokenizer import TOKENIZER_FORMS, SpecialTokens, TextTokenizer, load_tokenizer
 
 ROBERTA_TOKENS = SpecialTokens(cls=0, pad=1, sep=2, unk=3, mask=50264, random_low=4, random_high=50257)
 MINILM_TOKENS = SpecialTokens(cls=101, pad=0, sep=102, unk=100, mask=103, random_low=999, random_high=30522)
@@ -21,7 +21,8 @@ class Preset:
     model: ModelConfig
     tokens: SpecialTokens
     tokenizer: str | None
-    """`"minilm"` (the packaged vocabulary), a path to a tokenizer.json, or None (ids come pre-tokenized)."""
+    """`"minilm"` (the packaged vocabulary), a tokenizer path (`hero.text.load_tokenizer`), or None: a run
+    names one (``data.tokenizer``; hero-base / hero-small: RoBERTa's vocab.json + merges.txt)."""
     text_init: Literal["minilm"] | None = None
     """Pretrained weights for the text side (embeddings + cross-modal layers)."""
 
@@ -69,3 +70,22 @@ def get_preset(name: str, **model_overrides) -> Preset:
 
     model = from_dict(ModelConfig, merge(to_dict(p.model), model_overrides), _path="model")
     return Preset(name=p.name, model=model, tokens=p.tokens, tokenizer=p.tokenizer, text_init=p.text_init)
+
+
+def preset_tokenizer(preset: Preset, name_or_path: str | None = None, *, key: str = "data.tokenizer") -> TextTokenizer:
+    """The tokenizer of ``preset``'s text side: ``name_or_path`` (a run's ``data.tokenizer``), else the preset's own,
+    checked against the preset: the same vocabulary size and special-token ids (``preset.tokens``).
+
+    Raises:
+        ConfigError: one line starting with ``key``: no tokenizer named, a missing file, or a vocabulary that
+            disagrees with the preset (naming the file and the rule).
+    """
+    choice = name_or_path or preset.tokenizer
+    if choice is None:
+        raise ConfigError(f"{key}: preset {preset.name} names no tokenizer; give {TOKENIZER_FORMS}")
+    try:
+        tok = load_tokenizer(choice)
+        tok.check_matches(preset.tokens, preset.model.vocab_size, f"preset {preset.name}")
+    except (FileNotFoundError, ConfigError) as err:
+        raise ConfigError(f"{key}: {err}") from None
+    return tok

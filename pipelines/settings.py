@@ -3,8 +3,7 @@
 import os
 from pathlib import Path
 
-from kedro.config import OmegaConfigLoader
-
+from pipelines.config_loader import LocalLastConfigLoader
 from pipelines.hooks import MlflowStoreLock, RedactSecrets, SecretGuard
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -17,12 +16,12 @@ def project_root() -> Path:
 
 HOOKS = (SecretGuard(), MlflowStoreLock(), RedactSecrets())
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = LocalLastConfigLoader   # conf/local is read last under any --env too (pipelines/config_loader.py)
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # ${root:} is the absolute project root: MLflow's sqlite URI must be absolute (STACK.md trap 1: a relative
-    # one breaks under `dvc exp run --temp`, which runs in a copy of the repo).
+    # ${root:} is the absolute project root: MLflow's sqlite URI must be absolute (a relative one breaks
+    # under `dvc exp run --temp`, which runs in a copy of the repository).
     "custom_resolvers": {"root": lambda: project_root().as_posix()},
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
 }

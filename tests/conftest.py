@@ -47,3 +47,48 @@ def tiny():
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+def write_byte_level_bpe(folder, *, mask_id: int = 50264, size: int | None = None):
+    """A RoBERTa-shaped byte-level BPE vocabulary written by hand into ``folder`` (vocab.json + merges.txt):
+    ``<s> <pad> </s> <unk>`` at ids 0-3 (RoBERTa's), the 256 byte symbols, a few merges (enough to spell
+    "hello world" in few tokens), filler tokens, and ``<mask>`` at ``mask_id``; ``size`` tokens in all (default
+    mask_id + 1). With the defaults its size and special ids are those of hero-base (`ROBERTA_TOKENS`)."""
+    import json
+    from pathlib import Path
+
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    size = mask_id + 1 if size is None else size
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for sym in sorted(ByteLevel.alphabet()):
+        vocab[sym] = len(vocab)
+    merges = [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("\u0120", "w"), ("o", "r"), ("\u0120w", "or"),
+              ("l", "d"), ("\u0120wor", "ld")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    filler = 0
+    while len(vocab) < size:
+        if len(vocab) == mask_id:
+            vocab["<mask>"] = mask_id
+            continue
+        vocab[f"madeupword{filler:05d}"] = len(vocab)
+        filler += 1
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def roberta_like_vocab(tmp_path):
+    """A folder with a hand-built byte-level BPE vocab.json + merges.txt whose size and special ids are hero-base's."""
+    return write_byte_level_bpe(tmp_path / "roberta-like")
+
+
+@pytest.fixture
+def bpe_vocab_writer():
+    """`write_byte_level_bpe` itself, for tests that need another size or other special ids (a test module
+    cannot import a conftest: several share the name)."""
+    return write_byte_level_bpe

@@ -29,6 +29,11 @@ RULES = {
     "features.non_finite": "a feature array holds NaN or inf",
     "features.wrong_dim": "a feature array has the wrong shape or dimension",
     "features.missing": "a video has no feature entry",
+    "features.clip_len_mismatch": "the features' clip length is not corpus.reader.clip_len",
+    "features.longer_than_video": "a video's features hold more clips than its duration covers (one clip of slack)",
+    "features.changed": "the features source no longer holds the bytes the manifest recorded (re-run the corpus stage)",
+    "video2dur.bad_file": "the video2dur file is not JSON of {split: {vid_name: [duration, index]}} or {vid_name: duration}",
+    "video2dur.bad_value": "a video2dur duration is not a finite number > 0, or two splits give one video two durations",
     "text.bad_encoding": "an annotation or subtitle file holds bytes its encoding (corpus.reader.encoding) rejects",
 }
 """Every rule a corpus or feature input can break, with what it means."""
@@ -36,6 +41,7 @@ RULES = {
 NOTES = {
     "subtitle.after_video_end": "subtitles starting after the video's end, dropped (HERO d.3)",
     "annotation.of_skipped_video": "annotation lines of a video that was skipped as bad, dropped",
+    "features.duration_from_clips": "features-only videos missing from the video2dur file: duration = clips x clip_len",
     "annotation.ts_nan": 'lines with ts "NaN-NaN" (TVQA test release), kept with no timestamp',
     "annotation.no_type": "TVR lines without a query type, kept with type None (no per-type metrics)",
     "annotation.unlabeled": "test lines without their label, kept for prediction only (scoring refuses them)",

@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 from hero.config import ConfigError, to_dict
 from hero.corpus.alignment import align_subtitles, count_clips
@@ -109,11 +111,24 @@ def _read_subtitles(storage: Storage, cfg: CorpusConfig, names: set[str], report
     return found
 
 
-def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest:
-    """Read the corpus at ``cfg.path`` and return its manifest (nothing is written; see `write_manifest`)."""
-    t0 = time.perf_counter()
-    storage = storage or open_storage(cfg.path)
-    report = IngestReport()
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ingestion needs of one video, however it was found: a probed file, or an entry of a features-only
+    corpus (hero.features.prebuilt)."""
+
+    path: str
+    """Relative to the corpus root; "" when the video has no file (features only)."""
+    sha256: str
+    """Content hash: of the file's bytes, or of the video's feature bytes."""
+    duration: float
+    fps: float = 0.0
+    """Frame rate of the file (0.0: unknown, features only)."""
+    num_clips: int | None = None
+    """Clips the video's features hold; None: ``count_clips(duration, clip_len)``."""
+
+
+def _list_videos(storage: Storage, cfg: CorpusConfig, report: IngestReport) -> dict[str, str]:
+    """vid_name -> relative path of each video file under ``cfg.videos_dir`` (duplicates reported)."""
     rels = [r for r in storage.list_files(cfg.videos_dir) if PurePosixPath(r).suffix.lower() in cfg.video_exts]
     by_name: dict[str, str] = {}
     for rel in rels:
@@ -123,18 +138,49 @@ def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest
                                       f"{name!r} is also {by_name[name]}"), cfg.on_error)
             continue
         by_name[name] = rel
-    subtitles = _read_subtitles(storage, cfg, set(by_name), report)
-    videos: dict[str, VideoEntry] = {}
+    return by_name
+
+
+def _probe_file(storage: Storage, rel: str) -> VideoInfo:
+    local = storage.local_path(rel)
+    info = probe_video(local, storage.uri(rel))
+    return VideoInfo(path=rel, sha256=file_sha256(local), duration=info.duration, fps=info.fps)
+
+
+def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None, *,
+                  videos: Mapping[str, VideoInfo | CorpusError] | None = None,
+                  features: dict[str, Any] | None = None, report: IngestReport | None = None) -> Manifest:
+    """Read the corpus at ``cfg.path`` and return its manifest (nothing is written; see `write_manifest`).
+
+    Args:
+        videos: the corpus's videos when they are not files under ``cfg.videos_dir`` (a features-only corpus,
+            `hero.features.prebuilt.ingest_features_corpus`): vid_name -> its `VideoInfo`, or the `CorpusError` that
+            makes it a bad video (raised or skipped and counted, like a video that does not decode). None: probe
+            the files under ``cfg.videos_dir``.
+        features: recorded as ``Manifest.features`` (where a features-only corpus's features come from).
+        report: a report to add to (what the caller already counted); default a new one.
+    """
+    t0 = time.perf_counter()
+    storage = storage or open_storage(cfg.path)
+    report = report or IngestReport()
+    if videos is None:
+        by_name = _list_videos(storage, cfg, report)
+        names = list(by_name)
+    else:
+        names = list(videos)
+    subtitles = _read_subtitles(storage, cfg, set(names), report)
+    entries: dict[str, VideoEntry] = {}
     skipped: set[str] = set()
-    for name, rel in by_name.items():
-        local = storage.local_path(rel)
+    for name in names:
         try:
-            info = probe_video(local, storage.uri(rel))
+            info = _probe_file(storage, by_name[name]) if videos is None else videos[name]
+            if isinstance(info, CorpusError):
+                raise info
         except CorpusError as err:
             report.handle(err, cfg.on_error)
             skipped.add(name)
             continue
-        n = count_clips(info.duration, cfg.clip_len)
+        n = info.num_clips if info.num_clips is not None else count_clips(info.duration, cfg.clip_len)
         source, subs = subtitles.get(name, (None, []))
         subs = validate_subtitles(subs, source or name, report, cfg.on_error)
         al = align_subtitles([(s.start, s.end) for s in subs], n, cfg.clip_len,
@@ -142,12 +188,12 @@ def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest
         kept = [s for s, k in zip(subs, al.kept) if k]
         if len(kept) < len(subs):
             report.note("subtitle.after_video_end", len(subs) - len(kept))
-        videos[name] = VideoEntry(
-            vid_name=name, path=rel, sha256=file_sha256(local), duration=round(info.duration, 6), num_clips=n,
+        entries[name] = VideoEntry(
+            vid_name=name, path=info.path, sha256=info.sha256, duration=round(info.duration, 6), num_clips=n,
             fps=info.fps, subs=[[s.text, s.start, s.end] for s in kept], sub_clips=[list(c) for c in al.sub_clips],
             unmatched=list(al.unmatched), subtitle_source=source,
         )
-    durations = {k: v.duration for k, v in videos.items()}
+    durations = {k: v.duration for k, v in entries.items()}
     tasks: dict[str, dict[str, list]] = {}
     for task in cfg.tasks:
         for split in SPLITS:
@@ -163,12 +209,13 @@ def ingest_corpus(cfg: CorpusConfig, storage: Storage | None = None) -> Manifest
                 examples = parse_annotations(text, storage.uri(rel), task, split, durations, report, cfg.on_error,
                                              cfg.ts_tolerance, frozenset(skipped))
             tasks.setdefault(task, {})[split] = examples
-    if not videos:
-        logger.warning("%s: no decodable video under %s/", storage.root, cfg.videos_dir)
-    logger.info("ingested %d videos, %d annotation files from %s in %.1fs (%d skipped)", len(videos),
+    if not entries:
+        where = f"{cfg.videos_dir}/" if videos is None else f"the features {(features or {}).get('source')}"
+        logger.warning("%s: no usable video in %s", storage.root, where)
+    logger.info("ingested %d videos, %d annotation files from %s in %.1fs (%d skipped)", len(entries),
                 sum(len(s) for s in tasks.values()), storage.root, time.perf_counter() - t0, sum(report.skipped.values()))
-    return Manifest(root=storage.root, clip_len=cfg.clip_len, videos=videos, tasks=tasks, report=report.to_dict(),
-                    config=to_dict(cfg))
+    return Manifest(root=storage.root, clip_len=cfg.clip_len, videos=entries, tasks=tasks, report=report.to_dict(),
+                    config=to_dict(cfg), features=features)
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike) -> None:

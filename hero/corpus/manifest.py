@@ -19,8 +19,9 @@ class VideoEntry:
 
     vid_name: str
     path: str
-    """Relative to the corpus root (forward slashes)."""
+    """Relative to the corpus root (forward slashes); "" for a video of a features-only corpus (no file)."""
     sha256: str
+    """Content hash: of the video file, or for a features-only corpus of the video's feature bytes."""
     duration: float
     num_clips: int
     fps: float
@@ -42,12 +43,19 @@ class Manifest:
     tasks: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] | None = None
+    """A features-only corpus: where its videos' features come from (``{"source", "kind", "clip_len", "dim",
+    "video2dur", ...}``, `hero.features.prebuilt`); the features stage imports them instead of extracting. None: the
+    videos are files."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "version": MANIFEST_VERSION, "root": self.root, "clip_len": self.clip_len, "config": self.config,
             "videos": {k: asdict(v) for k, v in self.videos.items()}, "tasks": self.tasks, "report": self.report,
         }
+        if self.features is not None:  # only a features-only corpus: other manifests keep their bytes
+            d["features"] = self.features
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Manifest:
@@ -55,7 +63,7 @@ class Manifest:
             raise ValueError(f"manifest version {d.get('version')!r} is not {MANIFEST_VERSION}")
         videos = {k: VideoEntry(**v) for k, v in d["videos"].items()}
         return cls(root=d["root"], clip_len=d["clip_len"], videos=videos, tasks=d.get("tasks", {}),
-                   report=d.get("report", {}), config=d.get("config", {}))
+                   report=d.get("report", {}), config=d.get("config", {}), features=d.get("features"))
 
     def save(self, path: str | Path) -> None:
         """Write the manifest as JSON, whole or not at all."""
@@ -88,6 +96,12 @@ class Manifest:
         """A local file holding the video, for PyAV: the file itself, or for an ``s3://`` corpus its copy in the
         local cache (`hero.storage.local_file`: downloaded on first use, reused while the object's ETag stays the
         same). The copy has the object's bytes, so the entry's ``sha256`` (the feature store's content address)
-        still holds."""
+        still holds.
+
+        Raises:
+            FileNotFoundError: the corpus is features-only (its videos have no file).
+        """
+        if not self.videos[vid_name].path:
+            raise FileNotFoundError(f"{vid_name}: a video of a features-only corpus has no file")
         uri = self.video_uri(vid_name)
         return local_file(uri) if is_remote(uri) else uri

@@ -36,7 +36,8 @@ from hero.data.task_collate import collate_videos, pad_token_lists
 from hero.eval.moment_ranking import MomentRankConfig
 from hero.features.store import FeatureStore
 from hero.tasks.moment_retrieval import EncodedCorpus
-from hero.text.tokenizer import TextTokenizer, load_tokenizer
+from hero.presets import preset_tokenizer
+from hero.text.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 1
@@ -156,7 +157,7 @@ class MomentSearcher:
         """Load a finished TVR-style finetuning job and index ``videos`` (default: every manifest video).
 
         With ``index``, a matching index there is loaded instead of encoding; otherwise the corpus is encoded
-        and saved there. ``tokenizer`` defaults to the run preset's (MiniLM when it names none).
+        and saved there. ``tokenizer`` defaults to the run's own (checked against its preset).
         Raises:
             FileNotFoundError: no run dir, no checkpoint in it, no manifest or feature store.
             ValueError: not a moment-retrieval run, unknown videos, features of the wrong dimension.
@@ -176,8 +177,8 @@ class MomentSearcher:
         model, preset = load_task_model(run_dir, step=ck.step)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(manifest)
         store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-        tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else load_tokenizer(
-            tokenizer or preset.tokenizer or "minilm")
+        tokenizer = tokenizer if isinstance(tokenizer, TextTokenizer) else preset_tokenizer(preset, tokenizer,
+                                                                                             key="tokenizer")
         videos, model = _videos(manifest, videos), model.to(device).eval()
         weights = json.loads((ck.path / "manifest.json").read_text())["files"]["model.safetensors"]["sha256"]
         fp = _fingerprint(weights, store, videos, model.model_cfg.max_frames)

@@ -43,6 +43,12 @@ def entry_key(video_sha256: str | None, fingerprint: dict[str, Any], clip_len: f
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def imported_key(features_sha256: str, num_clips: int, clip_len: float) -> str:
+    """Content address of features imported as they are (a HERO video_db value, another store's rows): a function of
+    the source bytes' hash, the clips kept and the clip length alone, never of where the source lives."""
+    return entry_key(features_sha256, {"name": "import", "num_clips": int(num_clips)}, clip_len)
+
+
 def check_features(feats: np.ndarray, file: str, dim: int | None = None, line: int | None = None) -> None:
     """Reject NaN/inf (``features.non_finite``) and a shape other than [clips >= 1, dim] (``features.wrong_dim``)."""
     if feats.ndim != 2 or feats.shape[0] < 1 or (dim is not None and feats.shape[1] != dim):
@@ -223,4 +229,4 @@ def publish_store(root: str | os.PathLike, uri: str) -> dict[str, Any]:
     return index
 
 
-__all__ = ["FeatureStore", "StoreWriter", "check_features", "consolidate", "entry_key", "publish_store"]
+__all__ = ["FeatureStore", "StoreWriter", "check_features", "consolidate", "entry_key", "imported_key", "publish_store"]

@@ -4,7 +4,7 @@ pretraining checkpoint's weights), HERO's two-layer MLP head and attention pooli
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch.nn.functional as F
@@ -60,6 +60,9 @@ class DownstreamTask(nn.Module):
         self.model_cfg, self.cfg, self.tokens = model_cfg, cfg, tokens
         self.encoder = Hero(model_cfg)
         self.pretrained_missing_keys: list[str] = []
+        self.all_gather: Callable[[Tensor], Tensor] | None = None
+        """Differentiable all-gather over ranks (own rows first), set by the trainer under torchrun; tasks whose
+        config asks for it (moment retrieval's ``gather_across_ranks``) enlarge their negative pool with it."""
 
     def prepare(self, inputs: Any, generator: Any, step: int) -> Any:
         """Per-step changes to the inputs (e.g. moment retrieval's loss dropping, hard negatives); default: none."""

@@ -28,7 +28,7 @@ from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import VsmConfig
 from hero.tasks.downstream import DownstreamTask
-from hero.tasks.vsm import MASK_LOGIT, VsmHead, ranking_loss, video_scores
+from hero.tasks.vsm import MASK_LOGIT, VsmHead, gather_pool, ranking_loss, video_scores
 from hero.text.tokenizer import SpecialTokens
 
 
@@ -49,6 +49,9 @@ class MomentRetrievalConfig:
     clip_len: float = 1.5
     """Seconds per frame feature, for the start/end labels."""
     max_query_len: int = 60
+    gather_across_ranks: bool = False
+    """Rank every query against the videos of all ranks, and every video against all ranks' queries (queries and
+    videos all-gathered, differentiably; HERO's TVR finetuning does, as its pretraining VSM). No effect on 1 rank."""
 
     def __post_init__(self) -> None:
         _check_ranking(self, "moment_retrieval")
@@ -215,8 +218,12 @@ class MomentRetrievalTask(DownstreamTask):
     def forward(self, inputs: MomentRetrievalInputs) -> TaskOutput:
         out = self.encoder(inputs.batch)
         query = self.encode_queries(inputs.query_ids, inputs.query_mask)          # [Q, D]
-        scores = video_scores(query, out.frame_states, out.frame_mask)            # [Q, B]
-        loss_ctx, loss_q = ranking_loss(scores, inputs.query_video, self._vsm, inputs.hard)
+        pool_query, frames, frame_mask, query_video = query, out.frame_states, out.frame_mask, inputs.query_video
+        if self.cfg.gather_across_ranks and self.all_gather is not None:         # every rank's queries and videos
+            frames, frame_mask, pool_query, query_video = gather_pool(self.all_gather, frames, frame_mask, query,
+                                                                      query_video)
+        scores = video_scores(pool_query, frames, frame_mask)                     # [Q(all), B(all)]
+        loss_ctx, loss_q = ranking_loss(scores, query_video, self._vsm, inputs.hard)
         loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
         metrics = {"moment_retrieval/loss_neg_ctx": loss_ctx.detach(), "moment_retrieval/loss_neg_q": loss_q.detach()}
         has_span = inputs.start >= 0
@@ -226,7 +233,7 @@ class MomentRetrievalTask(DownstreamTask):
             loss_st_ed = moment_span_loss(st, ed, inputs.start[has_span], inputs.end[has_span])
             loss = loss + self.cfg.lw_st_ed * loss_st_ed
             metrics["moment_retrieval/loss_st_ed"] = loss_st_ed.detach()
-        r1 = (scores.argmax(1) == inputs.query_video).float().mean()
+        r1 = (scores.argmax(1) == query_video).float().mean()
         metrics.update({"moment_retrieval/loss": loss.detach(), "moment_retrieval/vr_r1": r1.detach()})
         return TaskOutput(loss=loss, metrics=metrics, count=int(inputs.query_ids.shape[0]))
 

@@ -162,7 +162,7 @@ class Vsm:
         query = self.encode_queries(model, inputs.query_ids, inputs.query_mask)   # [Q, D]
         own_query, frames, frame_mask, query_video = query, out.frame_states, out.frame_mask, inputs.query_video
         if self.all_gather is not None:
-            frames, frame_mask, query, query_video = _gather(self.all_gather, frames, frame_mask, query, query_video)
+            frames, frame_mask, query, query_video = gather_pool(self.all_gather, frames, frame_mask, query, query_video)
         scores = video_scores(query, frames, frame_mask)                          # [Q, B]
         loss_ctx, loss_q = ranking_loss(scores, query_video, cfg, inputs.hard)
         loss = cfg.lw_neg_ctx * loss_ctx + cfg.lw_neg_q * loss_q
@@ -179,7 +179,7 @@ class Vsm:
         return TaskOutput(loss=loss, metrics=metrics, count=n_own, counters=counters)
 
 
-def _gather(all_gather, frames: Tensor, frame_mask: Tensor, query: Tensor, query_video: Tensor):
+def gather_pool(all_gather, frames: Tensor, frame_mask: Tensor, query: Tensor, query_video: Tensor):
     """Enlarge the negative pool with every rank's videos and queries; this rank's come first.
 
     ``all_gather(x)`` returns the concatenation over ranks along dim 0 (differentiable for this rank's part)

@@ -30,7 +30,7 @@ from hero.data.channels import apply_channels, check_channels
 from hero.data.collate import collate_videos
 from hero.data.random_batch import random_video_batch
 from hero.data.task_collate import video_examples
-from hero.presets import Preset
+from hero.presets import Preset, preset_tokenizer
 from hero.train.config import BatchLayout, DataConfig, SourceConfig
 
 
@@ -120,20 +120,17 @@ def build_source(cfg: SourceConfig, preset: Preset,
         datasets = importlib.import_module("hero.data.datasets")
         manifest_mod = importlib.import_module("hero.corpus.manifest")
         store_mod = importlib.import_module("hero.features.store")
-        tokenizer_mod = importlib.import_module("hero.text.tokenizer")
     except ImportError as err:
         raise RuntimeError(f"{prefix}source 'corpus' needs hero.data.datasets and the corpus stack ({err}); "
                            f"use {prefix}source=random meanwhile") from err
     if not cfg.features:
         raise ConfigError(f"{prefix}features: required when {prefix}source is 'corpus' (the feature store folder)")
-    tokenizer = cfg.tokenizer or preset.tokenizer
-    if tokenizer is None:
-        raise ConfigError(f"{prefix}tokenizer: preset {preset.name} names no tokenizer; give a tokenizer.json path")
+    tokenizer = preset_tokenizer(preset, cfg.tokenizer, key=f"{prefix}tokenizer")
     path = Path(cfg.path)
     manifest = manifest_mod.Manifest.load(path / "manifest.json" if path.is_dir() else path)
     options = {"channels": cfg.channels, **cfg.options}
     ds = datasets.PretrainDataset.from_split(manifest, store_mod.FeatureStore(cfg.features),
-                                             tokenizer_mod.load_tokenizer(tokenizer), split=cfg.split,
+                                             tokenizer, split=cfg.split,
                                              max_frames=preset.model.max_frames, **options)
     dim = ds.videos.feature_dim
     if len(ds) and dim != preset.model.feature_dim:

@@ -8,6 +8,7 @@ the video features; `load_task_model` rebuilds a finished job's task model for i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch import nn
 
 from hero.config import ConfigError, from_dict
 from hero.data.batch import VideoBatch
-from hero.presets import Preset
+from hero.presets import Preset, preset_tokenizer
 from hero.tasks import TASK_OF_DATASET, TASKS
 from hero.tasks.base import TaskOutput
 
@@ -68,11 +69,15 @@ def task_class(dataset: str) -> type:
     return TASKS[TASK_OF_DATASET[dataset]]
 
 
-def build_task_model(dataset: str, task_cfg: dict[str, Any], preset: Preset) -> FinetuneModel:
-    """The task model for ``dataset`` (tvr, tvqa, violin, tvc, retrieval, …) with its config from ``task_cfg``."""
+def build_task_model(dataset: str, task_cfg: dict[str, Any], preset: Preset,
+                     all_gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FinetuneModel:
+    """The task model for ``dataset`` (tvr, tvqa, violin, tvc, retrieval, …) with its config from ``task_cfg``;
+    ``all_gather`` (under torchrun) for tasks that gather negatives across ranks."""
     cls = task_class(dataset)
     cfg = from_dict(cls.config_cls, task_cfg, _path="finetune")
-    return FinetuneModel(cls(preset.model, cfg, preset.tokens))
+    task = cls(preset.model, cfg, preset.tokens)
+    task.all_gather = all_gather
+    return FinetuneModel(task)
 
 
 def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Preset) -> tuple[Any, Callable]:
@@ -81,7 +86,6 @@ def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Pre
     from hero.corpus.manifest import Manifest
     from hero.data.datasets import TaskDataset, VideoFeatures
     from hero.features.store import FeatureStore
-    from hero.text.tokenizer import load_tokenizer
 
     if data_cfg.corpora:
         raise ConfigError("data.corpora: finetuning reads one corpus (data.source=corpus, data.path, data.features)")
@@ -91,7 +95,7 @@ def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Pre
         raise ConfigError("data.features: required when data.source is 'corpus' (the feature store folder)")
     path = Path(data_cfg.path)
     manifest = Manifest.load(path / "manifest.json" if path.is_dir() else path)
-    tokenizer = load_tokenizer(data_cfg.tokenizer or preset.tokenizer or "minilm")
+    tokenizer = preset_tokenizer(preset, data_cfg.tokenizer)
     store = FeatureStore(data_cfg.features)
     videos = VideoFeatures(manifest, store, tokenizer, video_ids=manifest.split_videos(data_cfg.split) or list(manifest.videos),
                            max_frames=preset.model.max_frames, channels=data_cfg.channels)
@@ -112,7 +116,9 @@ def batch_videos(batch: Any) -> VideoBatch:
 
 
 def load_task_model(run_dir: str | Path, step: int | None = None) -> tuple[nn.Module, Preset]:
-    """The task model of a finished finetuning job (its latest checkpoint, or ``step``), in eval mode."""
+    """The task model of a finished finetuning job (its latest checkpoint, or ``step``), in eval mode, and its
+    preset with the job's own tokenizer choice (``data.tokenizer``, when it named one) as ``preset.tokenizer``:
+    `hero.presets.preset_tokenizer(preset)` then reads the vocabulary the job was trained with."""
     from hero.train.checkpoint import find_latest, load_step
     from hero.train.config import RunConfig
 
@@ -122,6 +128,8 @@ def load_task_model(run_dir: str | Path, step: int | None = None) -> tuple[nn.Mo
         raise FileNotFoundError(f"{run_dir}: no checkpoint")
     cfg = RunConfig.from_dict(ck.meta["config"])
     preset = cfg.build_preset()
+    if cfg.data.tokenizer:
+        preset = dataclasses.replace(preset, tokenizer=cfg.data.tokenizer)
     model = build_task_model(cfg.task, cfg.finetune, preset)
     ck.load_weights(model, strict=True)
     log.info("loaded %s (%s, step %d)", run_dir, cfg.task, ck.step)

@@ -67,7 +67,7 @@ class Trainer:
         if cfg.task != "pretrain":  # finetuning: a downstream task behind the same interface
             from hero.train.finetune import build_task_model
 
-            self.model = build_task_model(cfg.task, cfg.finetune, self.preset)
+            self.model = build_task_model(cfg.task, cfg.finetune, self.preset, all_gather=gather)
             if cfg.text_init:
                 init_text_side(self.model.encoder, self.preset.text_init)
             self.tasks = TaskSampler({cfg.task: 1.0}, seed=t.seed)

@@ -25,14 +25,20 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
     Args:
         corpus: ``params:corpus`` (``path``: ``synthetic``, a folder or an ``s3://bucket/prefix`` URI whose
             credentials and endpoint come from the AWS environment, docs/s3.md; ``synthetic``: hero.synth.SynthConfig
-            fields, e.g. size, seed and domain ``tv`` | ``instructional``).
+            fields, e.g. size, seed and domain ``tv`` | ``instructional``; ``features``: a features-only corpus's
+            features, with ``video2dur`` its durations, see `features_only_corpus`).
 
     Returns:
-        ``{"path", "source", "fingerprint"}`` for the ingestion node; ``path`` is the folder or the URI.
+        ``{"path", "source", "fingerprint"}`` for the ingestion node (plus ``features`` and ``video2dur`` for a
+        features-only corpus); ``path`` is the folder or the URI.
     """
     from hero.synth.generate import SynthConfig, generate_corpus
 
+    if not corpus.get("path"):
+        raise ValueError("corpus.path: not set; give the corpus folder (kedro run --params=corpus.path=/data/my_corpus)")
     path = str(corpus["path"])
+    if corpus.get("features"):
+        return features_only_corpus(corpus)
     if is_remote(path):
         root, fingerprint = remote_corpus(path)
         return _corpus_info(root, "user", fingerprint)
@@ -56,6 +62,46 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
             raise FileNotFoundError(f"corpus.path: {root} is not a folder (DESIGN.md §4 layout expected)")
         source = "user"
     return _corpus_info(str(root), source, tree_fingerprint(root))
+
+
+def _local(path: str, what: str) -> Path:
+    p = Path(str(path).removeprefix("file://")).expanduser().resolve()
+    if not p.exists():
+        raise FileNotFoundError(f"{what}: {p} does not exist")
+    return p
+
+
+def features_only_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
+    """A corpus whose videos are precomputed features: ``corpus.path`` holds the subtitles and annotations (no
+    videos/), ``corpus.features`` a HERO video_db folder (or its LMDB folder) or a feature store of ours, and the
+    optional ``corpus.video2dur`` the durations (docs/data.md, "Features-only corpora").
+
+    The fingerprint covers the three: the corpus folder and the features folder by (path, size, mtime) of their
+    files (an S3 corpus by its listing), the video2dur file by its bytes; paths are resolved here (relative ones
+    against the working directory, the project root under ``kedro run``).
+
+    Raises:
+        ValueError: ``corpus.path`` is ``synthetic``. FileNotFoundError: a path that does not exist, naming its key.
+    """
+    path = str(corpus["path"])
+    if path == "synthetic":
+        raise ValueError("corpus.features: a features-only corpus needs corpus.path to be the folder of its subtitles "
+                         "and annotations, not 'synthetic'")
+    if is_remote(path):
+        root, corpus_fp = remote_corpus(path)
+    else:
+        local = _local(path, "corpus.path")
+        if not local.is_dir():
+            raise FileNotFoundError(f"corpus.path: {local} is not a folder")
+        root, corpus_fp = str(local), tree_fingerprint(local)
+    features = _local(corpus["features"], "corpus.features")
+    parts = {"corpus": corpus_fp, "features": tree_fingerprint(features)}
+    video2dur = None
+    if corpus.get("video2dur"):
+        video2dur = _local(corpus["video2dur"], "corpus.video2dur")
+        parts["video2dur"] = hashlib.sha256(video2dur.read_bytes()).hexdigest()
+    info = _corpus_info(root, "features-only", params_hash(parts))
+    return {**info, "features": str(features), "video2dur": str(video2dur) if video2dur else None}
 
 
 def _corpus_info(path: str, source: str, fingerprint: str) -> dict[str, Any]:
@@ -94,18 +140,30 @@ def remote_corpus(uri: str) -> tuple[str, str]:
 def build_manifest(corpus_info: dict[str, Any], corpus: dict[str, Any]) -> dict[str, Any]:
     """Ingest the corpus into ``data/02_intermediate/manifest-<hash>.json`` unless an identical one exists.
 
+    A features-only corpus (``corpus_info["features"]``) is read by `hero.features.prebuilt.ingest_features_corpus`:
+    its videos are the features' videos, with their clip counts and the hashes of their feature bytes.
+
     Returns:
         ``{"path", "key", "root", "videos", "examples", "report"}``: the manifest's location, the corpus it
         describes (a folder or an ``s3://`` URI) and a summary.
     """
     cfg = from_dict(CorpusConfig, {**corpus.get("reader", {}), "path": corpus_info["path"]}, _path="corpus.reader")
-    key = params_hash({"corpus": corpus_info["fingerprint"], "reader": corpus.get("reader", {}), "path": corpus_info["path"]})
+    parts = {"corpus": corpus_info["fingerprint"], "reader": corpus.get("reader", {}), "path": corpus_info["path"]}
+    features = corpus_info.get("features")
+    if features:  # a features-only corpus (other corpora keep the key they had)
+        parts.update(features=features, video2dur=corpus_info.get("video2dur"))
+    key = params_hash(parts)
     path = layer("02_intermediate") / f"manifest-{key}.json"
     if path.exists():
         log.info("manifest %s is up to date", path)
         manifest = Manifest.load(path)
     else:
-        manifest = ingest_corpus(cfg)
+        if features:
+            from hero.features.prebuilt import ingest_features_corpus
+
+            manifest = ingest_features_corpus(cfg, features, video2dur=corpus_info.get("video2dur"))
+        else:
+            manifest = ingest_corpus(cfg)
         manifest.save(path)
     examples = {f"{t}/{s}": len(v) for t, splits in manifest.tasks.items() for s, v in splits.items()}
     return {"path": str(path), "key": key, "root": manifest.root, "videos": len(manifest.videos), "examples": examples,

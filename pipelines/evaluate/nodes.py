@@ -26,7 +26,7 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
     from hero.corpus.manifest import Manifest
     from hero.eval.predict import predict_split, retrieval_examples
     from hero.features.store import FeatureStore
-    from hero.text.tokenizer import load_tokenizer
+    from hero.presets import preset_tokenizer
     from hero.train.finetune import load_task_model
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -36,7 +36,7 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
     out: dict[str, Any] = {}
     for init, info in finetune_info.items():
         model, preset = load_task_model(info["run_dir"])
-        tokenizer = load_tokenizer(preset.tokenizer or "minilm")
+        tokenizer = preset_tokenizer(preset)
         out_dir = (out_root or layer("07_model_output")) / dataset / init
         res = predict_split(model, dataset, manifest, store, tokenizer, split, out_dir,
                             **evaluate.get("options", {}).get(dataset, {}))

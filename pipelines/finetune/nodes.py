@@ -30,27 +30,32 @@ def job_launch(launch: dict[str, Any], parallel: int) -> dict[str, Any]:
 
 
 def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
-                  features_info: dict[str, Any], pretrain_info: dict[str, Any], *, dataset: str) -> dict[str, Any]:
+                  features_info: dict[str, Any], pretrain_info: dict[str, Any], text: dict[str, Any] | None = None,
+                  *, dataset: str) -> dict[str, Any]:
     """Finetune ``dataset``'s task from the pretrained checkpoint and, for comparison, from scratch.
 
     Args:
         finetune: ``params:finetune``: ``run`` (the shared job config), ``tasks`` (per-dataset overrides),
             ``inits`` (which of ``pretrained`` / ``scratch`` to train), ``parallel_jobs`` (how many of those
-            jobs run at once; 1 = one after the other).
+            jobs run at once; 1 = one after the other), ``datasets`` (which datasets to finetune at all; absent:
+            every one the pipeline has a namespace for).
         pretrain_info: the pretraining run whose latest checkpoint initialises the ``pretrained`` job.
+        text: ``params:text``: the tokenizer of every job (`pipelines.pretrain.nodes.corpus_run_config`).
 
     Returns:
-        ``{init: {"run_dir", "key", "final", "mlflow_run_id"}}``.
+        ``{init: {"run_dir", "key", "final", "mlflow_run_id"}}``; ``{}`` for a dataset left out of ``datasets``.
     """
-    run = merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {})
+    selected = finetune.get("datasets")
+    if selected is not None and dataset not in selected:
+        log.info("%s: not in finetune.datasets %s; not finetuned", dataset, list(selected))
+        return {}
     inits = list(finetune.get("inits", ["pretrained", "scratch"]))
     parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(inits)))
     parent = tracking.active_run_id()
     job_launch_cfg = job_launch(launch, parallel)
 
     def one(init: str) -> dict[str, Any]:
-        cfg = corpus_run_config(run, manifest_info, features_info)
-        cfg = merge(cfg, {"task": dataset, "train": {"init_from": pretrain_info["run_dir"] if init == "pretrained" else None}})
+        cfg = finetune_run_config(finetune, dataset, init, manifest_info, features_info, pretrain_info, text)
         keys = {"manifest": manifest_info["key"], "features": features_info["key"],
                 "pretrain": pretrain_info["key"] if init == "pretrained" else None}
         with tracking.child_run(f"finetune/{dataset}/{init}", tags={"task": dataset, "init": init},
@@ -59,6 +64,16 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
         return {**info, "mlflow_run_id": run_id}
 
     return side_by_side({init: functools.partial(one, init) for init in inits}, parallel)
+
+
+def finetune_run_config(finetune: dict[str, Any], dataset: str, init: str, manifest_info: dict[str, Any],
+                        features_info: dict[str, Any], pretrain_info: dict[str, Any],
+                        text: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config of ``dataset``'s ``init`` job (``pretrained`` starts from ``pretrain_info``'s run, ``scratch``
+    from the preset): ``finetune.run`` with ``finetune.tasks.<dataset>`` merged in, on the corpus."""
+    run = merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {})
+    cfg = corpus_run_config(run, manifest_info, features_info, text)
+    return merge(cfg, {"task": dataset, "train": {"init_from": pretrain_info["run_dir"] if init == "pretrained" else None}})
 
 
 def side_by_side(jobs: dict[str, Callable[[], T]], parallel: int) -> dict[str, T]:

@@ -13,10 +13,11 @@ def create_pipeline(datasets=DATASETS, **kwargs) -> Pipeline:
     for ds in datasets:
         fn = update_wrapper(partial(finetune_task, dataset=ds), finetune_task)
         pipes.append(pipeline(
-            [node(fn, inputs=["params:finetune", "params:launch", "manifest_info", "features_info", "pretrain_info"],
+            [node(fn, inputs=["params:finetune", "params:launch", "manifest_info", "features_info", "pretrain_info",
+                              "params:text"],
                   outputs="finetune_info", name="finetune", tags=["finetune"])],
             namespace=ds,
             inputs={"manifest_info", "features_info", "pretrain_info"},
-            parameters={"params:finetune", "params:launch"},
+            parameters={"params:finetune", "params:launch", "params:text"},
         ))
     return sum(pipes, Pipeline([]))

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from hero.config import merge
+from hero.presets import preset_tokenizer
 from hero.corpus.atomic import write_text_atomic
 from hero.train.config import RunConfig
 from pipelines import tracking
 from pipelines.fingerprint import params_hash
 from pipelines.launch import launch_torchrun
 from pipelines.paths import layer
+from pipelines.settings import project_root
 from pipelines.reporting import plot_curves, read_metrics_jsonl
 from pipelines.sweep.space import flat
 
@@ -21,10 +23,23 @@ log = logging.getLogger(__name__)
 DONE = "done.json"
 
 
-def corpus_run_config(run: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any]) -> dict[str, Any]:
-    """The job's config: ``run`` with the corpus, the feature store and the feature dimension filled in."""
+def corpus_run_config(run: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any],
+                      text: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The job's config: ``run`` with the corpus, the feature store and the feature dimension filled in, and the
+    tokenizer of ``params:text`` (``text.tokenizer``; a relative path is taken from the project root) as
+    ``data.tokenizer`` when it names one (None keeps the run's own choice, by default the preset's)."""
     data = {"source": "corpus", "path": manifest_info["path"], "features": features_info["path"]}
+    tokenizer = (text or {}).get("tokenizer")
+    if tokenizer:
+        data["tokenizer"] = tokenizer_location(str(tokenizer))
     return merge(run, {"data": data, "model": {"feature_dim": int(features_info["dim"])}})
+
+
+def tokenizer_location(tokenizer: str) -> str:
+    """``minilm`` or an absolute path as given; a relative path from the project root (jobs run elsewhere)."""
+    if tokenizer == "minilm" or Path(tokenizer).is_absolute():
+        return tokenizer
+    return str(project_root() / tokenizer)
 
 
 def run_job(name: str, cfg: dict[str, Any], launch: dict[str, Any], key_parts: dict[str, Any],
@@ -34,7 +49,9 @@ def run_job(name: str, cfg: dict[str, Any], launch: dict[str, Any], key_parts: d
     The key hashes the resolved config and the data it reads, so a re-run with unchanged inputs costs nothing,
     and an interrupted run resumes from its latest checkpoint (hero.train does that by itself).
     """
-    RunConfig.from_dict(cfg)  # a bad config fails here, in the Kedro process, naming its dotted key
+    checked = RunConfig.from_dict(cfg)  # a bad config fails here, in the Kedro process, naming its dotted key
+    if checked.data.source == "corpus" and not checked.data.corpora:   # and a tokenizer that does not fit the preset
+        preset_tokenizer(checked.build_preset(), checked.data.tokenizer)
     key = params_hash({"cfg": cfg, **key_parts})
     run_dir = layer("06_models") / name / key
     done = run_dir / DONE
@@ -67,13 +84,15 @@ def tuned_run(run: dict[str, Any], sweep_best: dict[str, Any] | None) -> dict[st
 
 
 def pretrain(pretrain: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
-             features_info: dict[str, Any], sweep_best: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Pretrain on the corpus with the task mix of ``params:pretrain.run`` (plus the sweep's tuned values).
+             features_info: dict[str, Any], sweep_best: dict[str, Any] | None = None,
+             text: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pretrain on the corpus with the task mix of ``params:pretrain.run`` (plus the sweep's tuned values) and the
+    tokenizer of ``params:text``.
 
     Returns:
         ``{"run_dir", "key", "final"}``: where the checkpoints are, and the last logged metrics.
     """
-    cfg = corpus_run_config(tuned_run(pretrain["run"], sweep_best), manifest_info, features_info)
+    cfg = corpus_run_config(tuned_run(pretrain["run"], sweep_best), manifest_info, features_info, text)
     tracking.set_tags({"corpus": manifest_info["key"], "features": features_info["key"]})
     info = run_job("pretrain", cfg, launch, {"manifest": manifest_info["key"], "features": features_info["key"]},
                    mlflow_prefix="pretrain/")

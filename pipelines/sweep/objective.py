@@ -143,13 +143,13 @@ class ProxyObjective:
     def validate(self, run_dir: Path, out_root: Path, step: int) -> float:
         """The objective metric of the finetuning checkpoint at ``step``; every val metric goes to the trial's run."""
         from hero.eval.predict import predict_split
-        from hero.text.tokenizer import load_tokenizer
+        from hero.presets import preset_tokenizer
         from hero.train.finetune import load_task_model
 
         obj = self.cfg.objective
         model, preset = load_task_model(run_dir, step=step)
         manifest, store = self._data()
-        res = predict_split(model, obj.dataset, manifest, store, load_tokenizer(preset.tokenizer or "minilm"), obj.split,
+        res = predict_split(model, obj.dataset, manifest, store, preset_tokenizer(preset), obj.split,
                             out_root / f"step-{step}", **self.predict_opts)
         metrics = res["metrics"]
         if obj.metric_key not in metrics:

@@ -1,36 +1,11 @@
 """Import of precomputed features in the original HERO video_db layout (HERO_SPEC.md d.1), written here."""
 
-import io
-import json
-
-import lmdb
-import msgpack
-import msgpack_numpy
 import numpy as np
 import pytest
 
 from hero.corpus.errors import CorpusError
-from hero.features.lmdb_import import import_video_db
+from hero.features.lmdb_import import import_video_db, write_video_db
 from hero.features.store import FeatureStore
-
-
-def write_video_db(root, videos, *, compressed=False, name="resnet_slowfast_1.5", id2nframe=None):
-    """The original layout: video_db/<dataset>/id2nframe.json + LMDB <feat_version>_<clip_len>[_compressed]."""
-    root.mkdir(parents=True, exist_ok=True)
-    name = name + ("_compressed" if compressed else "")
-    (root / "id2nframe.json").write_text(json.dumps(id2nframe or {k: len(v) for k, v in videos.items()}))
-    env = lmdb.open(str(root / name), map_size=1 << 26)
-    with env.begin(write=True) as txn:
-        for vid, feats in videos.items():
-            if compressed:
-                buf = io.BytesIO()
-                np.savez_compressed(buf, features=feats)
-                value = buf.getvalue()
-            else:
-                value = msgpack.packb({"features": feats}, default=msgpack_numpy.encode, use_bin_type=True)
-            txn.put(vid.encode("utf-8"), value)
-    env.close()
-    return root
 
 
 @pytest.mark.parametrize("compressed", [False, True])

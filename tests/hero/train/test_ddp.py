@@ -119,3 +119,64 @@ def test_vsm_negatives_gathered_across_ranks_with_gradients(tmp_path):
     assert "GATHER_OK 0" in out.stdout and "GATHER_OK 1" in out.stdout
     rows = yaml.safe_load((tmp_path / "gather_run" / "config.yaml").read_text())
     assert rows["pretrain"]["vsm"]["gather_across_ranks"] is True
+
+
+MR_GATHER_SCRIPT = textwrap.dedent("""
+    import torch, torch.distributed as dist
+    from hero.data.random_batch import random_video_batch
+    from hero.presets import get_preset
+    from hero.tasks.moment_retrieval import MomentRetrievalConfig, MomentRetrievalInputs, MomentRetrievalTask
+    from hero.train.data import concat_videos
+    from hero.train.distributed import all_gather_own_first, init_distributed
+    info = init_distributed("cpu")
+    r = info.rank
+    p = get_preset("hero-tiny", dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)                                   # the same weights on both ranks
+    task = MomentRetrievalTask(p.model, MomentRetrievalConfig(gather_across_ranks=True), p.tokens)
+
+    def inputs(batches, offsets):
+        b = concat_videos(batches, pad_id=p.tokens.pad)
+        g = torch.Generator().manual_seed(7 + sum(offsets))
+        qv = torch.tensor([o + v for o in offsets for v in (0, 0, 1)])        # 3 queries on each rank's 2 videos
+        ids = torch.randint(5, 128, (len(qv), 6), generator=g)
+        ids[:, 0] = p.tokens.cls
+        n = torch.full((len(qv),), -1)
+        return MomentRetrievalInputs(batch=b, query_ids=ids, query_mask=torch.ones_like(ids, dtype=torch.bool),
+                                     query_video=qv - min(offsets), start=n, end=n, use_local=False, hard=False)
+
+    per_rank = [random_video_batch(p.model, p.tokens, num_videos=2, generator=torch.Generator().manual_seed(100 + k))
+                for k in range(2)]
+    mine = inputs([per_rank[r]], [2 * r])
+    task.all_gather = all_gather_own_first
+    gathered = task(mine)
+    gathered.loss.backward()
+    grads = {n: q.grad.clone() for n, q in task.named_parameters() if q.grad is not None}
+    for g in grads.values():                               # what DDP does: the mean over ranks
+        dist.all_reduce(g)
+        g /= 2
+    task.zero_grad()
+    task.all_gather = None                                 # one process with both ranks' queries and videos
+    q0, q1 = inputs([per_rank[0]], [0]), inputs([per_rank[1]], [2])
+    full = MomentRetrievalInputs(batch=concat_videos(per_rank, pad_id=p.tokens.pad),
+                                 query_ids=torch.cat([q0.query_ids, q1.query_ids]),
+                                 query_mask=torch.cat([q0.query_mask, q1.query_mask]),
+                                 query_video=torch.cat([q0.query_video, q1.query_video + 2]),
+                                 start=torch.full((6,), -1), end=torch.full((6,), -1), use_local=False, hard=False)
+    ref = task(full)
+    ref.loss.backward()
+    torch.testing.assert_close(gathered.loss, ref.loss, rtol=1e-5, atol=1e-6)
+    for n, q in task.named_parameters():
+        if q.grad is not None:
+            torch.testing.assert_close(grads[n], q.grad, rtol=1e-4, atol=1e-6, msg=n)
+    dist.destroy_process_group()
+    print("MR_GATHER_OK", r, float(gathered.loss))
+""")
+
+
+def test_tvr_finetuning_negatives_gathered_across_ranks_match_one_big_batch(tmp_path):
+    """gather_across_ranks in moment retrieval: 2 ranks x 2 videos score like one process with all 4 videos, and
+    the gradients DDP averages are that process's."""
+    script = tmp_path / "mr_gather_check.py"
+    script.write_text(MR_GATHER_SCRIPT)
+    out = torchrun([str(script)], tmp_path)
+    assert "MR_GATHER_OK 0" in out.stdout and "MR_GATHER_OK 1" in out.stdout
