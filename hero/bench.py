@@ -1,6 +1,6 @@
 """`make bench`: every benchmark of the library, each measured against its baseline in the same run.
 
-    python -m hero.bench [--only train,features,eval,captioning] [--out data/08_reporting/bench.json] [--quick]
+    python -m hero.bench [--only train,features,eval,captioning,tvr] [--out data/08_reporting/bench.json] [--quick]
 
 Each section is a module with a ``main(argv) -> dict`` of numbers (and the ratios it promises); this
 driver runs them in turn, prints one table, and writes the whole result as JSON (atomically).
@@ -39,6 +39,7 @@ SECTIONS = {
     "features": ("hero.features.bench", [], ["--videos", "8"]),  # extraction clips/s, decode share; store reads
     "eval": ("hero.eval.bench", [], ["--videos", "300", "--queries", "80"]),  # VCMR queries/s, peak memory
     "captioning": (_captioning, None, None),                   # decode tokens/s with and without the KV cache
+    "tvr": ("hero.eval.tvr_bench", [], ["--scale", "0.02"]),   # TVR-val-sized features-only corpus: LMDB -> metrics
 }
 
 

@@ -13,8 +13,10 @@ Datasets already truncate to the model's max_frames (HERO d.3), so this only pad
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from hero.data.batch import VideoBatch
@@ -45,16 +47,19 @@ def collate_videos(items: Sequence[Mapping], pad_id: int = 0) -> VideoBatch:
             frames.append(fr)
             owner.append(b)
     S = len(ids)
-    Lt = max([len(t) for t in ids] + [1])
-    F = max([len(fr) for fr in frames] + [1])
-    sub_ids = torch.full((S, Lt), pad_id, dtype=torch.long)
-    sub_mask = torch.zeros(S, Lt, dtype=torch.bool)
-    sub_frames = torch.full((S, F), -1, dtype=torch.long)
-    for i, (toks, fr) in enumerate(zip(ids, frames)):
-        sub_ids[i, : len(toks)] = torch.as_tensor(toks, dtype=torch.long)
-        sub_mask[i, : len(toks)] = True
-        if len(fr):
-            sub_frames[i, : len(fr)] = torch.as_tensor(fr, dtype=torch.long)
+    sub_ids, sub_mask = _pad(ids, S, pad_id)
+    sub_frames, _ = _pad(frames, S, -1)
     return VideoBatch(frame_feats=frame_feats, frame_mask=frame_mask, sub_ids=sub_ids, sub_mask=sub_mask,
                       sub_video=torch.tensor(owner, dtype=torch.long), sub_frames=sub_frames,
                       video_ids=tuple(str(it.get("video_id", b)) for b, it in enumerate(items)))
+
+
+def _pad(rows: Sequence[Sequence[int]], n: int, fill: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` integer lists -> [n, L] long padded with ``fill`` and its [n, L] bool mask (L = longest, >= 1); one
+    numpy fill rather than a tensor per row (a batch holds ~1,000 subtitles)."""
+    lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
+    width = max(int(lens.max()) if n else 0, 1)
+    mask = np.arange(width)[None, :] < lens[:, None]
+    out = np.full((n, width), fill, dtype=np.int64)
+    out[mask] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lens.sum()))
+    return torch.from_numpy(out), torch.from_numpy(mask)

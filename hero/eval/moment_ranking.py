@@ -207,22 +207,37 @@ def rank_videos(video_scores: Tensor, cfg: MomentRankConfig) -> RankedVideos:
     return RankedVideos(video=video, score=score)
 
 
+def _columns(videos: Tensor, wanted: Tensor) -> Tensor:
+    """Column of each ``wanted`` [c, K] corpus position within ``videos`` [c, Kc] (the videos whose st/ed
+    probabilities were computed), first match; a wanted video that is not there is an error."""
+    hit = videos[:, None, :] == wanted[:, :, None]                                             # [c, K, Kc]
+    if not bool(hit.any(-1).all()):
+        raise ValueError("st/ed probabilities were computed for videos that lack a top-ranked (or GT) video")
+    return hit.to(torch.uint8).argmax(-1)
+
+
 def rank_vcmr(video_scores: Tensor, st_probs: Tensor, ed_probs: Tensor, cfg: MomentRankConfig,
-              num_frames: Tensor | None = None) -> MomentRanking:
+              num_frames: Tensor | None = None, videos: Tensor | None = None) -> MomentRanking:
     """VCMR over the whole corpus: top ``max_videos`` videos, then their best spans (see the module docstring).
 
-    video_scores: [Nq, Nv]; st_probs, ed_probs: [Nq, Nv, T]; num_frames: [Nv] or None -> MomentRanking [Nq, K].
+    video_scores: [Nq, Nv]; st_probs, ed_probs: [Nq, Nv, T], or with ``videos`` [Nq, Kc] (corpus positions) only
+    those videos' columns [Nq, Kc, T], which must include each query's top ``max_videos``; num_frames: [Nv] or
+    None -> MomentRanking [Nq, K].
     """
-    nq, nv, t = st_probs.shape
-    if video_scores.shape != (nq, nv) or ed_probs.shape != st_probs.shape:
+    nq, nc, t = st_probs.shape
+    nv = video_scores.shape[1]
+    if video_scores.shape[0] != nq or ed_probs.shape != st_probs.shape or (videos is None and nc != nv) or (
+            videos is not None and videos.shape != (nq, nc)):
         raise ValueError(f"shape mismatch: video_scores {tuple(video_scores.shape)}, st_probs "
-                         f"{tuple(st_probs.shape)}, ed_probs {tuple(ed_probs.shape)}")
+                         f"{tuple(st_probs.shape)}, ed_probs {tuple(ed_probs.shape)}"
+                         + (f", videos {tuple(videos.shape)}" if videos is not None else ""))
     pool = cfg.max_before_nms if cfg.nms_threshold is not None else cfg.max_after_nms
     parts = []
     for q0 in range(0, nq, cfg.query_chunk):
         sl = slice(q0, q0 + cfg.query_chunk)
         w, top = topk_stable(_video_weights(video_scores[sl], cfg.q2c_alpha), cfg.max_videos)   # [c, V]
-        idx = top[:, :, None].expand(-1, -1, t)
+        col = top if videos is None else _columns(videos[sl], top)
+        idx = col[:, :, None].expand(-1, -1, t)
         st, ed = st_probs[sl].gather(1, idx).float(), ed_probs[sl].gather(1, idx).float()
         lengths = num_frames.to(top.device)[top] if num_frames is not None else None
         vals, vrank, m, n = _span_candidates(st, ed, w, lengths, cfg, pool)
@@ -231,10 +246,11 @@ def rank_vcmr(video_scores: Tensor, st_probs: Tensor, ed_probs: Tensor, cfg: Mom
 
 
 def rank_svmr(st_probs: Tensor, ed_probs: Tensor, gt_video: Tensor, cfg: MomentRankConfig,
-              num_frames: Tensor | None = None) -> MomentRanking:
+              num_frames: Tensor | None = None, videos: Tensor | None = None) -> MomentRanking:
     """SVMR: the best spans of each query's ground-truth video, scored ``st[m] * ed[n]``.
 
-    st_probs, ed_probs: [Nq, Nv, T]; gt_video: [Nq] corpus positions; num_frames: [Nv] or None.
+    st_probs, ed_probs: [Nq, Nv, T], or with ``videos`` [Nq, Kc] only those videos' columns (which must include
+    each query's GT video); gt_video: [Nq] corpus positions; num_frames: [Nv] or None.
     """
     nq, _, t = st_probs.shape
     pool = cfg.max_before_nms if cfg.nms_threshold is not None else cfg.max_after_nms
@@ -242,7 +258,8 @@ def rank_svmr(st_probs: Tensor, ed_probs: Tensor, gt_video: Tensor, cfg: MomentR
     for q0 in range(0, nq, cfg.query_chunk):
         sl = slice(q0, q0 + cfg.query_chunk)
         g = gt_video[sl].long()
-        idx = g[:, None, None].expand(-1, 1, t)
+        col = g if videos is None else _columns(videos[sl], g[:, None])[:, 0]
+        idx = col[:, None, None].expand(-1, 1, t)
         st, ed = st_probs[sl].gather(1, idx).float(), ed_probs[sl].gather(1, idx).float()      # [c, 1, T]
         lengths = num_frames.to(g.device)[g][:, None] if num_frames is not None else None
         vals, _, m, n = _span_candidates(st, ed, None, lengths, cfg, pool)

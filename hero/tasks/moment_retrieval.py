@@ -7,7 +7,8 @@ hinge ranking against every in-batch negative video and query (hard negatives fr
 Inference encodes every corpus video once (`encode_corpus`), then scores query chunks against the whole
 corpus: raw video scores (max cosine; the ranking applies ``exp(q2c_alpha * s)``) and start/end
 probabilities, handed to hero.eval's ``rank_vcmr`` / ``rank_svmr`` / ``rank_videos`` chunk by chunk, so
-memory stays bounded by ``query_chunk x corpus videos x T``.
+memory stays bounded by ``query_chunk x corpus videos x T``; the start/end convolutions run only on the videos
+a ranking reads (each query's ``max_videos`` best and its GT video).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from torch import Tensor
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, span_labels, unique_videos
-from hero.eval.moment_ranking import MomentRankConfig, MomentRanking, RankedVideos, rank_svmr, rank_vcmr, rank_videos
+from hero.eval.moment_ranking import (
+    MomentRankConfig, MomentRanking, RankedVideos, rank_svmr, rank_vcmr, rank_videos, topk_stable,
+)
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import VsmConfig
@@ -133,11 +136,13 @@ class EncodedCorpus:
 
 @dataclass(frozen=True, eq=False)
 class MomentScores:
-    """One query chunk against the corpus. video_scores: [c, Nv] raw max cosine; st_probs, ed_probs: [c, Nv, T]."""
+    """One query chunk against the corpus. video_scores: [c, Nv] raw max cosine; st_probs, ed_probs: [c, Nv, T],
+    or [c, K, T] for the corpus positions ``videos`` [c, K] only (`corpus_scores` with ``max_videos``)."""
 
     video_scores: Tensor
     st_probs: Tensor
     ed_probs: Tensor
+    videos: Tensor | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,23 +177,50 @@ def corpus_video_scores(query: Tensor, corpus: EncodedCorpus) -> Tensor:
     return (sim.float() / corpus.frame_norms[None]).masked_fill(~corpus.frame_mask[None], -2.0).amax(-1)
 
 
-def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus) -> MomentScores:
-    """Raw video scores and start/end probabilities of every query in every corpus video, from a single pass
+def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus, *, max_videos: int | None = None,
+                  q2c_alpha: float = 20.0, also: Tensor | None = None) -> MomentScores:
+    """Raw video scores and start/end probabilities of every query in the corpus videos, from a single pass
     over the corpus frames (the normalised queries and the projected queries go through one einsum).
 
     query: [c, D] -> MomentScores: video_scores [c, Nv] (max cosine), st_probs / ed_probs [c, Nv, T]
     (softmax over T, ~0 at padding).
+
+    With ``max_videos`` K, start/end probabilities are computed only where a ranking reads them: each query's K
+    best videos (`topk_stable` of ``exp(q2c_alpha * s)``, the order `rank_vcmr` ranks them in) and, given ``also``
+    [c], that video too (the GT video, for SVMR): st_probs / ed_probs [c, K (+1), T], ``videos`` [c, K (+1)] their
+    corpus positions. Each (query, video) row is computed exactly as in the full form; what is skipped is the
+    convolutions and softmaxes of videos no ranking reads (most of the corpus).
     """
     c, (nv, t, _) = query.shape[0], corpus.frames.shape
     both = torch.cat([F.normalize(query.float(), dim=-1), head.query_linear(query).float()])          # [2c, D]
     sim = torch.einsum("qd,vtd->qvt", both.to(corpus.frames.dtype), corpus.frames).float()            # [2c, Nv, T]
-    cos = (sim[:c] / corpus.frame_norms[None]).masked_fill(~corpus.frame_mask[None], -2.0)
-    span = head.masked_similarity(sim[c:], corpus.frame_mask[None]).reshape(c * nv, 1, t)
-    m = corpus.frame_mask.to(span.dtype)[None]
-    st = head.start_conv(span).view(c, nv, t)
-    ed = head.end_conv(span).view(c, nv, t)
-    st, ed = (x * m + (1 - m) * MASK_LOGIT for x in (st, ed))
-    return MomentScores(video_scores=cos.amax(-1), st_probs=st.softmax(-1), ed_probs=ed.softmax(-1))
+    cos = sim[:c].div_(corpus.frame_norms[None]).masked_fill_(~corpus.frame_mask[None], -2.0)     # in place
+    video_scores = cos.amax(-1)
+    span, fmask, videos = sim[c:], corpus.frame_mask[None].expand(c, -1, -1), None
+    if max_videos is not None:
+        videos = topk_stable(torch.exp(q2c_alpha * video_scores), max_videos)[1]                     # [c, K]
+        if also is not None:
+            videos = torch.cat([videos, also.to(videos)[:, None]], 1)
+        idx = videos[:, :, None].expand(-1, -1, t)
+        span, fmask = span.gather(1, idx), corpus.frame_mask[videos]                                 # [c, K, T]
+    k = span.shape[1]
+    span = head.masked_similarity(span, fmask)
+    m = fmask.to(span.dtype)
+    st, ed = (_conv_rows(span, conv) * m + (1 - m) * MASK_LOGIT for conv in (head.start_conv, head.end_conv))
+    return MomentScores(video_scores=video_scores, st_probs=st.softmax(-1), ed_probs=ed.softmax(-1), videos=videos)
+
+
+def _conv_rows(x: Tensor, conv: torch.nn.Conv1d) -> Tensor:
+    """``conv`` (1 -> 1 channel, no bias, odd kernel, 'same' padding) along the last dim of ``x`` [..., T], as a sum
+    of shifted copies: the same values as ``conv(x.view(-1, 1, T))`` up to float rounding, at a fraction of the
+    cost of Conv1d on a million one-channel rows."""
+    w = conv.weight.view(-1).to(x.dtype)
+    k, t = w.shape[0], x.shape[-1]
+    padded = F.pad(x, (k // 2, k // 2))
+    out = padded[..., 0:t] * w[0]
+    for j in range(1, k):
+        out.add_(padded[..., j:j + t], alpha=float(w[j]))
+    return out
 
 
 class MomentRetrievalTask(DownstreamTask):
@@ -243,9 +275,10 @@ class MomentRetrievalTask(DownstreamTask):
         return encode_corpus(self.encoder, batches, device)
 
     @torch.no_grad()
-    def score_queries(self, query: Tensor, corpus: EncodedCorpus) -> MomentScores:
-        """query: [c, D] (from `encode_queries`) -> raw video scores [c, Nv] and st/ed probabilities [c, Nv, T]."""
-        return corpus_scores(self.head, query, corpus)
+    def score_queries(self, query: Tensor, corpus: EncodedCorpus, **kwargs) -> MomentScores:
+        """query: [c, D] (from `encode_queries`) -> raw video scores [c, Nv] and st/ed probabilities [c, Nv, T]
+        (``kwargs``: `corpus_scores`'s, to compute them for the top videos only)."""
+        return corpus_scores(self.head, query, corpus, **kwargs)
 
     @torch.no_grad()
     def predict(self, query_ids: Tensor, query_mask: Tensor, corpus: EncodedCorpus, rank_cfg: MomentRankConfig,
@@ -255,15 +288,19 @@ class MomentRetrievalTask(DownstreamTask):
         query_ids, query_mask: [Nq, Lq]; gt_video: [Nq] corpus positions of the GT videos (enables SVMR).
         Ranked positions index ``corpus.video_ids``; scoring and ranking run on the corpus's device, the
         returned rankings are on the CPU (``MomentRanking.rows`` / ``hero.eval.tvr_submission`` read them).
+        Start/end probabilities are computed for each query's ``max_videos`` best videos and its GT video only
+        (`corpus_scores`): the rankings are those of the full computation.
         """
         vcmr, svmr, vr_video, vr_score = [], [], [], []
         n = corpus.num_frames
         for q0 in range(0, query_ids.shape[0], rank_cfg.query_chunk):
             sl = slice(q0, q0 + rank_cfg.query_chunk)
-            s = self.score_queries(self.encode_queries(query_ids[sl], query_mask[sl]), corpus)
-            vcmr.append(_cpu(rank_vcmr(s.video_scores, s.st_probs, s.ed_probs, rank_cfg, n)))
-            if gt_video is not None:
-                svmr.append(_cpu(rank_svmr(s.st_probs, s.ed_probs, gt_video[sl].to(n.device), rank_cfg, n)))
+            gt = gt_video[sl].to(n.device) if gt_video is not None else None
+            s = self.score_queries(self.encode_queries(query_ids[sl], query_mask[sl]), corpus,
+                                   max_videos=rank_cfg.max_videos, q2c_alpha=rank_cfg.q2c_alpha, also=gt)
+            vcmr.append(_cpu(rank_vcmr(s.video_scores, s.st_probs, s.ed_probs, rank_cfg, n, videos=s.videos)))
+            if gt is not None:
+                svmr.append(_cpu(rank_svmr(s.st_probs, s.ed_probs, gt, rank_cfg, n, videos=s.videos)))
             r = rank_videos(s.video_scores, rank_cfg)
             vr_video.append(r.video.cpu())
             vr_score.append(r.score.cpu())

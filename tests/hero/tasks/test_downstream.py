@@ -136,6 +136,35 @@ def test_moment_retrieval_inference_shapes_and_chunking():
     assert (pred.svmr.video[pred.svmr.video >= 0] == gt[:, None].expand(-1, 5)[pred.svmr.video >= 0]).all()
 
 
+@pytest.mark.parametrize("nms", [None, 0.5])
+def test_predict_on_the_top_videos_equals_the_full_corpus_computation(nms):
+    """predict computes start/end probabilities for each query's max_videos best videos and its GT video only;
+    its rankings are those of rank_vcmr / rank_svmr over the whole corpus's probabilities."""
+    from hero.eval.moment_ranking import rank_svmr, rank_vcmr
+
+    p = _preset()
+    task = MomentRetrievalTask(p.model, MomentRetrievalConfig(), p.tokens).eval()
+    ex = _mr_examples(p, n_videos=7, per_video=2, seed=3)
+    vids = [e["video"] for e in ex][::2]
+    corpus = task.encode_corpus([collate_videos(vids, p.tokens)])
+    inputs = collate_moment_retrieval(ex, p.tokens, MomentRetrievalConfig())
+    gt = inputs.query_video
+    cfg = MomentRankConfig(max_videos=3, min_len=1, max_len=4, max_after_nms=6, max_before_nms=12, query_chunk=5,
+                           nms_threshold=nms)
+    with torch.no_grad():
+        pred = task.predict(inputs.query_ids, inputs.query_mask, corpus, cfg, gt_video=gt)
+        s = task.score_queries(task.encode_queries(inputs.query_ids, inputs.query_mask), corpus)
+    n = corpus.num_frames
+    for got, want in ((pred.vcmr, rank_vcmr(s.video_scores, s.st_probs, s.ed_probs, cfg, n)),
+                      (pred.svmr, rank_svmr(s.st_probs, s.ed_probs, gt, cfg, n))):
+        assert torch.equal(got.video, want.video)
+        assert torch.equal(got.start, want.start) and torch.equal(got.end, want.end)
+        torch.testing.assert_close(got.score, want.score, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="lack a top-ranked"):
+        rank_vcmr(s.video_scores, s.st_probs[:, :2], s.ed_probs[:, :2], cfg, n,
+                  videos=torch.tensor([[0, 1]]).expand(s.st_probs.shape[0], -1))
+
+
 def test_from_pretrained_model_copies_encoder_and_vsm_head():
     p = _preset()
     pre = PretrainModel(p.model, PretrainConfig(), p.tokens)
