@@ -11,6 +11,7 @@ from hero.config import from_dict
 from hero.corpus.ingest import CorpusConfig, ingest_corpus
 from hero.corpus.manifest import Manifest
 from hero.storage import StorageError, is_remote, open_storage
+from hero.storage.lock import hold
 from hero.storage.s3 import S3Storage
 from pipelines import tracking
 from pipelines.fingerprint import params_hash, tree_fingerprint
@@ -51,10 +52,11 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
         else:
             name = f"synthetic-{synth.domain}-{params_hash(params)}"
         root = layer("01_raw") / name
-        if (root / "meta" / "config.json").exists():
-            log.info("synthetic corpus %s already generated", root)
-        else:
-            generate_corpus(root, synth, overwrite=True)
+        with hold(root.with_name(f".{name}.lock"), f"generating {root}"):  # runs started together make it once
+            if (root / "meta" / "config.json").exists():
+                log.info("synthetic corpus %s already generated", root)
+            else:
+                generate_corpus(root, synth, overwrite=True)
         source = "synthetic"
     else:
         root = Path(path.removeprefix("file://")).expanduser().resolve()
@@ -154,17 +156,18 @@ def build_manifest(corpus_info: dict[str, Any], corpus: dict[str, Any]) -> dict[
         parts.update(features=features, video2dur=corpus_info.get("video2dur"))
     key = params_hash(parts)
     path = layer("02_intermediate") / f"manifest-{key}.json"
-    if path.exists():
-        log.info("manifest %s is up to date", path)
-        manifest = Manifest.load(path)
-    else:
-        if features:
-            from hero.features.prebuilt import ingest_features_corpus
-
-            manifest = ingest_features_corpus(cfg, features, video2dur=corpus_info.get("video2dur"))
+    with hold(path.with_name(f".{path.name}.lock"), f"ingesting {path.name}"):
+        if path.exists():
+            log.info("manifest %s is up to date", path)
+            manifest = Manifest.load(path)
         else:
-            manifest = ingest_corpus(cfg)
-        manifest.save(path)
+            if features:
+                from hero.features.prebuilt import ingest_features_corpus
+
+                manifest = ingest_features_corpus(cfg, features, video2dur=corpus_info.get("video2dur"))
+            else:
+                manifest = ingest_corpus(cfg)
+            manifest.save(path)
     examples = {f"{t}/{s}": len(v) for t, splits in manifest.tasks.items() for s, v in splits.items()}
     return {"path": str(path), "key": key, "root": manifest.root, "videos": len(manifest.videos), "examples": examples,
             "report": manifest.report}

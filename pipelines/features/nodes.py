@@ -11,6 +11,7 @@ from hero.corpus.manifest import Manifest
 from hero.features.extract import ExtractConfig, run_extraction
 from hero.features.prebuilt import import_features
 from hero.features.store import FeatureStore
+from hero.storage.lock import hold
 from pipelines.fingerprint import params_hash
 from pipelines.paths import layer
 
@@ -33,11 +34,12 @@ def extract_features(manifest_info: dict[str, Any], features: dict[str, Any]) ->
     cfg = from_dict(ExtractConfig, features.get("extract", {}), _path="features.extract")
     manifest = Manifest.load(manifest_info["path"])
     store_dir = layer("03_primary") / "features"
-    if manifest.features:
-        stats = import_features(manifest, store_dir)
-        stats["extracted"] = 0
-    else:
-        stats = run_extraction(manifest, store_dir, cfg)
+    with hold(store_dir.with_name(".features.lock"), f"writing {store_dir}"):  # one writer; the next finds it cached
+        if manifest.features:
+            stats = import_features(manifest, store_dir)
+            stats["extracted"] = 0
+        else:
+            stats = run_extraction(manifest, store_dir, cfg)
     store = FeatureStore(store_dir)
     dims = {int(store.entry(v)["dim"]) for v in manifest.videos if v in store}
     if len(dims) != 1:

@@ -24,7 +24,7 @@ def test_two_processes_on_one_run_dir_train_it_once(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0 and second.returncode == 0, err[-1500:] + second.stderr[-1500:]
-    assert "is being trained by pid" in second.stderr and "waiting for it to finish" in second.stderr
+    assert f"training {run_dir}: held by pid" in second.stderr and "waiting for it to finish" in second.stderr
     assert "nothing to do" in second.stderr
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 31))  # one writer, each step once
