@@ -162,15 +162,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = run_benchmark(args.videos, args.clips, args.queries, args.hidden, args.chunk, args.device)
+    write_result(result, args.out)
+    return result
+
+
+def write_result(result: dict, out: str) -> None:
+    """A benchmark's JSON to stdout (``-``) or to the file ``out`` (written beside it, then renamed)."""
     text = json.dumps(result, indent=2) + "\n"
-    if args.out == "-":
+    if out == "-":
         sys.stdout.write(text)
     else:
         from hero.eval.formats.files import atomic_writer
 
-        with atomic_writer(args.out) as f:
+        with atomic_writer(out) as f:
             f.write(text)
-    return result
 
 
 if __name__ == "__main__":

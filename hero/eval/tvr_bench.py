@@ -33,7 +33,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hero.eval.bench import _peak_mb, _reset_peak
+from hero.eval.bench import _peak_mb, _reset_peak, write_result
 
 log = logging.getLogger(__name__)
 
@@ -202,14 +201,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = run_benchmark(args.scale, preset=args.preset, dim=args.dim, seed=args.seed, workdir=args.workdir,
                            keep=args.keep)
-    text = json.dumps(result, indent=2) + "\n"
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        from hero.eval.formats.files import atomic_writer
-
-        with atomic_writer(args.out) as f:
-            f.write(text)
+    write_result(result, args.out)
     return result
 
 

@@ -191,7 +191,7 @@ def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus, *, max_vi
     corpus positions. Each (query, video) row is computed exactly as in the full form; what is skipped is the
     convolutions and softmaxes of videos no ranking reads (most of the corpus).
     """
-    c, (nv, t, _) = query.shape[0], corpus.frames.shape
+    c, t = query.shape[0], corpus.frames.shape[1]
     both = torch.cat([F.normalize(query.float(), dim=-1), head.query_linear(query).float()])          # [2c, D]
     sim = torch.einsum("qd,vtd->qvt", both.to(corpus.frames.dtype), corpus.frames).float()            # [2c, Nv, T]
     cos = sim[:c].div_(corpus.frame_norms[None]).masked_fill_(~corpus.frame_mask[None], -2.0)     # in place
@@ -203,7 +203,6 @@ def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus, *, max_vi
             videos = torch.cat([videos, also.to(videos)[:, None]], 1)
         idx = videos[:, :, None].expand(-1, -1, t)
         span, fmask = span.gather(1, idx), corpus.frame_mask[videos]                                 # [c, K, T]
-    k = span.shape[1]
     span = head.masked_similarity(span, fmask)
     m = fmask.to(span.dtype)
     st, ed = (_conv_rows(span, conv) * m + (1 - m) * MASK_LOGIT for conv in (head.start_conv, head.end_conv))

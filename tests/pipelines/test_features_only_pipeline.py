@@ -1,47 +1,20 @@
 """Kedro on a features-only corpus: subtitles + annotations + a HERO video_db LMDB, no videos/ folder."""
 
 import json
-import math
-import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
+
+from features_only_corpus import build_features_corpus
 
 FEATURE_DIM = 24
 
 
 @pytest.fixture(scope="module")
 def features_corpus(tmp_path_factory):
-    """(corpus folder, video_db folder, video2dur file) built from the tiny synthetic corpus: its videos/ removed,
-    its .srt files turned into one TVR-form subtitles.jsonl, random features [ceil(duration / 1.5), 24] per video."""
-    import pysubs2
-
-    from hero.features.lmdb_import import write_video_db
-    from hero.synth import SynthConfig, generate_corpus
-
-    base = tmp_path_factory.mktemp("featonly")
-    root = base / "corpus"
-    generate_corpus(root, SynthConfig(size="tiny", seed=0, workers=1))
-    shutil.rmtree(root / "videos")
-    lines = []
-    for srt in sorted((root / "subtitles").glob("*.srt")):
-        subs = [{"text": e.plaintext, "start": e.start / 1000, "end": e.end / 1000} for e in pysubs2.load(str(srt))]
-        lines.append(json.dumps({"vid_name": srt.stem, "sub": subs}))
-    shutil.rmtree(root / "subtitles")
-    (root / "subtitles.jsonl").write_text("\n".join(lines) + "\n")
-    episodes = [json.loads(x) for x in (root / "meta" / "episodes.jsonl").read_text().splitlines()]
-    video2dur: dict = {}
-    for i, ep in enumerate(episodes):
-        video2dur.setdefault(ep["split"], {})[ep["vid_name"]] = [ep["duration"], i]
-    dur_file = base / "tvr_video2dur_idx.json"
-    dur_file.write_text(json.dumps(video2dur))
-    rng = np.random.default_rng(0)
-    feats = {ep["vid_name"]: rng.normal(size=(math.ceil(ep["duration"] / 1.5), FEATURE_DIM)).astype(np.float32)
-             for ep in episodes}
-    db = write_video_db(base / "video_db" / "tv", feats, name="resnet_slowfast_1.5")
-    return root, db, dur_file
+    """(corpus folder, video_db folder, video2dur file): the tiny synthetic corpus as features only, 24-d."""
+    return build_features_corpus(tmp_path_factory.mktemp("featonly"), FEATURE_DIM)
 
 
 def _params(features_corpus) -> dict:

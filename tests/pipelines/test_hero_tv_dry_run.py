@@ -4,13 +4,12 @@ that shrink the network, the batches and the steps, on a synthetic features-only
 conf/local launching 2 ranks, so VSM negatives are gathered across ranks as on the cluster."""
 
 import json
-import math
-import shutil
 import time
 
-import numpy as np
 import pytest
 import yaml
+
+from features_only_corpus import build_features_corpus
 
 HERO_DIM = 4352
 TINY_MODEL = {"hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "cross_layers": 1, "temporal_layers": 1}
@@ -19,38 +18,8 @@ TINY_TRAIN = {"global_batch": 4, "micro_batch": 2, "max_steps": 4, "ckpt_every":
 
 @pytest.fixture(scope="module")
 def tvr_features_corpus(tmp_path_factory):
-    """(corpus folder, video_db folder, video2dur file) as HERO's TV release looks: the tiny synthetic corpus with
-    its videos/ removed, its .srt files as one TVR-form subtitles.jsonl, only the tvr annotations, and random
-    4352-d features (one per 1.5 s) in a video_db LMDB."""
-    import pysubs2
-
-    from hero.features.lmdb_import import write_video_db
-    from hero.synth import SynthConfig, generate_corpus
-
-    base = tmp_path_factory.mktemp("hero_tv")
-    root = base / "tvr"
-    generate_corpus(root, SynthConfig(size="tiny", seed=0, workers=1))
-    shutil.rmtree(root / "videos")
-    lines = []
-    for srt in sorted((root / "subtitles").glob("*.srt")):
-        subs = [{"text": e.plaintext, "start": e.start / 1000, "end": e.end / 1000} for e in pysubs2.load(str(srt))]
-        lines.append(json.dumps({"vid_name": srt.stem, "sub": subs}))
-    shutil.rmtree(root / "subtitles")
-    (root / "subtitles.jsonl").write_text("\n".join(lines) + "\n")
-    for f in (root / "annotations").iterdir():
-        if not f.name.startswith("tvr_"):
-            f.unlink()
-    episodes = [json.loads(x) for x in (root / "meta" / "episodes.jsonl").read_text().splitlines()]
-    video2dur: dict = {}
-    for i, ep in enumerate(episodes):
-        video2dur.setdefault(ep["split"], {})[ep["vid_name"]] = [ep["duration"], i]
-    dur_file = base / "tvr_video2dur_idx.json"
-    dur_file.write_text(json.dumps(video2dur))
-    rng = np.random.default_rng(0)
-    feats = {ep["vid_name"]: rng.normal(size=(math.ceil(ep["duration"] / 1.5), HERO_DIM)).astype(np.float32)
-             for ep in episodes}
-    db = write_video_db(base / "video_db" / "tv", feats, name="resnet_slowfast_1.5")
-    return root, db, dur_file
+    """(corpus folder, video_db folder, video2dur file) as HERO's TV release looks: 4352-d features, tvr only."""
+    return build_features_corpus(tmp_path_factory.mktemp("hero_tv"), HERO_DIM, tasks=("tvr",))
 
 
 @pytest.mark.slow  # a 2-rank pretraining job, a 2-rank TVR finetuning job and the evaluation
