@@ -8,6 +8,7 @@ key or a value of the wrong type with an error that names its dotted path (``mod
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import types
 import typing
@@ -100,7 +101,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, _path: str = "") -> T:
     for key, value in data.items():
         path = f"{_path}.{key}" if _path else str(key)
         if key not in fields:
-            raise ConfigError(f"{path}: unknown key (known: {', '.join(sorted(fields))})")
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{path}: unknown key ({hint}known: {', '.join(sorted(fields))})")
         kwargs[key] = _coerce(value, hints[key], path)
     try:
         return cls(**kwargs)

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hero.config import ConfigError
 from hero.train.claim import claim_run_dir
 from hero.train.config import RunConfig, load_run_config
 from hero.train.distributed import DistInfo, init_distributed
@@ -32,6 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--config", type=Path, default=None, help="RunConfig YAML (defaults when omitted)")
     ap.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.max_steps=50")
     ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--debug", action="store_true", help="on a bad config or path, show the traceback too")
     return ap.parse_args(argv)
 
 
@@ -65,7 +67,13 @@ def run(cfg: RunConfig, *, run_dir: str | Path | None = None, dist: DistInfo | N
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Parse ``--config`` and overrides, train, tear the process group down; returns the final metrics."""
     args = parse_args(argv)
-    cfg = load_run_config(args.config, args.overrides)
+    try:
+        cfg = load_run_config(args.config, args.overrides)
+    except (ConfigError, OSError) as err:
+        if args.debug or argv is not None:  # a caller in Python gets the exception itself
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     dist = init_distributed(cfg.train.device)
     if not logging.getLogger().handlers:
         level = args.log_level.upper() if dist.is_main else "WARNING"

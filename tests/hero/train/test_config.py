@@ -62,3 +62,24 @@ def test_a_learning_rate_that_cannot_train_fails_at_load_naming_the_key(lr, tmp_
     with pytest.raises(ConfigError, match=r"^optim\.lr: must be in \(0, 1\]"):
         main(["--config", str(path)])
     assert not (tmp_path / "run").exists()  # nothing created before the config was checked
+
+
+def test_a_misspelled_key_suggests_the_right_one():
+    with pytest.raises(ConfigError, match=r"^optim\.lrr: unknown key \(did you mean 'lr'\? known: "):
+        RunConfig.from_dict({"optim": {"lrr": 1e-4}})
+
+
+def test_the_cli_says_a_bad_config_in_one_line_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "hero.train", *args], capture_output=True, text=True, cwd=tmp_path)
+
+    out = cli("--config", "missing.yaml")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [out.stderr.strip()]
+    assert out.stderr.startswith("error: ") and "missing.yaml" in out.stderr
+    out = cli("optim.lrr=1")
+    assert out.returncode == 2 and out.stderr.strip().startswith("error: optim.lrr: unknown key (did you mean 'lr'?")
+    out = cli("--config", "missing.yaml", "--debug")
+    assert out.returncode == 1 and "Traceback" in out.stderr
