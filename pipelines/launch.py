@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 job_log = logging.getLogger(__name__ + ".job")  # the job's own lines, passed through as they are
 
 
-_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*")
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b.*|error: .+)")
+"""A job's own error: an exception's last traceback line, or a CLI's one-line ``error: ...``."""
 
 JOB_ENV = "job_env.json"
 """In a multi-node run dir: the environment the launching node gave its job (the MLflow run to log into), for
@@ -243,7 +244,7 @@ def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, ta
             proc.wait()
             raise
     if rc != 0:
-        cause = f"job error: {errors[-1]}\n" if errors else ""
+        cause = f"job error: {errors[-1].removeprefix('error: ')}\n" if errors else ""
         raise TorchrunError(f"torchrun exited with code {rc} (log: {log_path})\n{cause}last lines:\n"
                             + "\n".join(tail), rc)
 

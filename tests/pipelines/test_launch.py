@@ -46,7 +46,7 @@ def test_failing_job_raises_with_its_own_error(tmp_path):
         launch_torchrun(cfg, tmp_path / "run")
     msg = str(info.value)
     assert "exited with code 1" in msg
-    assert "job error: hero.config.ConfigError: train.max_stepz: unknown key" in msg
+    assert "job error: train.max_stepz: unknown key (did you mean 'max_steps'?" in msg
     assert (tmp_path / "run" / "launch.log").exists() and (tmp_path / "run" / "config.yaml").exists()
 
 
