@@ -1,5 +1,5 @@
-"""Raw corpora (DESIGN.md §4): storage, text decoding, subtitles, annotations (JSONL and How2R / How2QA CSV),
-subtitle->clip alignment and the manifest."""
+"""Raw corpora (the layout in docs/data.md): storage, text decoding, subtitles, annotations (JSONL and How2R /
+How2QA CSV), subtitle->clip alignment and the manifest."""
 
 from hero.corpus.alignment import Alignment, align_subtitles, count_clips
 from hero.corpus.annotations import SPLITS, TASKS, parse_annotations
