@@ -52,9 +52,13 @@ def child_run(name: str, tags: Mapping[str, str] | None = None, *, parent_run_id
 
 
 def log_params(params: Mapping[str, object], prefix: str = "") -> None:
-    """Flattened params into the active run (values longer than MLflow's limit are truncated)."""
+    """Flattened params into the active run (values longer than MLflow's limit are truncated; secrets are
+    stored as ``***``, `pipelines.hooks.redact`)."""
     if mlflow.active_run() is None:
         return
+    from pipelines.hooks import redact
+
+    params = redact(params, prefix)
     flat = {}
 
     def walk(obj, key):

@@ -60,6 +60,8 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
                 "pretrain": pretrain_info["key"] if init == "pretrained" else None}
         with tracking.child_run(f"finetune/{dataset}/{init}", tags={"task": dataset, "init": init},
                                 parent_run_id=parent if parallel > 1 else None) as run_id:
+            # the job's resolved config as params, so MLflow's compare view sets pretrained against scratch
+            tracking.log_params({"init": init, **cfg})
             info = run_job(f"finetune/{dataset}-{init}", cfg, job_launch_cfg, keys)
         return {**info, "mlflow_run_id": run_id}
 

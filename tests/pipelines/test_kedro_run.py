@@ -52,6 +52,11 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
     child_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (children[0],))}
     assert "train/loss" in child_keys
+    # every child carries its job's config as params: the compare view sets pretrained against scratch
+    for child in children:
+        params = dict(db.execute("select key, value from params where run_uuid=?", (child,)).fetchall())
+        assert params["init"] in ("pretrained", "scratch") and params["task"] in DATASETS
+        assert {"train.seed", "train.max_steps", "optim.lr", "train.init_from"} <= set(params)
 
     # The same runs through the tracking server's REST API, as `mlflow ui` serves them.
     port = _free_port()
