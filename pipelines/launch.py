@@ -190,6 +190,7 @@ def launch_torchrun(
     launch: LaunchConfig | dict | None = None,
     extra_env: dict[str, str] | None = None,
     module: str = "hero.train",
+    label: str | None = None,
 ) -> Path:
     """Run one training job to completion under torchrun.
 
@@ -199,6 +200,8 @@ def launch_torchrun(
         launch: processes/nodes/rendezvous (a `LaunchConfig` or its dict form).
         extra_env: more environment for the job (the MLflow run id from `pipelines.tracking.job_env`).
         module: the job's entry module (``hero.train``; tests run instrumented ones).
+        label: put before each of the job's lines on the console (``[finetune/tvr-scratch] ...``), so jobs
+            running side by side can be told apart; launch.log keeps the lines as they are.
 
     Returns:
         ``run_dir``.
@@ -213,12 +216,13 @@ def launch_torchrun(
     if launch.nnodes > 1 and not launch.wrapper:
         log.info("this machine is 1 of %d nodes; on each other node run: python -m pipelines.launch --config %s",
                  launch.nnodes, config_path)
-    run_streaming(cmd, job_environment(launch, extra_env), run_dir / "launch.log", launch.tail_lines)
+    run_streaming(cmd, job_environment(launch, extra_env), run_dir / "launch.log", launch.tail_lines, label)
     return run_dir
 
 
-def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, tail_lines: int = 60) -> None:
-    """Run ``cmd``, passing each output line to the log and appending it to ``log_path``.
+def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, tail_lines: int = 60,
+                  label: str | None = None) -> None:
+    """Run ``cmd``, passing each output line to the log (after ``[label] ``) and appending it to ``log_path``.
 
     Raises:
         TorchrunError: on a non-zero exit, with the job's last exception line and the log's tail.
@@ -226,6 +230,7 @@ def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, ta
     log.info("launching: %s", shlex.join(cmd))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     errors: list[str] = []  # the job's own exception lines, above torchrun's failure report
+    prefix = f"[{label}] " if label else ""
     with open(log_path, "a", encoding="utf-8") as logf:
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(env),
                                 start_new_session=True, bufsize=1)
@@ -237,7 +242,7 @@ def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, ta
                 if _ERROR_LINE.match(line) and "ChildFailedError" not in line:
                     errors.append(line)
                 logf.write(line + "\n")
-                job_log.info("%s", line)
+                job_log.info("%s%s", prefix, line)
             rc = proc.wait()
         except BaseException:
             proc.kill()

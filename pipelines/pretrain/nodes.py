@@ -62,7 +62,7 @@ def run_job(name: str, cfg: dict[str, Any], launch: dict[str, Any], key_parts: d
         if "pipelines.tracking:MlflowSink" not in sinks:
             sinks.append("pipelines.tracking:MlflowSink")
         cfg = merge(cfg, {"train": {"sinks": sinks}})
-        launch_torchrun(cfg, run_dir, launch, extra_env=tracking.job_env(prefix=mlflow_prefix))
+        launch_torchrun(cfg, run_dir, launch, extra_env=tracking.job_env(prefix=mlflow_prefix), label=name)
         done.write_text('{"finished": true}\n')
     rows = read_metrics_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
     picture = plot_curves(rows, run_dir / "curves.png", title=f"{name} ({run_dir.name})")

@@ -168,3 +168,16 @@ def test_cli_rejects_a_bad_override_or_a_missing_config(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--config", str(tmp_path / "nope.yaml"), "--env", "test", "--dry-run"])
     assert "nope.yaml: no such file" in capsys.readouterr().err
+
+
+def test_a_labelled_jobs_console_lines_carry_its_name_and_its_log_does_not(tmp_path, caplog):
+    import logging
+
+    from pipelines.launch import run_streaming
+
+    with caplog.at_level(logging.INFO, logger="pipelines.launch.job"):
+        run_streaming([sys.executable, "-c", "print('step 1'); print('step 2')"], {}, tmp_path / "launch.log",
+                      label="finetune/tvr-scratch")
+    shown = [r.getMessage() for r in caplog.records if r.name == "pipelines.launch.job"]
+    assert shown == ["[finetune/tvr-scratch] step 1", "[finetune/tvr-scratch] step 2"]
+    assert (tmp_path / "launch.log").read_text() == "step 1\nstep 2\n"
