@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY = true
 export DVC_NO_ANALYTICS = 1
 export KEDRO_LOGGING_CONFIG ?= $(CURDIR)/conf/logging.yml
 
-.PHONY: install run test test-all bench clean
+.PHONY: install run test test-all bench ui clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m hero.bench
+
+# The MLflow UI on this project's store (kedro-mlflow reads conf/base/mlflow.yml); 127.0.0.1:5000 unless PORT=...
+ui: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/kedro mlflow ui --port $(or $(PORT),5000)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
