@@ -327,7 +327,8 @@ class Trainer:
             m[k] *= self.dist.world_size
         elapsed = time.perf_counter() - w.t0
         tokens = m.pop("perf/tokens") * self.dist.world_size
-        m["train/loss"] = w.last_loss  # the exact loss of the last step (already all-reduced)
+        m["train/loss_mean"] = m["train/loss"]  # the total loss averaged over the window's steps (all objectives)
+        m["train/loss"] = w.last_loss  # the exact loss of the last step (already all-reduced): one objective's
         m["train/lr"] = w.last_lr
         m["perf/samples_per_s"] = w.steps * self.layout.global_batch / elapsed
         m["perf/tokens_per_s"] = tokens / elapsed
@@ -339,9 +340,9 @@ class Trainer:
             rate = (self.step - step0) / (time.perf_counter() - t_start)
             eta = (stop - self.step) / rate if rate > 0 else float("inf")
             tasks = " ".join(f"{k[6:-5]} {v:.4f}" for k, v in sorted(m.items()) if k.count("/") == 2 and k.endswith("/loss"))
-            log.info("step %d/%d | loss %.4f | %s | lr %.3g | %.1f samples/s | data wait %.0f%% | ETA %s",
-                     self.step, self.cfg.train.max_steps, m["train/loss"], tasks, m["train/lr"],
-                     m["perf/samples_per_s"], 100 * m["perf/data_wait_frac"], _fmt_eta(eta))
+            log.info("step %d/%d | loss %.4f (mean of %d steps) | %s | lr %.3g | %.1f samples/s | data wait %.0f%% "
+                     "| ETA %s", self.step, self.cfg.train.max_steps, m["train/loss_mean"], w.steps, tasks,
+                     m["train/lr"], m["perf/samples_per_s"], 100 * m["perf/data_wait_frac"], _fmt_eta(eta))
         return m
 
     def _evaluate(self) -> dict[str, float]:
