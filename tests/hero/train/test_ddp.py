@@ -84,7 +84,7 @@ def test_sigkilled_worker_is_restarted_and_resumes(two_rank_run, tmp_path):
 
 
 GATHER_SCRIPT = textwrap.dedent("""
-    import torch, torch.distributed as dist
+    import sys, torch, torch.distributed as dist
     from hero.train.distributed import all_gather_own_first, init_distributed
     from hero.train import run
     from hero.train.config import RunConfig
@@ -108,7 +108,7 @@ GATHER_SCRIPT = textwrap.dedent("""
     out = run(cfg, dist=info)
     assert out["train/step"] == 2 and out["train/loss"] == out["train/loss"]
     dist.destroy_process_group()
-    print("GATHER_OK", r)
+    sys.stdout.write(f"GATHER_OK {r}\\n")  # one write: the two ranks share a pipe, print() writes piecewise
 """)
 
 
@@ -122,7 +122,7 @@ def test_vsm_negatives_gathered_across_ranks_with_gradients(tmp_path):
 
 
 MR_GATHER_SCRIPT = textwrap.dedent("""
-    import torch, torch.distributed as dist
+    import sys, torch, torch.distributed as dist
     from hero.data.random_batch import random_video_batch
     from hero.presets import get_preset
     from hero.tasks.moment_retrieval import MomentRetrievalConfig, MomentRetrievalInputs, MomentRetrievalTask
@@ -169,7 +169,7 @@ MR_GATHER_SCRIPT = textwrap.dedent("""
         if q.grad is not None:
             torch.testing.assert_close(grads[n], q.grad, rtol=1e-4, atol=1e-6, msg=n)
     dist.destroy_process_group()
-    print("MR_GATHER_OK", r, float(gathered.loss))
+    sys.stdout.write(f"MR_GATHER_OK {r} {float(gathered.loss)}\\n")  # one write per rank (a shared pipe)
 """)
 
 
