@@ -2,7 +2,7 @@
 
 Every config is a frozen dataclass. ``from_dict`` recurses into nested dataclasses and rejects an unknown
 key or a value of the wrong type with an error that names its dotted path (``model.hidden_size: ...``).
-``override`` applies dotted ``key=value`` strings, the only ad-hoc override path (STYLE R6/R7).
+``override`` applies dotted ``key=value`` strings, the only ad-hoc override path.
 """
 
 from __future__ import annotations

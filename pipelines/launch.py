@@ -1,7 +1,7 @@
 """The launcher: the one place that builds a torchrun command.
 
 It writes the job's resolved config (atomically), runs `python -m torch.distributed.run … -m hero.train` as
-a subprocess (its own process group, exit code, log stream: STACK.md trap 9), streams the job's output to
+a subprocess (its own process group, exit code, log stream), streams the job's output to
 the log and to ``run_dir/launch.log``, and turns a non-zero exit into a `TorchrunError` that carries the
 tail of the log. Machine specifics (processes per node, node count, rendezvous) come from
 `params:launch` (conf/base, overridden per machine in conf/local).

@@ -1,4 +1,5 @@
-"""Where the pipelines put their artifacts (the Kedro data layers of DESIGN.md §2), relative to the project."""
+"""Where the pipelines put their artifacts (the Kedro data layers: README, 'What a run leaves behind'), relative to
+the project."""
 
 from __future__ import annotations
 

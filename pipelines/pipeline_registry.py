@@ -1,4 +1,4 @@
-"""Pipelines, registered explicitly: `find_pipelines()` would look in `pipelines.pipelines.*` (STACK.md trap 4).
+"""Pipelines, registered explicitly: `find_pipelines()` would look in `pipelines.pipelines.*`.
 
 Each pipeline includes its upstream stages, so `kedro run --pipeline=pretrain` on a fresh clone builds the
 missing corpus and features first; cached stages cost next to nothing (their nodes find their artifacts by

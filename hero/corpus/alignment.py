@@ -1,4 +1,4 @@
-"""Subtitle -> clip alignment exactly as HERO's preprocessing does it (HERO_SPEC.md d.3).
+"""Subtitle -> clip alignment exactly as HERO's preprocessing does it (docs/hero-fidelity.md d.3).
 
 Times are in clip units (t / clip_len). Subtitle s covers clips [floor(start), ceil(end)); a subtitle starting at or
 after the video end is dropped; the last subtitle, if longer than 16 s (its end clipped to the video), keeps only its

@@ -1,4 +1,4 @@
-"""The How2R and How2QA CSV formats (HERO_SPEC.md d.4), read into the same normalized examples as TVR and TVQA.
+"""The How2R and How2QA CSV formats (docs/hero-fidelity.md d.4), read into the same normalized examples as TVR and TVQA.
 
 Both datasets annotate 60-second clips cut from longer HowTo100M videos, with times in seconds of the long video:
 

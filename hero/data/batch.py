@@ -2,7 +2,7 @@
 
 A batch holds B videos of up to T clip features and S subtitles in total (all videos' subtitles stacked,
 ordered by video). Each subtitle knows its video and the video-level indices of the frames aligned to it
-(HERO_SPEC.md d.3: each frame belongs to at most one subtitle; frames of no subtitle are "unmatched").
+(docs/hero-fidelity.md d.3: each frame belongs to at most one subtitle; frames of no subtitle are "unmatched").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Which input channels a model sees: frames and subtitles (``both``), frames only (``video``), or subtitles only.
 
-HERO_SPEC.md a.5: a video without subtitles (DiDeMo / MSR-VTT "video only") still goes through the cross-modal
+docs/hero-fidelity.md a.5: a video without subtitles (DiDeMo / MSR-VTT "video only") still goes through the cross-modal
 level, as groups of 5 consecutive frames, each with an empty subtitle that holds only the separator token
 (HERO's ``scripts/prepro_sub.py --allow_empty_sub``). The VALUE benchmark ablates the channels of the same data:
 

@@ -1,4 +1,4 @@
-"""Moment-retrieval metrics with the TVR standalone evaluator's definitions (HERO_SPEC.md c.1).
+"""Moment-retrieval metrics with the TVR standalone evaluator's definitions (docs/hero-fidelity.md c.1).
 
 For each query the first ``max_predictions`` rows of its ranked list ``(video_idx, st, ed, ...)`` are judged, in
 the order given (the score column is ignored, as in the evaluator):

@@ -29,7 +29,7 @@ from hero.config import ConfigError
 
 @dataclass(frozen=True, kw_only=True)
 class MomentRankConfig:
-    """Inference-time ranking (defaults: HERO's TVR settings, HERO_SPEC.md c.1)."""
+    """Inference-time ranking (defaults: HERO's TVR settings, docs/hero-fidelity.md c.1)."""
 
     clip_len: float = 1.5
     """Seconds per frame feature (TV: 1.5, MSR-VTT: 2)."""

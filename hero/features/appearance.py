@@ -7,7 +7,7 @@ Default feature per clip, concatenated [2D appearance | motion | colour] as HERO
       16  frame-difference energy on a 4x4 grid (is something moving, where)
       48  mean RGB on a 4x4 grid (who/what is visible)
       24  8-bin histogram per RGB channel
-Frame differences and colour use `motion_frames` small frames spread over the clip (DESIGN.md §5 'Features').
+Frame differences and colour use `motion_frames` small frames spread over the clip.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ ORIGINAL_QUIRKS = {
     "attention_mask": "additive",
     "encoder": "hierarchical",
 }
-"""Numerical behaviour of the released HERO (HERO_SPEC.md h) that `compat: original` pins."""
+"""Numerical behaviour of the released HERO (docs/hero-fidelity.md h) that `compat: original` pins."""
 
 
 def original_compat(cfg_dict: dict) -> dict:

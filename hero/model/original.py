@@ -1,4 +1,4 @@
-"""Import (and export) state dicts in the original HERO release's layout (HERO_SPEC.md f).
+"""Import (and export) state dicts in the original HERO release's layout (docs/hero-fidelity.md f).
 
 The original `HeroForPretraining` names its tensors `v_encoder.f_encoder.…` (cross-modal),
 `v_encoder.c_encoder.…` (temporal), `q_feat_attn.…` (query encoder) and so on, with separate Q/K/V

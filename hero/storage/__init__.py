@@ -1,4 +1,4 @@
-"""Storage for every artifact: local folders and ``s3://`` prefixes behind one interface (DESIGN.md §5).
+"""Storage for every artifact: local folders and ``s3://`` prefixes behind one interface (docs/s3.md).
 
 `hero.storage.s3.S3Storage` (boto3) is imported only when an ``s3://`` location is opened.
 """

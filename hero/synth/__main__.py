@@ -1,5 +1,5 @@
 """`python -m hero.synth --out DIR --size tiny|demo --seed N [--domain tv|instructional] [--how2-csv]`: write a
-synthetic corpus (DESIGN.md §4 layout)."""
+synthetic corpus (the layout of docs/data.md)."""
 
 from __future__ import annotations
 

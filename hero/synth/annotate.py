@@ -1,4 +1,4 @@
-"""Annotations for the five task families, derived from the episodes' event logs (DESIGN.md §4 formats).
+"""Annotations for the five task families, derived from the episodes' event logs (formats of docs/data.md).
 
 Each record's ground truth is kept in a side log (`synth_log.jsonl`) so tests can check ts against the events.
 """

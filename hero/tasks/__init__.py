@@ -26,7 +26,7 @@ TASK_OF_DATASET: dict[str, str] = {
     "tvqa": "video_qa", "how2qa": "video_qa", "violin": "violin", "msrvtt": "text_video_retrieval", "retrieval": "text_video_retrieval",
     "tvc": "captioning",
 }
-"""HERO's dataset names -> task family (HERO_SPEC.md c)."""
+"""HERO's dataset names -> task family (docs/hero-fidelity.md c)."""
 
 __all__ = ["OBJECTIVE_NAMES", "TASKS", "TASK_OF_DATASET", "CaptioningTask", "DownstreamTask", "MomentRetrievalTask",
            "Objective", "PretrainConfig", "PretrainModel", "TaskOutput", "TaskSampler", "TextVideoRetrievalTask",

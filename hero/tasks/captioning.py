@@ -1,4 +1,4 @@
-"""Video captioning: TVC (HERO_SPEC.md c.5).
+"""Video captioning: TVC (docs/hero-fidelity.md c.5).
 
 The encoder reads the whole video; the memory is the frame states of the captioned moment
 ``[floor(t0/clip), max(round(t1/clip), st+1))``. A 2-layer post-LN decoder (masked self-attention, cross-

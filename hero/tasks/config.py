@@ -1,4 +1,4 @@
-"""Configuration of the pretraining objectives and their sampling ratios (HERO_SPEC.md b)."""
+"""Configuration of the pretraining objectives and their sampling ratios (docs/hero-fidelity.md b)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Frame order modelling: classify the original position of shuffled frames (HERO_SPEC.md b.4)."""
+"""Frame order modelling: classify the original position of shuffled frames (docs/hero-fidelity.md b.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Masked frame modelling: feature regression (MFFR) and noise-contrastive estimation (MFM-NCE), HERO_SPEC.md b.2."""
+"""Masked frame modelling: feature regression (MFFR) and noise-contrastive estimation (MFM-NCE)
+(docs/hero-fidelity.md b.2)."""
 
 from __future__ import annotations
 

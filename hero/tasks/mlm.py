@@ -1,6 +1,6 @@
-"""Masked language modelling on subtitles, conditioned on their own frames (HERO_SPEC.md b.1).
+"""Masked language modelling on subtitles, conditioned on their own frames (docs/hero-fidelity.md b.1).
 
-A video without subtitle text (HERO_SPEC.md a.5: only separator-only subtitles over its frames) has nothing to
+A video without subtitle text (docs/hero-fidelity.md a.5: only separator-only subtitles over its frames) has nothing to
 mask: MLM skips it and counts it (``mlm/skipped_videos``); a micro-batch of only such videos scores nothing.
 """
 

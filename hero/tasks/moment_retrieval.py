@@ -1,4 +1,4 @@
-"""Video corpus moment retrieval: TVR / How2R / DiDeMo (VCMR, SVMR, VR), HERO_SPEC.md c.1.
+"""Video corpus moment retrieval: TVR / How2R / DiDeMo (VCMR, SVMR, VR), docs/hero-fidelity.md c.1.
 
 Training reuses the VSM head and losses (hero/tasks/vsm.py) with one query per item: local start/end
 cross-entropy (weight ``lw_st_ed``, dropped with probability ``drop_svmr_prob`` per step) and the global
@@ -37,7 +37,7 @@ from hero.text.tokenizer import SpecialTokens
 
 @dataclass(frozen=True, kw_only=True)
 class MomentRetrievalConfig:
-    """Finetuning losses (defaults: HERO's TVR config, HERO_SPEC.md c.1)."""
+    """Finetuning losses (defaults: HERO's TVR config, docs/hero-fidelity.md c.1)."""
 
     lw_st_ed: float = 0.01
     drop_svmr_prob: float = 0.8

@@ -1,4 +1,4 @@
-"""Text-to-video retrieval: MSR-VTT style (HERO_SPEC.md c.2).
+"""Text-to-video retrieval: MSR-VTT style (docs/hero-fidelity.md c.2).
 
 Only the global part of VSM: the query encoder, max-over-frames cosine video scores, and the hinge
 (or log-sum-exp) ranking losses against in-batch negative videos and queries, hard negatives from a step.

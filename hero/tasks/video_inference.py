@@ -1,4 +1,4 @@
-"""Video-and-language inference: VIOLIN (HERO_SPEC.md c.4).
+"""Video-and-language inference: VIOLIN (docs/hero-fidelity.md c.4).
 
 A statement ``[SEP] tokens`` is appended to every subtitle at the cross-modal level and after the frames
 at the temporal level (as video QA does); ``violin_pool`` attention over the frame states -> MLP(D -> 2D -> 1)

@@ -1,4 +1,4 @@
-"""Video question answering: TVQA / How2QA (HERO_SPEC.md c.3).
+"""Video question answering: TVQA / How2QA (docs/hero-fidelity.md c.3).
 
 Each (question, answer_i) pair is its own copy of the video: ``[SEP] q [SEP] a_i`` is appended to every
 subtitle at the cross-modal level and its embeddings follow the frames at the temporal level

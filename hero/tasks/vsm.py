@@ -1,11 +1,11 @@
-"""Video-subtitle matching (HERO_SPEC.md b.3): a subtitle, removed from the context, is the query.
+"""Video-subtitle matching (docs/hero-fidelity.md b.3): a subtitle, removed from the context, is the query.
 
 Local alignment: start/end frame classification from query-frame similarities smoothed by a 1-D conv.
 Global alignment: max-over-frames cosine score, hinge (or log-sum-exp) ranking against every in-batch
 negative video and query, with hard-negative weighting after a configurable step. The same head and
 losses serve moment retrieval finetuning (TVR / How2R / DiDeMo).
 
-Queries are subtitles with text and aligned frames. A video without subtitle text (HERO_SPEC.md a.5) has no
+Queries are subtitles with text and aligned frames. A video without subtitle text (docs/hero-fidelity.md a.5) has no
 query: it still serves as a negative video for the others, and is counted (``vsm/skipped_videos``); a
 micro-batch with no query at all scores nothing (unless queries are gathered from other ranks).
 """

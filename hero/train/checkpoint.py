@@ -1,4 +1,4 @@
-"""Checkpoints: ``run_dir/step-NNNNNNNN/`` directories written atomically by rank 0 (STYLE R11).
+"""Checkpoints: ``run_dir/step-NNNNNNNN/`` directories written atomically by rank 0.
 
 A checkpoint directory holds
 

@@ -1,4 +1,4 @@
-"""`RunConfig`: everything one training job needs, typed and strict (STYLE R6/R7).
+"""`RunConfig`: everything one training job needs, typed and strict.
 
 Loaded from YAML plus dotted ``key=value`` overrides; an unknown key or bad value fails with its dotted
 path. World size is deliberately absent: the config fixes the *global* batch (in videos), and the per-rank
@@ -60,7 +60,8 @@ class SourceConfig:
     """corpus: extra keyword arguments of PretrainDataset.from_split (e.g. max_sub_tokens)."""
     channels: Literal["both", "video", "subtitles"] = "both"
     """Input channels (VALUE's ablation, hero.data.channels): `video` drops the subtitles (every video becomes a
-    video-only one, HERO_SPEC.md a.5), `subtitles` zeroes the frame features; the same in training and prediction."""
+    video-only one: docs/hero-fidelity.md a.5), `subtitles` zeroes the frame features; the same in training and
+    prediction."""
 
     def _check(self, prefix: str) -> None:
         """Validate the source fields; ``prefix`` is the dotted path of this config (``data.``, or empty)."""
@@ -135,7 +136,8 @@ _CORPUS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 @dataclass(frozen=True, kw_only=True)
 class OptimConfig:
-    """AdamW with warmup then decay (HERO_SPEC.md b.5 defaults: betas (0.9, 0.98), eps 1e-6, wd 0.01, clip 1.0)."""
+    """AdamW with warmup then decay (docs/hero-fidelity.md b.5 defaults: betas (0.9, 0.98), eps 1e-6, wd 0.01,
+    clip 1.0)."""
 
     lr: float = 3e-5
     betas: tuple[float, float] = (0.9, 0.98)

@@ -1,4 +1,4 @@
-"""Entry point of one training job (STYLE R9)::
+"""Entry point of one training job::
 
     python -m hero.train --config run.yaml [dotted.key=value ...]
     torchrun --standalone --nproc_per_node 2 -m hero.train --config run.yaml

@@ -1,5 +1,5 @@
 """AdamW with decoupled weight decay on weight matrices only, per-head learning-rate multipliers, and a
-warmup-then-decay schedule (HERO_SPEC.md b.5: linear warmup, then linear decay to 0)."""
+warmup-then-decay schedule (docs/hero-fidelity.md b.5: linear warmup, then linear decay to 0)."""
 
 from __future__ import annotations
 

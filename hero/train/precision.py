@@ -1,4 +1,4 @@
-"""Mixed precision: an autocast context per config, and a GradScaler only for fp16 (STYLE R10).
+"""Mixed precision: an autocast context per config, and a GradScaler only for fp16.
 
 Weights and optimizer state always stay fp32 ("master weights"); autocast only changes the compute dtype.
 """

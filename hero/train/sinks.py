@@ -1,4 +1,4 @@
-"""Metric sinks: where rank 0 sends its all-reduced metrics (STYLE R12).
+"""Metric sinks: where rank 0 sends its all-reduced metrics.
 
 Sinks are named in the config by import path (``package.module:Class``) and built with the run directory,
 so orchestration (``pipelines/``) can add an MLflow sink without ``hero`` importing mlflow.

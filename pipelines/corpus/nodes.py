@@ -61,7 +61,7 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
     else:
         root = Path(path.removeprefix("file://")).expanduser().resolve()
         if not root.is_dir():
-            raise FileNotFoundError(f"corpus.path: {root} is not a folder (DESIGN.md §4 layout expected)")
+            raise FileNotFoundError(f"corpus.path: {root} is not a folder (the layout of docs/data.md expected)")
         source = "user"
     return _corpus_info(str(root), source, tree_fingerprint(root))
 

@@ -1,4 +1,4 @@
-"""The search space is data: dotted keys of the pretrain run config, each with a distribution (STYLE R15).
+"""The search space is data: dotted keys of the pretrain run config, each with a distribution.
 
 ``check_space`` proves, before any trial runs, that every key exists and that every bound gives a valid
 `RunConfig` (an int field swept as a float, a ratio range that can sum to 0, a mask probability of 1 all

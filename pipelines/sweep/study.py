@@ -15,7 +15,7 @@ Any number of workers (processes, machines) can serve one study. `run_worker` ke
 - **Workers wait for each other.** While the study's last trials run elsewhere, a worker polls instead
   of leaving: if one of those workers dies, its trial is recovered and run here.
 
-Create the study once before starting many workers on a new sqlite file (STACK.md trap 7): `open_study`
+Create the study once before starting many workers on a new sqlite file: `open_study`
 retries a creation that raced another process, but sqlite's schema creation is the fragile part.
 """
 

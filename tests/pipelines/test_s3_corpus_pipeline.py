@@ -1,4 +1,4 @@
-"""The platform path of DESIGN.md §7 for a corpus in S3, against a real moto server on 127.0.0.1: the corpus nodes
+"""The platform path for a corpus in S3, against a real moto server on 127.0.0.1: the corpus nodes
 take ``corpus.path=s3://bucket/prefix`` (fingerprinted by listing, ingested through the storage cache), and
 ``kedro run --pipeline=features --params=corpus.path=s3://…`` extracts its features in a subprocess whose only
 credentials are the AWS environment, which leaves no secret in data/ or mlruns/."""

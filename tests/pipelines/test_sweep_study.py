@@ -80,7 +80,7 @@ def test_a_trial_with_bad_intermediate_values_is_pruned_and_stops_training():
 @pytest.mark.parametrize("scheme", ["journal", pytest.param("sqlite", marks=pytest.mark.slow)])  # sqlite: ~17 s
 def test_two_worker_processes_complete_exactly_n_trials(tmp_path, scheme):
     url = f"journal:{tmp_path / 'study.log'}" if scheme == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
-    open_study("s", url, "minimize")  # created once, before the workers (STACK.md trap 7)
+    open_study("s", url, "minimize")  # created once, before the workers
     procs = [start_worker(tmp_path, url, 6, 0.4) for _ in range(2)]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

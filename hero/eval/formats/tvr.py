@@ -1,4 +1,4 @@
-"""The TVR submission JSON (HERO_SPEC.md d.4), read and written.
+"""The TVR submission JSON (docs/hero-fidelity.md d.4), read and written.
 
 ``{"video2idx": {vid_name: idx}, "VCMR"|"SVMR"|"VR": [{"desc_id", "desc", "predictions": [[vid_idx, st, ed,
 score], ...]}, ...]}``. Predictions are in rank order (the evaluator ignores the score); VR rows carry st = ed = 0.

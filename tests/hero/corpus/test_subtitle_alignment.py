@@ -1,4 +1,4 @@
-"""Hand-worked cases of HERO's subtitle -> clip alignment (HERO_SPEC.md d.3), clip length 1.5 s."""
+"""Hand-worked cases of HERO's subtitle -> clip alignment (docs/hero-fidelity.md d.3), clip length 1.5 s."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Video-only (subtitle-less) videos, HERO_SPEC.md a.5: the channel transform, and every pretraining objective on
+"""Video-only (subtitle-less) videos (hero-fidelity a.5): the channel transform, and every pretraining objective on
 batches holding such videos (MFM-NCE, MFFR and FOM use them; MLM and VSM skip them, counted, without a NaN)."""
 
 import pytest

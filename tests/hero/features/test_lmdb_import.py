@@ -1,4 +1,4 @@
-"""Import of precomputed features in the original HERO video_db layout (HERO_SPEC.md d.1), written here."""
+"""Import of precomputed features in the original HERO video_db layout (docs/hero-fidelity.md d.1), written here."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Import of state dicts in the original HERO release's layout (key list: fixtures/, from HERO_SPEC.md f)."""
+"""Import of state dicts in the original HERO release's layout (key list: fixtures/, from docs/hero-fidelity.md f)."""
 
 import re
 from pathlib import Path

@@ -26,7 +26,7 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "hero-test-key-id", "AWS_SECRET_ACCESS_
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (never 5000: mlflow and moto both default to it, STACK.md item 10)."""
+    """A free TCP port on 127.0.0.1 (never 5000: mlflow and moto both default to it)."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

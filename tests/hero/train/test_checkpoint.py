@@ -1,4 +1,4 @@
-"""Exact resume, architecture checks, corruption fallback, retention (STYLE R11, R17 d)."""
+"""Exact resume, architecture checks, corruption fallback, retention."""
 
 import json
 import logging

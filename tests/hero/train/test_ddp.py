@@ -1,4 +1,4 @@
-"""Multi-process runs through a real torchrun subprocess (gloo on CPU): @slow (STYLE R17 f)."""
+"""Multi-process runs through a real torchrun subprocess (gloo on CPU): @slow."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""main([...]) end to end in-process, hooks, sinks, non-finite loss (STYLE R17 e)."""
+"""main([...]) end to end in-process, hooks, sinks, non-finite loss."""
 
 import json
 

@@ -1,0 +1,36 @@
+"""The project carries its own docs: nothing cites a document outside the repository, and every docs/ page a
+docstring, help text or page names exists."""
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE = re.compile(r"DESIGN\.md|HERO_SPEC|STACK\.md|STYLE R\d|\.\./shared")
+
+
+def _tracked_text_files():
+    names = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    for name in names:
+        path = ROOT / name
+        if path.suffix in (".py", ".md", ".yml", ".yaml", ".txt", ".toml", ".cfg", ".sh") or path.name == "Makefile":
+            yield name, path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_no_reference_to_a_document_outside_the_repository():
+    hits = [f"{name}:{n}" for name, text in _tracked_text_files() if name != "tests/test_docs.py"
+            for n, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
+    assert not hits
+
+
+def test_every_cited_docs_page_exists():
+    missing = set()
+    for name, text in _tracked_text_files():
+        for page in re.findall(r"docs/([\w.-]+\.md)", text):
+            if not (ROOT / "docs" / page).is_file():
+                missing.add(f"{name}: docs/{page}")
+        if name.startswith("docs/"):
+            for page in re.findall(r"\]\(([\w.-]+\.md)\)", text):
+                if not (ROOT / "docs" / page).is_file():
+                    missing.add(f"{name}: {page}")
+    assert not missing, sorted(missing)
