@@ -167,15 +167,13 @@ def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | N
     """
     if not tracking_uri.startswith("sqlite:///"):
         return False
-    import fcntl
-
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+    from hero.storage.lock import hold
+
     db = Path(tracking_uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
     artifacts = artifact_location or str(db.parent / "artifacts")
-    with open(db.with_name(db.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with hold(db.with_name(db.name + ".lock"), f"setting up the MLflow store {db}"):
         store = SqlAlchemyStore(tracking_uri, artifacts)
         try:
             if store.get_experiment_by_name(experiment) is None:
