@@ -26,10 +26,38 @@ from typing import Any
 from hero.corpus.errors import CorpusError, IngestReport, OnError
 from hero.corpus.how2 import CSV_TASKS
 
-JSONL_TASKS = ("tvr", "tvqa", "violin", "tvc", "retrieval")
+FORMS = ("tvr", "tvqa", "violin", "tvc", "retrieval")
+"""The JSONL annotation forms (docs/formats.md): what a line holds and how it is normalized."""
+JSONL_TASKS = FORMS
 TASKS = (*JSONL_TASKS, *CSV_TASKS)
-"""Every task family a corpus may annotate: ``<task>_<split>.jsonl``, or ``.csv`` for How2R / How2QA."""
+"""The datasets a corpus reads by default: ``<dataset>_<split>.jsonl``, or ``.csv`` for How2R / How2QA."""
 SPLITS = ("train", "val", "test")
+
+_FORM_OF: dict[str, str] = {**{f: f for f in FORMS}, "didemo": "tvr", "msrvtt": "retrieval",
+                            "how2r": "tvr", "how2qa": "tvqa"}
+"""Dataset (annotation file prefix) -> the form its normalized examples take (How2R / How2QA: read from CSV,
+normalized to the tvr / tvqa forms)."""
+
+
+def register_dataset(dataset: str, form: str) -> None:
+    """Make ``<dataset>_<split>.jsonl`` readable as annotations of ``form`` (a task registering its datasets)."""
+    if form not in FORMS:
+        raise ValueError(f"dataset {dataset!r}: unknown annotation form {form!r} (known: {', '.join(FORMS)})")
+    if _FORM_OF.get(dataset, form) != form:
+        raise ValueError(f"dataset {dataset!r} is already read as {_FORM_OF[dataset]!r}, not {form!r}")
+    _FORM_OF[dataset] = form
+
+
+def form_of(dataset: str) -> str:
+    """The annotation form of ``dataset``'s examples; ValueError naming the known datasets otherwise."""
+    if dataset not in _FORM_OF:
+        raise ValueError(f"unknown dataset {dataset!r} (known: {', '.join(known_datasets())})")
+    return _FORM_OF[dataset]
+
+
+def known_datasets() -> tuple[str, ...]:
+    """Every dataset a corpus can annotate (the built-in ones and those tasks registered)."""
+    return tuple(_FORM_OF)
 
 # Keys every line needs, and keys every labeled (non-test) line needs as well.
 _ALWAYS = {
@@ -131,7 +159,7 @@ def parse_annotations(
     ts_tolerance: float = 0.1,
     skipped_videos: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Parse one ``<task>_<split>.jsonl`` file into normalized examples.
+    """Parse one ``<task>_<split>.jsonl`` file into normalized examples (``task``: the dataset, read in its form).
 
     Args:
         durations: vid_name -> duration (s) of every video in the corpus; an example naming another video breaks
@@ -139,8 +167,9 @@ def parse_annotations(
         skipped_videos: videos that ingestion skipped as bad; their examples are dropped and counted as the note
             ``annotation.of_skipped_video`` (the video's own error already reported the cause).
     """
-    if task not in JSONL_TASKS:
-        raise ValueError(f"unknown JSONL task {task!r} (known: {', '.join(JSONL_TASKS)})")
+    dataset, task = task, form_of(task)
+    if dataset in CSV_TASKS:
+        raise ValueError(f"{dataset} annotations are CSV files (hero.corpus.how2), not JSONL")
     required = _ALWAYS[task] + (() if split == "test" else _LABELED[task])
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
@@ -158,7 +187,7 @@ def parse_annotations(
             continue
         missing = [k for k in required if k not in obj]
         if missing:
-            fail("annotation.missing_key", f"{task} line lacks {', '.join(missing)}")
+            fail("annotation.missing_key", f"{dataset} line lacks {', '.join(missing)}")
             continue
         try:
             ex_id = obj[_ID_KEY[task]]

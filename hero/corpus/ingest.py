@@ -14,7 +14,7 @@ from typing import Any
 
 from hero.config import ConfigError, to_dict
 from hero.corpus.alignment import align_subtitles, count_clips
-from hero.corpus.annotations import SPLITS, TASKS, parse_annotations
+from hero.corpus.annotations import SPLITS, TASKS, known_datasets, parse_annotations
 from hero.corpus.encoding import check_encoding, decode_text
 from hero.corpus.errors import CorpusError, IngestReport, OnError
 from hero.corpus.how2 import CSV_TASKS, parse_how2_csv
@@ -70,8 +70,8 @@ class CorpusConfig:
         except ValueError as err:
             raise ConfigError(f"corpus.encoding: {err}") from None
         for t in self.tasks:
-            if t not in TASKS:
-                raise ConfigError(f"corpus.tasks: unknown task {t!r} (known: {', '.join(TASKS)})")
+            if t not in known_datasets():
+                raise ConfigError(f"corpus.tasks: unknown task {t!r} (known: {', '.join(known_datasets())})")
         if self.ts_tolerance < 0:
             raise ConfigError(f"corpus.ts_tolerance: must be >= 0, got {self.ts_tolerance}")
         if self.span_tolerance < 0:

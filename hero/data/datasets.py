@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hero.corpus.annotations import form_of
 from hero.corpus.errors import CorpusError
 from hero.corpus.manifest import Manifest
 from hero.data.channels import apply_channels, check_channels, empty_subtitles
@@ -76,6 +77,12 @@ class VideoFeatures:
         elif len(dims) > 1:
             raise CorpusError(str(store.root), "features.wrong_dim", f"videos have several feature dims {sorted(dims)}")
         self.feature_dim = store.entry(self.video_ids[0])["dim"] if self.video_ids else 0
+        for v in self.video_ids:  # one fact, two records: the manifest's clip length is what spans are labeled in
+            stored = store.entry(v).get("clip_len") if v in store else None
+            if stored is not None and abs(float(stored) - manifest.clip_len) > 1e-9:
+                raise CorpusError(str(store.root), "features.clip_len_mismatch",
+                                  f"{v!r} was extracted at {stored} s per clip; the manifest of {manifest.root} "
+                                  f"says {manifest.clip_len} s (re-extract, or ingest at {stored})")
         texts = [normalize_text(s[0]) for v in self.video_ids for s in manifest.videos[v].subs]
         ids = tokenizer.encode_batch(texts) if texts else []
         self._sub_ids: dict[str, list[list[int]]] = {}
@@ -136,10 +143,6 @@ def _pair_key(ex_id: Any) -> str:
     return text.rsplit("-", 1)[0] if text.endswith(("-0", "-1")) else text
 
 
-EXAMPLE_FORM = {"how2r": "tvr", "didemo": "tvr", "how2qa": "tvqa", "msrvtt": "retrieval"}
-"""Datasets whose examples take another dataset's form (How2R queries are TVR queries; How2QA items TVQA items)."""
-
-
 class TaskDataset(Dataset):
     """A task split's examples (hero.corpus.annotations normalized form) joined with their video example and
     tokenized into the fields of the task's collate. Examples naming no video (unlabeled test) are left out.
@@ -166,7 +169,10 @@ class TaskDataset(Dataset):
         raw = [e for e in manifest.tasks.get(task, {}).get(split, []) if e.get("vid_name") in videos.index]
         items: list[dict[str, Any]] = []
         groups: dict[str, list[int]] = {}
-        form = EXAMPLE_FORM.get(task, task)
+        try:
+            form = form_of(task)  # How2R queries take the TVR form, How2QA items the TVQA form, ...
+        except ValueError as err:
+            raise ValueError(f"unknown task {task!r}: {err}") from None
         for e in raw:
             base = {"id": e["id"], "vid_name": e["vid_name"], "ts": e.get("ts")}
             if form in ("tvr", "retrieval"):

@@ -156,7 +156,7 @@ def run_benchmark(scale: float = 1.0, *, preset: str = "hero-small", dim: int = 
         _phase("import", lambda: import_features(manifest, root / "store"), out)
         torch.manual_seed(seed)
         p = get_preset(preset, feature_dim=dim)
-        model = MomentRetrievalTask(p.model, MomentRetrievalConfig(clip_len=manifest.clip_len), p.tokens)
+        model = MomentRetrievalTask(p.model, MomentRetrievalConfig(), p.tokens)
         tokenizer = load_tokenizer(p.tokenizer or "minilm")
         store = FeatureStore(root / "store")
         pred = _phase("inference", lambda: predict_split(model, "tvr", manifest, store, tokenizer, "val", root / "pred",

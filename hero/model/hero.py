@@ -103,6 +103,10 @@ class Hero(nn.Module):
         fill_missing_buffer(self, state_dict, prefix, "clip_unmasked_vector")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def word_embeddings(self) -> Tensor:
+        """The word embedding matrix [rows, D] (MLM's output layer is tied to it)."""
+        return self.text_embed.word.weight
+
     # ------------------------------------------------------------------ text only
     def encode_text(self, ids: Tensor, mask: Tensor) -> Tensor:
         """Text-only pass through the cross-modal (or flat) layers: queries, and MiniLM parity.

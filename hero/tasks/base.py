@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from hero.data.batch import VideoBatch
 
 if TYPE_CHECKING:
-    from hero.tasks.pretrain import PretrainModel
+    from hero.model.hero import Hero
 
 
 @dataclass
@@ -28,15 +28,19 @@ class TaskOutput:
 
 
 class Objective(Protocol):
-    """A pretraining objective: prepares its inputs (masking etc.) and computes its loss with the model's heads."""
+    """A pretraining objective: prepares its inputs (masking etc.) and computes its loss from the encoder and its
+    own head. ``head`` names the head (objectives may share one: MFM-NCE and MFFR use ``mfm``) and ``head_cls``
+    builds it from the model config; `PretrainModel` holds it as ``heads.<head>`` (the checkpoint layout)."""
 
     name: str
+    head: str
+    head_cls: type[nn.Module]
 
     def prepare(self, batch: VideoBatch, generator: torch.Generator, step: int) -> Any:
         """Objective inputs from a plain batch (CPU tensors; seeded by ``generator``)."""
         ...
 
-    def __call__(self, model: "PretrainModel", inputs: Any) -> TaskOutput:
+    def __call__(self, encoder: "Hero", head: nn.Module, inputs: Any) -> TaskOutput:
         ...
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +22,13 @@ from torch import Tensor, nn
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, moment_frames, pad_token_lists, unique_videos
+from hero.eval import scoring
+from hero.eval.formats import CaptionPrediction, write_captions
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask
+from hero.tasks.prediction import PredictContext, PredictOptions, Written
+from hero.tasks.registry import register_task
 from hero.tasks.mlm import MlmHead
 from hero.text.tokenizer import SpecialTokens
 
@@ -37,7 +42,6 @@ class CaptioningConfig:
     decoder_layers: int = 2
     max_positions: int = 1024
     label_smoothing: float = 0.1
-    clip_len: float = 1.5
     max_caption_len: int = 60
     """Caption tokens kept for teacher forcing (the special token included)."""
     max_decode_len: int = 30
@@ -49,11 +53,10 @@ class CaptioningConfig:
     def __post_init__(self) -> None:
         def check(cond: bool, key: str, msg: str) -> None:
             if not cond:
-                raise ConfigError(f"captioning.{key}: {msg}")
+                raise ConfigError(f"{key}: {msg}")
 
         check(self.decoder_layers >= 1, "decoder_layers", f"must be >= 1, got {self.decoder_layers}")
         check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
-        check(self.clip_len > 0, "clip_len", f"must be > 0, got {self.clip_len}")
         check(2 <= self.max_caption_len <= self.max_positions, "max_caption_len", "must be in [2, max_positions]")
         check(1 <= self.max_decode_len < self.max_positions, "max_decode_len", "must be in [1, max_positions)")
         check(self.beam_size >= 1, "beam_size", f"must be >= 1, got {self.beam_size}")
@@ -74,14 +77,15 @@ class CaptioningInputs:
     caption_out: Tensor | None = None
 
 
-def collate_captioning(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: CaptioningConfig,
+def collate_captioning(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: CaptioningConfig, *, clip_len: float,
                        max_frames: int | None = None) -> CaptioningInputs:
     """Examples ``{"video": video example, "ts": (t0, t1), "caption_ids": [...] or absent}`` (ids without
-    special tokens) -> inputs; a clip with several reference captions is one example per caption."""
+    special tokens) -> inputs; a clip with several reference captions is one example per caption. ``clip_len``:
+    the corpus's seconds per frame feature (the moment's unit)."""
     videos, cv = unique_videos([e["video"] for e in examples])
     batch = collate_videos(videos, tokens, max_frames)
     n = batch.frame_mask.sum(1).tolist()
-    spans = [moment_frames(e["ts"], int(n[int(v)]), cfg.clip_len) for e, v in zip(examples, cv)]
+    spans = [moment_frames(e["ts"], int(n[int(v)]), clip_len) for e, v in zip(examples, cv)]
     cap_in = cap_out = None
     if all(e.get("caption_ids") is not None for e in examples):
         caps = [list(e["caption_ids"])[: cfg.max_caption_len - 1] for e in examples]
@@ -178,10 +182,13 @@ def caption_loss(logits: Tensor, targets: Tensor, label_smoothing: float) -> Ten
                            label_smoothing=label_smoothing)
 
 
+@register_task
 class CaptioningTask(DownstreamTask):
     name = "captioning"
     config_cls = CaptioningConfig
     collate = staticmethod(collate_captioning)
+    datasets = {"tvc": "tvc"}
+    headlines = ("cider",)
     PRETRAINED = {"encoder.": "encoder.", "heads.mlm.": "head.lm."}
 
     def __init__(self, model_cfg: ModelConfig, cfg: CaptioningConfig, tokens: SpecialTokens) -> None:
@@ -223,3 +230,20 @@ class CaptioningTask(DownstreamTask):
                         max_len=max_len or self.cfg.max_decode_len,
                         length_penalty=self.cfg.length_penalty if length_penalty is None else length_penalty,
                         use_cache=use_cache)
+
+    def write_predictions(self, ctx: PredictContext) -> Written:
+        """One generated caption per clip (token ids -> text with the tokenizer)."""
+        opts = ctx.options
+
+        def fn(items, inputs):
+            ids = self.predict(inputs, beam_size=opts.beam_size, max_len=opts.max_decode_len)
+            return [CaptionPrediction(vid_name=it["vid_name"], clip_id=it["id"], ts=tuple(map(float, it["ts"])),
+                                      descs=(ctx.tokenizer.decode(list(t)).strip(),)) for it, t in zip(items, ids)]
+
+        caps = ctx.run(fn)
+        write_captions(ctx.out_path, caps)
+        return Written(len(caps))
+
+    @classmethod
+    def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
+        return scoring.score_captioning(predictions, annotations, options.caption_eval)

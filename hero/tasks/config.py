@@ -11,31 +11,64 @@ OBJECTIVE_NAMES = ("mlm", "mfm_nce", "mffr", "fom", "vsm")
 
 
 @dataclass(frozen=True, kw_only=True)
-class VsmConfig:
-    queries_per_video: int = 5
-    """Subtitles per video used as queries (and blanked from the context)."""
+class RankingLossConfig:
+    """The in-batch ranking loss that VSM pretraining, moment retrieval and text-to-video retrieval share
+    (`hero.tasks.vsm.ranking_loss`): every query against every other video of the batch, and every video against
+    every other video's queries, optionally hard-weighted from a step on. Defaults: HERO's pretraining."""
+
+    ranking_loss: Literal["hinge", "lse"] = "hinge"
+    margin: float = 0.1
+    """Hinge margin (``hinge`` only)."""
+    lw_neg_ctx: float = 8.0
+    """Weight of the negative-video (context) term."""
+    lw_neg_q: float = 8.0
+    """Weight of the negative-query term."""
+    hard_negative_start_step: int = 20000
+    """From this step on, the ``hard_pool_size`` hardest negatives weigh ``hard_weight``, the rest ``easy_weight``."""
+    hard_pool_size: int = 20
+    hard_weight: float = 10.0
+    easy_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ConfigError(f"margin: must be >= 0, got {self.margin}")
+        for key in ("lw_neg_ctx", "lw_neg_q", "hard_weight", "easy_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if self.hard_pool_size < 1:
+            raise ConfigError(f"hard_pool_size: must be >= 1, got {self.hard_pool_size}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpanLossConfig(RankingLossConfig):
+    """The ranking loss plus the local start/end loss over a query's frames (VSM, moment retrieval)."""
+
     lw_st_ed: float = 0.01
     """Weight of the local (start/end) loss."""
     drop_svmr_prob: float = 0.8
     """Probability that a training step skips the local loss."""
-    ranking_loss: Literal["hinge", "lse"] = "hinge"
-    margin: float = 0.1
-    lw_neg_ctx: float = 8.0
-    lw_neg_q: float = 8.0
-    hard_negative_start_step: int = 20000
-    hard_pool_size: int = 20
-    hard_weight: float = 10.0
-    easy_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.drop_svmr_prob <= 1.0:
+            raise ConfigError(f"drop_svmr_prob: must be in [0, 1], got {self.drop_svmr_prob}")
+        if self.lw_st_ed < 0:
+            raise ConfigError(f"lw_st_ed: must be >= 0, got {self.lw_st_ed}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VsmConfig(SpanLossConfig):
+    """Video-subtitle matching: a video's subtitles, blanked from its context, are queries for its frames."""
+
+    queries_per_video: int = 5
+    """Subtitles per video used as queries (and blanked from the context)."""
     gather_across_ranks: bool = False
     """All-gather queries and videos (differentiably) across ranks to enlarge the negative pool."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.queries_per_video < 1:
-            raise ConfigError(f"vsm.queries_per_video: must be >= 1, got {self.queries_per_video}")
-        if not 0.0 <= self.drop_svmr_prob <= 1.0:
-            raise ConfigError(f"vsm.drop_svmr_prob: must be in [0, 1], got {self.drop_svmr_prob}")
-        if self.hard_pool_size < 1:
-            raise ConfigError(f"vsm.hard_pool_size: must be >= 1, got {self.hard_pool_size}")
+            raise ConfigError(f"queries_per_video: must be >= 1, got {self.queries_per_video}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -13,6 +14,9 @@ from torch import Tensor, nn
 from hero.model.config import ModelConfig
 from hero.model.hero import Hero, init_weights
 from hero.text.tokenizer import SpecialTokens
+
+if TYPE_CHECKING:
+    from hero.tasks.prediction import PredictContext, PredictOptions, Written
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +45,28 @@ class PretrainedKeyError(RuntimeError):
 
 
 class DownstreamTask(nn.Module):
-    """A Hero encoder, a task head (``self.head``) and a pure loss; ``forward(inputs) -> TaskOutput``.
+    """A downstream task family: a Hero encoder, its head (``self.head``) and loss (``forward(inputs) ->
+    TaskOutput``), and everything else the platform needs to know about it, declared here and nowhere else.
 
-    Subclasses set ``name``, ``config_cls``, ``collate`` (per-example dicts -> the task's inputs:
-    ``collate(examples, tokens, cfg, max_frames=None)``), ``PRETRAINED`` (source key prefix -> own key prefix)
-    and ``ALLOWED_MISSING`` (own key prefixes that may stay randomly initialised when finetuning starts).
+    Subclasses set:
+      ``name``: the family (``moment_retrieval``); ``config_cls``: its typed config (``finetune:`` in a run config);
+      ``datasets``: annotation prefix -> annotation form it reads (``{"tvr": "tvr", "how2r": "tvr"}``);
+      ``headlines``: the metrics it is judged by, headline first (names as ``score`` returns them);
+      ``prediction_suffix``: the prediction file's suffix (``.json`` or ``.jsonl``);
+      ``collate``: per-example dicts -> the task's inputs, ``collate(examples, tokens, cfg, *, clip_len,
+      max_frames=None)`` with ``clip_len`` the corpus's seconds per clip;
+      ``PRETRAINED`` (source key prefix -> own key prefix) and ``ALLOWED_MISSING`` (own key prefixes that may
+      stay randomly initialised when finetuning starts);
+    and implement ``write_predictions`` and ``score``. ``@hero.tasks.registry.register_task`` makes it known.
     The head's parameters (``task.head``) are the ones HERO trains with ``lr_mul``.
     """
 
     name: ClassVar[str] = ""
     config_cls: ClassVar[type] = object
     collate: ClassVar[Any] = None
+    datasets: ClassVar[Mapping[str, str]] = {}
+    headlines: ClassVar[tuple[str, ...]] = ()
+    prediction_suffix: ClassVar[str] = ".jsonl"
     PRETRAINED: ClassVar[dict[str, str]] = {"encoder.": "encoder."}
     ALLOWED_MISSING: ClassVar[tuple[str, ...]] = ("head.",)
 
@@ -67,6 +82,16 @@ class DownstreamTask(nn.Module):
     def prepare(self, inputs: Any, generator: Any, step: int) -> Any:
         """Per-step changes to the inputs (e.g. moment retrieval's loss dropping, hard negatives); default: none."""
         return inputs
+
+    def write_predictions(self, ctx: "PredictContext") -> "Written":
+        """Predict every example of ``ctx.raw`` (the model is in eval mode, under no_grad) and write the public
+        prediction file at ``ctx.out_path`` atomically."""
+        raise NotImplementedError(f"{type(self).__name__}.write_predictions")
+
+    @classmethod
+    def score(cls, predictions: Path, annotations: Path, options: "PredictOptions", written: "Written") -> dict[str, Any]:
+        """Metrics of a prediction file against its ground-truth annotation file (nested dicts of numbers)."""
+        raise NotImplementedError(f"{cls.__name__}.score")
 
     def _init_head(self) -> None:
         self.head.apply(lambda m: init_weights(m, self.model_cfg.init_std))

@@ -42,6 +42,8 @@ class FomInputs:
 
 class Fom:
     name = "fom"
+    head = "fom"
+    head_cls = FomHead
 
     def __init__(self, cfg: PretrainConfig) -> None:
         self.prob = cfg.fom_prob
@@ -50,10 +52,10 @@ class Fom:
         perm, targets = shuffle_frames(batch.frame_mask, prob=self.prob, generator=generator)
         return FomInputs(batch=batch, permutation=perm, targets=targets)
 
-    def __call__(self, model, inputs: FomInputs) -> TaskOutput:
-        out = model.encoder(inputs.batch, frame_permutation=inputs.permutation)
+    def __call__(self, encoder, head: FomHead, inputs: FomInputs) -> TaskOutput:
+        out = encoder(inputs.batch, frame_permutation=inputs.permutation)
         where = inputs.targets >= 0
-        logits = model.heads["fom"](out.frame_states[where])                    # [N, max_frames]
+        logits = head(out.frame_states[where])                    # [N, max_frames]
         targets = inputs.targets[where]
         loss = fom_loss(logits, targets)
         acc = (logits.argmax(-1) == targets).float().mean()

@@ -51,6 +51,9 @@ class MfmInputs:
 
 
 class _Mfm:
+    head = "mfm"
+    head_cls = MfmHead
+
     def __init__(self, cfg: PretrainConfig) -> None:
         self.prob = cfg.mask_prob
         self.temperature = cfg.nce_temperature
@@ -59,19 +62,18 @@ class _Mfm:
     def prepare(self, batch: VideoBatch, generator: torch.Generator, step: int) -> MfmInputs:
         return MfmInputs(batch=batch, masked=mask_frames(batch.frame_mask, prob=self.prob, generator=generator))
 
-    def _predict(self, model, inputs: MfmInputs) -> tuple[Tensor, Tensor, Tensor]:
-        out = model.encoder(inputs.batch, frame_masked=inputs.masked)
-        head = model.heads["mfm"]
+    def _predict(self, encoder, head: MfmHead, inputs: MfmInputs) -> tuple[Tensor, Tensor, Tensor]:
+        out = encoder(inputs.batch, frame_masked=inputs.masked)
         return out.frame_states, head(out.frame_states[inputs.masked]), inputs.batch.frame_feats[inputs.masked]
 
 
 class MfmNce(_Mfm):
     name = "mfm_nce"
 
-    def __call__(self, model, inputs: MfmInputs) -> TaskOutput:
-        states, pred, target = self._predict(model, inputs)
+    def __call__(self, encoder, head: MfmHead, inputs: MfmInputs) -> TaskOutput:
+        states, pred, target = self._predict(encoder, head, inputs)
         keep = ~inputs.masked if self.padded_negatives else (inputs.batch.frame_mask & ~inputs.masked)
-        negatives = model.heads["mfm"](states[keep])
+        negatives = head(states[keep])
         loss = mfm_nce_loss(pred, target, negatives, self.temperature)
         return TaskOutput(loss=loss, metrics={"mfm_nce/loss": loss.detach()}, count=pred.shape[0])
 
@@ -79,7 +81,7 @@ class MfmNce(_Mfm):
 class Mffr(_Mfm):
     name = "mffr"
 
-    def __call__(self, model, inputs: MfmInputs) -> TaskOutput:
-        _, pred, target = self._predict(model, inputs)
+    def __call__(self, encoder, head: MfmHead, inputs: MfmInputs) -> TaskOutput:
+        _, pred, target = self._predict(encoder, head, inputs)
         loss = mffr_loss(pred, target)
         return TaskOutput(loss=loss, metrics={"mffr/loss": loss.detach()}, count=pred.shape[0])

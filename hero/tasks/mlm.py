@@ -52,6 +52,8 @@ class Mlm:
     """MLM over each subtitle with its aligned frames (frames unmasked; cross-modal level only in HERO)."""
 
     name = "mlm"
+    head = "mlm"
+    head_cls = MlmHead
 
     def __init__(self, cfg: PretrainConfig, tokens: SpecialTokens) -> None:
         self.prob = cfg.mask_prob
@@ -68,13 +70,13 @@ class Mlm:
         return MlmInputs(batch=batch.replace(sub_ids=ids), labels=labels,
                          skipped_videos=batch.num_videos - int(with_text.sum()))
 
-    def __call__(self, model, inputs: MlmInputs) -> TaskOutput:
+    def __call__(self, encoder, head: MlmHead, inputs: MlmInputs) -> TaskOutput:
         counters = {"mlm/skipped_videos": inputs.skipped_videos}
         where = inputs.labels >= 0
         if not where.any():
-            return TaskOutput(loss=nothing_to_score(model.heads["mlm"]), count=0, counters=counters)
-        states = model.encoder.encode_subtitles(inputs.batch)                    # [S, Lt, D]
-        logits = model.heads["mlm"](states[where], model.encoder.text_embed.word.weight)
+            return TaskOutput(loss=nothing_to_score(head), count=0, counters=counters)
+        states = encoder.encode_subtitles(inputs.batch)                          # [S, Lt, D]
+        logits = head(states[where], encoder.word_embeddings())
         labels = inputs.labels[where]
         loss = mlm_loss(logits, labels)
         acc = (logits.argmax(-1) == labels).float().mean()

@@ -13,9 +13,11 @@ a ranking reads (each query's ``max_videos`` best and its GT video).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,66 +26,40 @@ from torch import Tensor
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, span_labels, unique_videos
+from hero.eval import scoring
+from hero.eval.formats import write_tvr_submission
 from hero.eval.moment_ranking import (
     MomentRankConfig, MomentRanking, RankedVideos, rank_svmr, rank_vcmr, rank_videos, topk_stable,
 )
+from hero.eval.submission import tvr_submission
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
-from hero.tasks.config import VsmConfig
+from hero.tasks.config import SpanLossConfig
 from hero.tasks.downstream import DownstreamTask
+from hero.tasks.prediction import PredictContext, PredictOptions, Written
+from hero.tasks.registry import register_task
 from hero.tasks.vsm import MASK_LOGIT, VsmHead, gather_pool, ranking_loss, video_scores
 from hero.text.tokenizer import SpecialTokens
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, kw_only=True)
-class MomentRetrievalConfig:
-    """Finetuning losses (defaults: HERO's TVR config, docs/hero-fidelity.md c.1)."""
+class MomentRetrievalConfig(SpanLossConfig):
+    """Finetuning losses (defaults: HERO's TVR config, docs/hero-fidelity.md c.1). Spans are converted to frames
+    with the corpus's clip length (the manifest's), never a per-task copy."""
 
-    lw_st_ed: float = 0.01
-    drop_svmr_prob: float = 0.8
-    ranking_loss: Literal["hinge", "lse"] = "hinge"
-    margin: float = 0.1
-    lw_neg_ctx: float = 8.0
-    lw_neg_q: float = 8.0
     hard_negative_start_step: int = 2000
-    hard_pool_size: int = 20
-    hard_weight: float = 10.0
-    easy_weight: float = 0.1
-    clip_len: float = 1.5
-    """Seconds per frame feature, for the start/end labels."""
+    """HERO's TVR finetuning turns hard negatives on at step 2000 (pretraining: 20000)."""
     max_query_len: int = 60
     gather_across_ranks: bool = False
     """Rank every query against the videos of all ranks, and every video against all ranks' queries (queries and
     videos all-gathered, differentiably; HERO's TVR finetuning does, as its pretraining VSM). No effect on 1 rank."""
 
     def __post_init__(self) -> None:
-        _check_ranking(self, "moment_retrieval")
-        if not 0.0 <= self.drop_svmr_prob <= 1.0:
-            raise ConfigError(f"moment_retrieval.drop_svmr_prob: must be in [0, 1], got {self.drop_svmr_prob}")
-        if self.lw_st_ed < 0:
-            raise ConfigError(f"moment_retrieval.lw_st_ed: must be >= 0, got {self.lw_st_ed}")
-
-    def vsm(self) -> VsmConfig:
-        """The equivalent `VsmConfig` the shared ranking losses take."""
-        return VsmConfig(lw_st_ed=self.lw_st_ed, drop_svmr_prob=self.drop_svmr_prob, ranking_loss=self.ranking_loss,
-                         margin=self.margin, lw_neg_ctx=self.lw_neg_ctx, lw_neg_q=self.lw_neg_q,
-                         hard_negative_start_step=self.hard_negative_start_step, hard_pool_size=self.hard_pool_size,
-                         hard_weight=self.hard_weight, easy_weight=self.easy_weight)
-
-
-def _check_ranking(cfg, prefix: str) -> None:
-    """Validation shared with text-to-video retrieval."""
-    if cfg.margin < 0:
-        raise ConfigError(f"{prefix}.margin: must be >= 0, got {cfg.margin}")
-    for key in ("lw_neg_ctx", "lw_neg_q", "hard_weight", "easy_weight"):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"{prefix}.{key}: must be >= 0, got {getattr(cfg, key)}")
-    if cfg.hard_pool_size < 1:
-        raise ConfigError(f"{prefix}.hard_pool_size: must be >= 1, got {cfg.hard_pool_size}")
-    if cfg.clip_len <= 0:
-        raise ConfigError(f"{prefix}.clip_len: must be > 0, got {cfg.clip_len}")
-    if cfg.max_query_len < 2:
-        raise ConfigError(f"{prefix}.max_query_len: must be >= 2, got {cfg.max_query_len}")
+        super().__post_init__()
+        if self.max_query_len < 2:
+            raise ConfigError(f"max_query_len: must be >= 2, got {self.max_query_len}")
 
 
 @dataclass(frozen=True)
@@ -102,14 +78,15 @@ class MomentRetrievalInputs:
     hard: bool = False
 
 
-def collate_moment_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: MomentRetrievalConfig,
-                             max_frames: int | None = None) -> MomentRetrievalInputs:
+def collate_moment_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: MomentRetrievalConfig, *,
+                             clip_len: float, max_frames: int | None = None) -> MomentRetrievalInputs:
     """Examples ``{"video": video example, "query_ids": [CLS, ...], "ts": (t0, t1) seconds or None}`` ->
-    inputs. Queries of the same video share one copy of it (so it is never its own negative)."""
+    inputs; ``clip_len``: the corpus's seconds per frame feature (the span labels' unit). Queries of the same
+    video share one copy of it (so it is never its own negative)."""
     videos, qv = unique_videos([e["video"] for e in examples])
     batch = collate_videos(videos, tokens, max_frames)
     n = batch.frame_mask.sum(1).tolist()
-    labels = [span_labels(e.get("ts"), int(n[int(v)]), cfg.clip_len) for e, v in zip(examples, qv)]
+    labels = [span_labels(e.get("ts"), int(n[int(v)]), clip_len) for e, v in zip(examples, qv)]
     ids, mask = pad_token_lists([e["query_ids"] for e in examples], tokens.pad, cfg.max_query_len)
     return MomentRetrievalInputs(batch=batch, query_ids=ids, query_mask=mask, query_video=qv,
                                  start=torch.tensor([s for s, _ in labels]), end=torch.tensor([e for _, e in labels]))
@@ -222,12 +199,17 @@ def _conv_rows(x: Tensor, conv: torch.nn.Conv1d) -> Tensor:
     return out
 
 
+@register_task
 class MomentRetrievalTask(DownstreamTask):
     """Hero encoder + VSM head (query encoder, query projection, start/end convolutions)."""
 
     name = "moment_retrieval"
     config_cls = MomentRetrievalConfig
     collate = staticmethod(collate_moment_retrieval)
+    datasets = {"tvr": "tvr", "how2r": "tvr", "didemo": "tvr"}
+    headlines = ("vcmr_r1_iou0.7", "svmr_r1_iou0.5")
+    """TVR also shows SVMR R@1 at tIoU 0.5: at a small budget VCMR R@1 at tIoU 0.7 is near zero for every model."""
+    prediction_suffix = ".json"
     PRETRAINED = {"encoder.": "encoder.", "heads.vsm.": "head."}
     ALLOWED_MISSING = ("head.",)
 
@@ -235,7 +217,6 @@ class MomentRetrievalTask(DownstreamTask):
         super().__init__(model_cfg, cfg, tokens)
         self.head = VsmHead(model_cfg)
         self._init_head()
-        self._vsm = cfg.vsm()
 
     def prepare(self, inputs: MomentRetrievalInputs, generator: torch.Generator, step: int) -> MomentRetrievalInputs:
         """Per-step flags: drop the local loss with ``drop_svmr_prob``; hard negatives from the configured step."""
@@ -254,7 +235,7 @@ class MomentRetrievalTask(DownstreamTask):
             frames, frame_mask, pool_query, query_video = gather_pool(self.all_gather, frames, frame_mask, query,
                                                                       query_video)
         scores = video_scores(pool_query, frames, frame_mask)                     # [Q(all), B(all)]
-        loss_ctx, loss_q = ranking_loss(scores, query_video, self._vsm, inputs.hard)
+        loss_ctx, loss_q = ranking_loss(scores, query_video, self.cfg, inputs.hard)
         loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
         metrics = {"moment_retrieval/loss_neg_ctx": loss_ctx.detach(), "moment_retrieval/loss_neg_q": loss_q.detach()}
         has_span = inputs.start >= 0
@@ -305,6 +286,29 @@ class MomentRetrievalTask(DownstreamTask):
             vr_score.append(r.score.cpu())
         return MomentPredictions(vcmr=MomentRanking.cat(vcmr), svmr=MomentRanking.cat(svmr) if svmr else None,
                                  vr=RankedVideos(video=torch.cat(vr_video), score=torch.cat(vr_score)))
+
+    def write_predictions(self, ctx: PredictContext) -> Written:
+        """Queries [Nq, Lq] against the encoded corpus [Nv, T, D] -> VCMR / VR (+ SVMR when every query has its
+        video in the corpus) -> TVR submission."""
+        rank_cfg = ctx.rank_config()
+        corpus, ids, mask = ctx.encode_corpus()
+        pos = {v: i for i, v in enumerate(corpus.video_ids)}
+        gt = [pos.get(e.get("vid_name")) for e in ctx.raw]
+        gt_video = torch.tensor(gt, device=ctx.device) if all(g is not None for g in gt) else None
+        if gt_video is None:
+            log.warning("%s/%s: some queries have no video in the corpus; no SVMR", ctx.dataset, ctx.split)
+        t0 = time.perf_counter()
+        pred = self.predict(ids, mask, corpus, rank_cfg, gt_video=gt_video)
+        log.info("%s/%s: ranked %d queries against %d videos (%.1f queries/s)", ctx.dataset, ctx.split, len(ctx.raw),
+                 len(corpus.video_ids), len(ctx.raw) / max(time.perf_counter() - t0, 1e-9))
+        write_tvr_submission(ctx.out_path, tvr_submission(
+            list(corpus.video_ids), [e["id"] for e in ctx.raw], vcmr=pred.vcmr, svmr=pred.svmr, vr=pred.vr,
+            descs=[e["desc"] for e in ctx.raw]))
+        return Written(len(ctx.raw))
+
+    @classmethod
+    def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
+        return scoring.score_moment_retrieval(predictions, annotations, options.moment_eval)
 
 
 def _cpu(r: MomentRanking) -> MomentRanking:

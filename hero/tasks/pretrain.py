@@ -17,10 +17,10 @@ from hero.model.config import ModelConfig
 from hero.model.hero import Hero, init_weights
 from hero.tasks.base import Objective, TaskOutput
 from hero.tasks.config import PretrainConfig
-from hero.tasks.fom import Fom, FomHead
-from hero.tasks.mfm import MfmHead, Mffr, MfmNce
-from hero.tasks.mlm import Mlm, MlmHead
-from hero.tasks.vsm import Vsm, VsmHead
+from hero.tasks.fom import Fom
+from hero.tasks.mfm import Mffr, MfmNce
+from hero.tasks.mlm import Mlm
+from hero.tasks.vsm import Vsm
 from hero.text.tokenizer import SpecialTokens
 
 
@@ -35,13 +35,6 @@ class PretrainModel(nn.Module):
         super().__init__()
         self.model_cfg, self.pretrain_cfg, self.tokens = model_cfg, pretrain_cfg, tokens
         self.encoder = Hero(model_cfg)
-        self.heads = nn.ModuleDict({
-            "mlm": MlmHead(model_cfg),
-            "mfm": MfmHead(model_cfg),
-            "fom": FomHead(model_cfg),
-            "vsm": VsmHead(model_cfg),
-        })
-        self.heads.apply(lambda m: init_weights(m, model_cfg.init_std))
         self.objectives: dict[str, Objective] = {
             "mlm": Mlm(pretrain_cfg, tokens),
             "mfm_nce": MfmNce(pretrain_cfg),
@@ -49,6 +42,12 @@ class PretrainModel(nn.Module):
             "fom": Fom(pretrain_cfg),
             "vsm": Vsm(pretrain_cfg, tokens, all_gather=all_gather if pretrain_cfg.vsm.gather_across_ranks else None),
         }
+        heads: dict[str, nn.Module] = {}
+        for objective in self.objectives.values():  # each head once (MFM-NCE and MFFR share one), in this order
+            if objective.head not in heads:
+                heads[objective.head] = objective.head_cls(model_cfg)
+        self.heads = nn.ModuleDict(heads)
+        self.heads.apply(lambda m: init_weights(m, model_cfg.init_std))
 
     @classmethod
     def from_preset(cls, preset, pretrain_cfg: PretrainConfig | None = None, **kwargs) -> "PretrainModel":
@@ -64,4 +63,5 @@ class PretrainModel(nn.Module):
         return self.objectives[objective].prepare(batch, generator, step)
 
     def forward(self, objective: str, inputs: Any) -> TaskOutput:
-        return self.objectives[objective](self, inputs)
+        obj = self.objectives[objective]
+        return obj(self.encoder, self.heads[obj.head], inputs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -17,42 +17,37 @@ from torch import Tensor
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, unique_videos
+from hero.eval import scoring
+from hero.eval.formats import rankings_from_scores, write_rankings
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
-from hero.tasks.config import VsmConfig
+from hero.tasks.config import RankingLossConfig
 from hero.tasks.downstream import DownstreamTask
-from hero.tasks.moment_retrieval import EncodedCorpus, _check_ranking, corpus_video_scores, encode_corpus
+from hero.tasks.prediction import PredictContext, PredictOptions, Written
+from hero.tasks.registry import register_task
+from hero.tasks.moment_retrieval import EncodedCorpus, corpus_video_scores, encode_corpus
 from hero.tasks.vsm import VsmHead, ranking_loss, video_scores
 from hero.text.tokenizer import SpecialTokens
 
 
 @dataclass(frozen=True, kw_only=True)
-class TextVideoRetrievalConfig:
-    """Defaults: HERO's MSR-VTT config (2 s features, negatives weighted 10, hard pool 80 from step 2000)."""
+class TextVideoRetrievalConfig(RankingLossConfig):
+    """Defaults: HERO's MSR-VTT config (negatives weighted 10, hard pool 80 from step 2000)."""
 
-    ranking_loss: Literal["hinge", "lse"] = "hinge"
-    margin: float = 0.1
     lw_neg_ctx: float = 10.0
     lw_neg_q: float = 10.0
     hard_negative_start_step: int = 2000
     hard_pool_size: int = 80
-    hard_weight: float = 10.0
-    easy_weight: float = 0.1
-    clip_len: float = 2.0
     max_query_len: int = 60
     score_chunk: int = 256
     """Queries scored at a time at inference ([chunk, videos, T] similarities in memory)."""
 
     def __post_init__(self) -> None:
-        _check_ranking(self, "text_video_retrieval")
+        super().__post_init__()
+        if self.max_query_len < 2:
+            raise ConfigError(f"max_query_len: must be >= 2, got {self.max_query_len}")
         if self.score_chunk < 1:
-            raise ConfigError(f"text_video_retrieval.score_chunk: must be >= 1, got {self.score_chunk}")
-
-    def vsm(self) -> VsmConfig:
-        return VsmConfig(lw_st_ed=0.0, drop_svmr_prob=1.0, ranking_loss=self.ranking_loss, margin=self.margin,
-                         lw_neg_ctx=self.lw_neg_ctx, lw_neg_q=self.lw_neg_q,
-                         hard_negative_start_step=self.hard_negative_start_step, hard_pool_size=self.hard_pool_size,
-                         hard_weight=self.hard_weight, easy_weight=self.easy_weight)
+            raise ConfigError(f"score_chunk: must be >= 1, got {self.score_chunk}")
 
 
 @dataclass(frozen=True)
@@ -67,8 +62,8 @@ class TextVideoRetrievalInputs:
     hard: bool = False
 
 
-def collate_text_video_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: TextVideoRetrievalConfig,
-                                 max_frames: int | None = None) -> TextVideoRetrievalInputs:
+def collate_text_video_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: TextVideoRetrievalConfig, *,
+                                 clip_len: float | None = None, max_frames: int | None = None) -> TextVideoRetrievalInputs:
     """Examples ``{"video": video example, "query_ids": [CLS, ...]}`` -> inputs (videos deduplicated)."""
     videos, qv = unique_videos([e["video"] for e in examples])
     ids, mask = pad_token_lists([e["query_ids"] for e in examples], tokens.pad, cfg.max_query_len)
@@ -76,19 +71,21 @@ def collate_text_video_retrieval(examples: Sequence[Mapping], tokens: SpecialTok
                                     query_mask=mask, query_video=qv)
 
 
+@register_task
 class TextVideoRetrievalTask(DownstreamTask):
     """Hero encoder + the VSM head's query encoder (its span convolutions stay unused)."""
 
     name = "text_video_retrieval"
     config_cls = TextVideoRetrievalConfig
     collate = staticmethod(collate_text_video_retrieval)
+    datasets = {"retrieval": "retrieval", "msrvtt": "retrieval"}
+    headlines = ("r1",)
     PRETRAINED = {"encoder.": "encoder.", "heads.vsm.": "head."}
 
     def __init__(self, model_cfg: ModelConfig, cfg: TextVideoRetrievalConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
         self.head = VsmHead(model_cfg)
         self._init_head()
-        self._vsm = cfg.vsm()
 
     def prepare(self, inputs: TextVideoRetrievalInputs, generator: torch.Generator, step: int) -> TextVideoRetrievalInputs:
         return replace(inputs, hard=step >= self.cfg.hard_negative_start_step)
@@ -100,7 +97,7 @@ class TextVideoRetrievalTask(DownstreamTask):
     def forward(self, inputs: TextVideoRetrievalInputs) -> TaskOutput:
         out = self.encoder(inputs.batch)
         scores = video_scores(self.encode_queries(inputs.query_ids, inputs.query_mask), out.frame_states, out.frame_mask)
-        loss_ctx, loss_q = ranking_loss(scores, inputs.query_video, self._vsm, inputs.hard)
+        loss_ctx, loss_q = ranking_loss(scores, inputs.query_video, self.cfg, inputs.hard)
         loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
         r1 = (scores.argmax(1) == inputs.query_video).float().mean()
         metrics = {"text_video_retrieval/loss": loss.detach(), "text_video_retrieval/loss_neg_ctx": loss_ctx.detach(),
@@ -120,3 +117,15 @@ class TextVideoRetrievalTask(DownstreamTask):
             q = self.encode_queries(query_ids[sl], query_mask[sl])
             parts.append(corpus_video_scores(q, corpus).cpu())
         return torch.cat(parts)
+
+    def write_predictions(self, ctx: PredictContext) -> Written:
+        """Queries against the encoded corpus -> scores [Nq, Nv] -> ranking lines."""
+        corpus, ids, mask = ctx.encode_corpus()
+        scores = self.predict(ids, mask, corpus)
+        ranks = rankings_from_scores([e["id"] for e in ctx.raw], corpus.video_ids, scores, ctx.options.top_k)
+        write_rankings(ctx.out_path, [replace(r, desc=e["desc"]) for r, e in zip(ranks, ctx.raw)])
+        return Written(len(ctx.raw), num_videos=len(corpus.video_ids))
+
+    @classmethod
+    def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
+        return scoring.score_text_to_video(predictions, annotations, options.retrieval_eval, written.num_videos)

@@ -17,6 +17,7 @@ import math
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +26,13 @@ from torch import Tensor, nn
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, select_videos, unique_videos
+from hero.eval import scoring
+from hero.eval.formats import ViolinLabel, write_violin_labels
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask, Mlp, attention_pool
+from hero.tasks.prediction import PredictContext, PredictOptions, Written
+from hero.tasks.registry import register_task
 from hero.text.tokenizer import SpecialTokens
 
 
@@ -47,13 +52,13 @@ class ViolinConfig:
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 0:
-            raise ConfigError(f"violin.window: must be >= 0 seconds or null, got {self.window}")
+            raise ConfigError(f"window: must be >= 0 seconds or null, got {self.window}")
         if self.pair_loss < 0:
-            raise ConfigError(f"violin.pair_loss: must be >= 0, got {self.pair_loss}")
+            raise ConfigError(f"pair_loss: must be >= 0, got {self.pair_loss}")
         if self.max_txt_len < 2:
-            raise ConfigError(f"violin.max_txt_len: must be >= 2, got {self.max_txt_len}")
+            raise ConfigError(f"max_txt_len: must be >= 2, got {self.max_txt_len}")
         if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"violin.threshold: must be in (0, 1), got {self.threshold}")
+            raise ConfigError(f"threshold: must be in (0, 1), got {self.threshold}")
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ class ViolinInputs:
     pairs: Tensor
 
 
-def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: ViolinConfig,
-                   max_frames: int | None = None) -> ViolinInputs:
+def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: ViolinConfig, *,
+                   clip_len: float | None = None, max_frames: int | None = None) -> ViolinInputs:
     """Examples ``{"video": video example, "statement_ids": [...], "label": 0/1/None, "paired_ids": [...] (optional)}``
     (ids without special tokens) -> inputs. ``paired_ids`` adds the opposite-label statement right after it
     (HERO's training items); its label is ``1 - label``."""
@@ -138,10 +143,13 @@ class ViolinPredictions:
     prob: Tensor
 
 
+@register_task
 class ViolinTask(DownstreamTask):
     name = "violin"
     config_cls = ViolinConfig
     collate = staticmethod(collate_violin)
+    datasets = {"violin": "violin"}
+    headlines = ("acc",)
 
     def __init__(self, model_cfg: ModelConfig, cfg: ViolinConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
@@ -174,3 +182,17 @@ class ViolinTask(DownstreamTask):
         """Entailment per statement (write ``{"desc_id", "label"}`` lines from it)."""
         logits = self.logits(inputs).float()
         return ViolinPredictions(label=violin_labels(logits, self.cfg.threshold), prob=torch.sigmoid(logits))
+
+    def write_predictions(self, ctx: PredictContext) -> Written:
+        """Entailment label [N] per statement."""
+        def fn(items, inputs):
+            labels = self.predict(inputs).label.tolist()
+            return [ViolinLabel(desc_id=it["id"], label=int(x)) for it, x in zip(items, labels)]
+
+        labels = ctx.run(fn)
+        write_violin_labels(ctx.out_path, labels)
+        return Written(len(labels))
+
+    @classmethod
+    def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
+        return scoring.score_violin(predictions, annotations)

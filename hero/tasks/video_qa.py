@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -20,9 +21,13 @@ from torch import Tensor, nn
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, select_videos, span_labels, unique_videos
+from hero.eval import scoring
+from hero.eval.formats import QaAnswer, write_qa_answers
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask, Mlp, attention_pool, masked_ce
+from hero.tasks.prediction import PredictContext, PredictOptions, Written
+from hero.tasks.registry import register_task
 from hero.tasks.vsm import MASK_LOGIT
 from hero.text.tokenizer import SpecialTokens
 
@@ -34,7 +39,6 @@ class VideoQaConfig:
     num_answers: int = 5
     lw_temporal: float = 0.4
     """Weight of the start/end (temporal localisation) loss."""
-    clip_len: float = 1.5
     max_txt_len: int = 120
     """Longest `[SEP] q [SEP] a` sequence (tokens beyond are cut)."""
     window: float | None = None
@@ -43,15 +47,13 @@ class VideoQaConfig:
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 0:
-            raise ConfigError(f"video_qa.window: must be >= 0 seconds or null, got {self.window}")
+            raise ConfigError(f"window: must be >= 0 seconds or null, got {self.window}")
         if self.num_answers < 2:
-            raise ConfigError(f"video_qa.num_answers: must be >= 2, got {self.num_answers}")
+            raise ConfigError(f"num_answers: must be >= 2, got {self.num_answers}")
         if self.lw_temporal < 0:
-            raise ConfigError(f"video_qa.lw_temporal: must be >= 0, got {self.lw_temporal}")
-        if self.clip_len <= 0:
-            raise ConfigError(f"video_qa.clip_len: must be > 0, got {self.clip_len}")
+            raise ConfigError(f"lw_temporal: must be >= 0, got {self.lw_temporal}")
         if self.max_txt_len < 3:
-            raise ConfigError(f"video_qa.max_txt_len: must be >= 3, got {self.max_txt_len}")
+            raise ConfigError(f"max_txt_len: must be >= 3, got {self.max_txt_len}")
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,11 @@ class VideoQaInputs:
     end: Tensor
 
 
-def collate_video_qa(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: VideoQaConfig,
+def collate_video_qa(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: VideoQaConfig, *, clip_len: float,
                      max_frames: int | None = None) -> VideoQaInputs:
     """Examples ``{"video": video example, "q_ids": [...], "answer_ids": A lists, "answer_idx": int | None,
-    "ts": (t0, t1) | None}`` (ids without special tokens) -> inputs."""
+    "ts": (t0, t1) | None}`` (ids without special tokens) -> inputs; ``clip_len``: the corpus's seconds per
+    frame feature (the span labels' unit)."""
     videos, qv = unique_videos([e["video"] for e in examples])
     batch = collate_videos(videos, tokens, max_frames)
     seqs = []
@@ -82,7 +85,7 @@ def collate_video_qa(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: Vi
         seqs += [[tokens.sep, *e["q_ids"], tokens.sep, *a] for a in e["answer_ids"]]
     ids, mask = pad_token_lists(seqs, tokens.pad, cfg.max_txt_len)
     n = batch.frame_mask.sum(1).tolist()
-    spans = [span_labels(e.get("ts"), int(n[int(v)]), cfg.clip_len) for e, v in zip(examples, qv)]
+    spans = [span_labels(e.get("ts"), int(n[int(v)]), clip_len) for e, v in zip(examples, qv)]
     answer = [e.get("answer_idx") for e in examples]
     return VideoQaInputs(batch=batch, qa_ids=ids.view(len(examples), cfg.num_answers, -1),
                          qa_mask=mask.view(len(examples), cfg.num_answers, -1), question_video=qv,
@@ -132,10 +135,13 @@ class VideoQaPredictions:
     end: Tensor
 
 
+@register_task
 class VideoQaTask(DownstreamTask):
     name = "video_qa"
     config_cls = VideoQaConfig
     collate = staticmethod(collate_video_qa)
+    datasets = {"tvqa": "tvqa", "how2qa": "tvqa"}
+    headlines = ("acc",)
 
     def __init__(self, model_cfg: ModelConfig, cfg: VideoQaConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
@@ -166,3 +172,20 @@ class VideoQaTask(DownstreamTask):
         answer_logits, st, ed = self.logits(inputs)
         return VideoQaPredictions(answer=answer_logits.argmax(1), answer_logits=answer_logits,
                                   start=st.argmax(1), end=ed.argmax(1))
+
+    def write_predictions(self, ctx: PredictContext) -> Written:
+        """Answer argmax per question [N] + the span heads' argmax frames -> seconds."""
+        clip = ctx.clip_len
+
+        def fn(items, inputs):
+            p = self.predict(inputs)
+            return [QaAnswer(qid=it["id"], answer_idx=int(a), ts=(min(s, e) * clip, (max(s, e) + 1) * clip))
+                    for it, a, s, e in zip(items, p.answer.tolist(), p.start.tolist(), p.end.tolist())]
+
+        answers = ctx.run(fn)
+        write_qa_answers(ctx.out_path, answers)
+        return Written(len(answers))
+
+    @classmethod
+    def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
+        return scoring.score_video_qa(predictions, annotations)

@@ -24,7 +24,7 @@ from hero.data.masking import sample_queries
 from hero.model.config import ModelConfig
 from hero.model.query import QueryEncoder
 from hero.tasks.base import TaskOutput, nothing_to_score
-from hero.tasks.config import PretrainConfig, VsmConfig
+from hero.tasks.config import PretrainConfig, RankingLossConfig, VsmConfig
 from hero.text.tokenizer import SpecialTokens
 
 MASK_LOGIT = -1e4
@@ -67,7 +67,7 @@ def video_scores(query: Tensor, frames: Tensor, frame_mask: Tensor) -> Tensor:
 def ranking_loss(
     scores: Tensor,
     query_video: Tensor,
-    cfg: VsmConfig,
+    cfg: RankingLossConfig,
     hard: bool,
 ) -> tuple[Tensor, Tensor]:
     """In-batch ranking losses with all negatives.
@@ -88,7 +88,7 @@ def ranking_loss(
     return ctx, q
 
 
-def _weighted_margin(neg: Tensor, pos: Tensor, valid: Tensor, cfg: VsmConfig, hard: bool) -> Tensor:
+def _weighted_margin(neg: Tensor, pos: Tensor, valid: Tensor, cfg: RankingLossConfig, hard: bool) -> Tensor:
     """Mean over queries of the (optionally hard-weighted) mean of the per-negative ranking losses."""
     if cfg.ranking_loss == "hinge":
         per = (cfg.margin + neg - pos).clamp(min=0)
@@ -121,6 +121,8 @@ class VsmInputs:
 
 class Vsm:
     name = "vsm"
+    head = "vsm"
+    head_cls = VsmHead
 
     def __init__(self, cfg: PretrainConfig, tokens: SpecialTokens, all_gather: Callable[[Tensor], Tensor] | None = None) -> None:
         self.cfg = cfg.vsm
@@ -148,18 +150,19 @@ class Vsm:
                          use_local=use_local, hard=step >= self.cfg.hard_negative_start_step,
                          skipped_videos=batch.num_videos - len(batch.sub_video[q].unique()))
 
-    def encode_queries(self, model, ids: Tensor, mask: Tensor) -> Tensor:
+    @staticmethod
+    def encode_queries(encoder, head: VsmHead, ids: Tensor, mask: Tensor) -> Tensor:
         """Query tokens -> [Q, D] through the text-only cross-modal pass and the query encoder."""
-        return model.heads["vsm"].query_encoder(model.encoder.encode_text(ids, mask), mask)
+        return head.query_encoder(encoder.encode_text(ids, mask), mask)
 
-    def __call__(self, model, inputs: VsmInputs) -> TaskOutput:
-        cfg, head = self.cfg, model.heads["vsm"]
+    def __call__(self, encoder, head: VsmHead, inputs: VsmInputs) -> TaskOutput:
+        cfg = self.cfg
         counters = {"vsm/skipped_videos": inputs.skipped_videos}
         n_own = int(inputs.query_ids.shape[0])
         if n_own == 0 and self.all_gather is None:
             return TaskOutput(loss=nothing_to_score(head), count=0, counters=counters)
-        out = model.encoder(inputs.batch)
-        query = self.encode_queries(model, inputs.query_ids, inputs.query_mask)   # [Q, D]
+        out = encoder(inputs.batch)
+        query = self.encode_queries(encoder, head, inputs.query_ids, inputs.query_mask)   # [Q, D]
         own_query, frames, frame_mask, query_video = query, out.frame_states, out.frame_mask, inputs.query_video
         if self.all_gather is not None:
             frames, frame_mask, query, query_video = gather_pool(self.all_gather, frames, frame_mask, query, query_video)

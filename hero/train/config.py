@@ -31,6 +31,7 @@ from hero.model.config import ModelConfig
 from hero.presets import Preset, get_preset
 from hero.storage import SCHEMES, scheme_of
 from hero.tasks.config import OBJECTIVE_NAMES, PretrainConfig
+from hero.tasks.registry import task_of_dataset
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,9 +248,11 @@ class RunConfig:
     preset: str = "hero-tiny"
     task: str = "pretrain"
     """`pretrain` (the objective mix of ``pretrain``), or a downstream dataset to finetune on: tvr, how2r,
-    didemo, tvqa, how2qa, violin, tvc, retrieval/msrvtt (hero.tasks.TASK_OF_DATASET)."""
-    finetune: dict[str, Any] = field(default_factory=dict)
-    """The downstream task's config (fields of its ``config_cls``, e.g. MomentRetrievalConfig)."""
+    didemo, tvqa, how2qa, violin, tvc, retrieval/msrvtt (any dataset a registered task reads,
+    `hero.tasks.datasets()`)."""
+    finetune: Any = None
+    """The downstream task's typed config (its ``config_cls``, e.g. `MomentRetrievalConfig`), given as a mapping
+    of its fields; built and checked for the task named by ``task`` (None: the task's defaults)."""
     model: dict[str, Any] = field(default_factory=dict)
     text_init: bool = True
     """Apply the preset's pretrained text-side initialisation (MiniLM weights for hero-mini) to a fresh run."""
@@ -261,9 +264,12 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.build_preset()  # validates the preset name and every model override (dotted errors)
         if self.task != "pretrain":
-            from hero.train.finetune import task_class
-
-            from_dict(task_class(self.task).config_cls, self.finetune, _path="finetune")
+            cls = task_of_dataset(self.task).config_cls
+            if not isinstance(self.finetune, cls):
+                if self.finetune is not None and not isinstance(self.finetune, Mapping):
+                    raise ConfigError(f"finetune: expected a mapping of {cls.__name__} fields, "
+                                      f"got {type(self.finetune).__name__}")
+                object.__setattr__(self, "finetune", from_dict(cls, self.finetune or {}, _path="finetune"))
         elif self.finetune:
             raise ConfigError("finetune: only meaningful with a downstream task (task: tvr, tvqa, ...)")
 

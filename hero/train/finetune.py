@@ -21,8 +21,9 @@ from torch import nn
 from hero.config import ConfigError, from_dict
 from hero.data.batch import VideoBatch
 from hero.presets import Preset, preset_tokenizer
-from hero.tasks import TASK_OF_DATASET, TASKS
 from hero.tasks.base import TaskOutput
+from hero.tasks.downstream import DownstreamTask
+from hero.tasks.registry import task_of_dataset
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,28 @@ class FinetuneModel(nn.Module):
     e.g. ``head``, ``decoder``), so `hero.train.optim` applies ``optim.head_lr_mult`` to them by name.
     """
 
-    def __init__(self, task: nn.Module) -> None:
+    def __init__(self, task: DownstreamTask, dataset: str) -> None:
         super().__init__()
-        object.__setattr__(self, "task", task)  # a plain reference: its modules are registered below
+        self.dataset = dataset
+        # A plain reference, not a submodule: the task's modules are registered below under encoder.* / heads.*
+        # (the parameter names per-head learning rates and the checkpoint layout use), so not twice.
+        object.__setattr__(self, "task", task)
         self.encoder = task.encoder
         self.heads = nn.ModuleDict({name: child for name, child in task.named_children() if name != "encoder"})
         self.model_cfg, self.tokens = task.model_cfg, task.tokens
 
     def prepare(self, objective: str, inputs: Any, generator: torch.Generator, step: int) -> Any:
+        self._check(objective)
         return self.task.prepare(inputs, generator, step)
 
     def forward(self, objective: str, inputs: Any) -> TaskOutput:
+        self._check(objective)
         return self.task(inputs)
+
+    def _check(self, objective: str) -> None:
+        """The trainer names the objective of each step; a finetuning run has one: its dataset."""
+        if objective != self.dataset:
+            raise ValueError(f"{self.dataset} finetuning was asked to run objective {objective!r}")
 
     def load_pretrained(self, path: str | Path) -> list[str]:
         """Initialise from a pretraining checkpoint (a step directory, a run directory, or a .safetensors file)
@@ -63,21 +74,15 @@ class FinetuneModel(nn.Module):
         return missing
 
 
-def task_class(dataset: str) -> type:
-    if dataset not in TASK_OF_DATASET:
-        raise ConfigError(f"task: unknown dataset {dataset!r} (known: pretrain, {', '.join(TASK_OF_DATASET)})")
-    return TASKS[TASK_OF_DATASET[dataset]]
-
-
-def build_task_model(dataset: str, task_cfg: dict[str, Any], preset: Preset,
+def build_task_model(dataset: str, task_cfg: Any, preset: Preset,
                      all_gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FinetuneModel:
     """The task model for ``dataset`` (tvr, tvqa, violin, tvc, retrieval, …) with its config from ``task_cfg``;
     ``all_gather`` (under torchrun) for tasks that gather negatives across ranks."""
-    cls = task_class(dataset)
-    cfg = from_dict(cls.config_cls, task_cfg, _path="finetune")
+    cls = task_of_dataset(dataset)
+    cfg = task_cfg if isinstance(task_cfg, cls.config_cls) else from_dict(cls.config_cls, task_cfg, _path="finetune")
     task = cls(preset.model, cfg, preset.tokens)
     task.all_gather = all_gather
-    return FinetuneModel(task)
+    return FinetuneModel(task, dataset)
 
 
 def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Preset) -> tuple[Any, Callable]:
@@ -106,7 +111,8 @@ def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Pre
     if len(ds) == 0:
         raise ConfigError(f"task: {manifest.root}/annotations/{dataset}_{data_cfg.split}.jsonl has no usable example")
     task = model.task
-    collate = functools.partial(type(task).collate, tokens=preset.tokens, cfg=task.cfg, max_frames=preset.model.max_frames)
+    collate = functools.partial(type(task).collate, tokens=preset.tokens, cfg=task.cfg, clip_len=manifest.clip_len,
+                                max_frames=preset.model.max_frames)
     return ds, collate
 
 

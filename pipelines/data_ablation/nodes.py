@@ -23,7 +23,8 @@ from hero.data.channels import CHANNELS
 from pipelines import tracking
 from pipelines.ablation.nodes import MLFLOW_UI
 from pipelines.corpus.nodes import build_manifest, prepare_corpus
-from pipelines.evaluate.nodes import HEADLINES, evaluate_task
+from hero.tasks import datasets as known_datasets, headlines
+from pipelines.evaluate.nodes import evaluate_task
 from pipelines.features.nodes import extract_features
 from pipelines.finetune.nodes import job_launch, side_by_side
 from pipelines.paths import data_root, data_root_at, layer
@@ -126,7 +127,7 @@ def run_data_ablation(variant_name: str, data_ablation: dict[str, Any], pretrain
     row: dict[str, Any] = {"variant": name, "weights": weights, "mlflow_run_id": parent,
                            "mlflow_experiment_id": tracking.active_experiment_id()}
     for job, (_, dataset) in jobs.items():
-        for metric in HEADLINES[dataset]:
+        for metric in headlines(dataset):
             row[f"{job}/{metric}"] = results[job].get(f"{dataset}/{split}/{metric}")
     write_json_atomic(layer("08_reporting") / "data_ablations" / f"{name}.json", row)
     return row
@@ -163,17 +164,17 @@ def run_channel_ablation(variant_name: str, channel_ablation: dict[str, Any], fi
     split = evaluate.get("split", "val")
     row: dict[str, Any] = {"variant": name, "mlflow_run_id": parent, "mlflow_experiment_id": tracking.active_experiment_id()}
     for dataset in tasks:
-        for metric in HEADLINES[dataset]:
+        for metric in headlines(dataset):
             row[f"{dataset}/{metric}"] = results[dataset].get(f"{dataset}/{split}/{metric}")
     write_json_atomic(layer("08_reporting") / "channel_ablations" / f"{name}.json", row)
     return row
 
 
 def check_tasks(tasks: list[str], key: str) -> None:
-    """Every task has headline metrics to tabulate (pipelines.evaluate.nodes.HEADLINES), before any job starts."""
-    unknown = [t for t in tasks if t not in HEADLINES]
+    """Every task is a dataset some registered task reads (so it has headline metrics), before any job starts."""
+    unknown = [t for t in tasks if t not in known_datasets()]
     if unknown or not tasks:
-        raise ValueError(f"{key}: tasks must be some of {sorted(HEADLINES)}; got {list(tasks)}")
+        raise ValueError(f"{key}: tasks must be some of {sorted(known_datasets())}; got {list(tasks)}")
 
 
 def finetune_and_evaluate(job: str, dataset: str, corpus: dict[str, Any], pre_info: dict[str, Any],
@@ -198,7 +199,7 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
     with a computed sentence on whether mixing helped on each domain, then the channel table. Variants without a
     result file yet are left out."""
     reports = layer("08_reporting")
-    columns = [f"{c}/{t}/{m}" for c in data_ablation["corpora"] for t in data_ablation["tasks"] for m in HEADLINES[t]]
+    columns = [f"{c}/{t}/{m}" for c in data_ablation["corpora"] for t in data_ablation["tasks"] for m in headlines(t)]
     rows, found = [], {}
     for name, weights in data_ablation["variants"].items():
         r = read_json_file(reports / "data_ablations" / f"{name}.json")
@@ -206,7 +207,7 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
             found[name] = r
             mix = ", ".join(f"{k} {v:g}" for k, v in weights.items())
             rows.append({"pretraining data": run_link(name, r), **{c: r.get(c, "") for c in columns}, "weights": mix})
-    ch_columns = [f"{t}/{m}" for t in channel_ablation["tasks"] for m in HEADLINES[t]]
+    ch_columns = [f"{t}/{m}" for t in channel_ablation["tasks"] for m in headlines(t)]
     ch_rows = []
     for name in channel_ablation["variants"]:
         r = read_json_file(reports / "channel_ablations" / f"{name}.json")
@@ -245,7 +246,7 @@ def mixing_verdict(data_ablation: dict[str, Any], rows: Mapping[str, Mapping[str
         for corpus in data_ablation["corpora"]:
             won, compared = [], 0
             for t in data_ablation["tasks"]:
-                for m in HEADLINES[t]:
+                for m in headlines(t):
                     col = f"{corpus}/{t}/{m}"
                     best = [rows[s][col] for s in singles if isinstance(rows[s].get(col), (int, float))]
                     if isinstance(rows[mix].get(col), (int, float)) and best:

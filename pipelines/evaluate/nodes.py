@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from hero.tasks import headlines
 from pipelines import tracking
 from pipelines.paths import layer
 from pipelines.reporting import plot_retrieved_moments, results_table, write_json_atomic
@@ -43,7 +44,7 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
         metrics = res["metrics"]
         tracking.log_metrics_to(info.get("mlflow_run_id"), metrics)
         tracking.log_artifact_to(info.get("mlflow_run_id"), res["predictions"], "predictions")
-        if dataset in ("tvr", "how2r", "didemo"):  # a picture of what the model retrieves for a few queries
+        if model.name == "moment_retrieval":  # a picture of what the model retrieves for a few queries
             examples = retrieval_examples(res["predictions"], manifest, dataset, split, num_queries=6, top_k=5)
             png = plot_retrieved_moments(examples, out_dir / f"{split}_retrieved_moments.png",
                                          title=f"{dataset} {split}: top moments ({init})")
@@ -71,13 +72,6 @@ def search_report(model, manifest, store, tokenizer, dataset: str, split: str, o
                                store, title=f"{dataset} {split}: moment search ({init})")
 
 
-HEADLINES = {  # the metrics each task is judged by in the summary: HERO's headline number first
-    "tvr": ("vcmr_r1_iou0.7", "svmr_r1_iou0.5"), "tvqa": ("acc",), "violin": ("acc",), "tvc": ("cider",),
-    "retrieval": ("r1",),
-}
-"""TVR also shows SVMR R@1 at tIoU 0.5: at the demo budget VCMR R@1 at tIoU 0.7 is near zero for every model."""
-
-
 def summarize(evaluate: dict[str, Any], **task_metrics: dict[str, Any]) -> str:
     """All tasks' metrics into ``data/08_reporting/metrics.json`` and a pretrained-vs-scratch table.
 
@@ -95,7 +89,7 @@ def summarize(evaluate: dict[str, Any], **task_metrics: dict[str, Any]) -> str:
         for init, metrics in per_init.items():
             for k, v in metrics.items():
                 flat[k if init == "pretrained" else f"{init}/{k}"] = float(v)
-        for metric in HEADLINES.get(dataset, ()):
+        for metric in headlines(dataset):
             pre = per_init.get("pretrained", {}).get(f"{dataset}/{split}/{metric}")
             scr = per_init.get("scratch", {}).get(f"{dataset}/{split}/{metric}")
             rows.append({"task": dataset, "metric": metric, "pretrained": pre if pre is not None else "",

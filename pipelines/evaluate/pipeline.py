@@ -3,10 +3,11 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Pipeline, node, pipeline
 
 from pipelines.evaluate.nodes import evaluate_task, summarize
-from pipelines.finetune.pipeline import DATASETS
+from pipelines.finetune.pipeline import default_datasets
 
 
-def create_pipeline(datasets=DATASETS, **kwargs) -> Pipeline:
+def create_pipeline(datasets=None, **kwargs) -> Pipeline:
+    datasets = datasets or default_datasets()
     pipes = []
     for ds in datasets:
         fn = update_wrapper(partial(evaluate_task, dataset=ds), evaluate_task)

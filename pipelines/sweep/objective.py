@@ -79,11 +79,11 @@ class ProxyObjective:
     def __init__(self, cfg: SweepConfig, pretrain_cfg: dict[str, Any], finetune: dict[str, Any],
                  evaluate: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
                  features_info: dict[str, Any]) -> None:
-        from hero.eval.predict import FAMILY_OF_DATASET
+        from hero.tasks import datasets
 
         obj = cfg.objective
-        if obj.dataset not in FAMILY_OF_DATASET:
-            raise ConfigError(f"sweep.objective.dataset: {obj.dataset!r} is not one of {sorted(FAMILY_OF_DATASET)}")
+        if obj.dataset not in datasets():
+            raise ConfigError(f"sweep.objective.dataset: {obj.dataset!r} is not one of {sorted(datasets())}")
         self.cfg, self.launch = cfg, launch
         self.manifest_info, self.features_info = manifest_info, features_info
         self.pretrain_cfg = pretrain_cfg

@@ -1,7 +1,6 @@
 """conf/hero_tv (HERO's TV pretraining + TVR finetuning) resolves, and every job config it makes validates through
 the classes the pipelines use, without running anything."""
 
-import inspect
 import shutil
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def test_hero_tv_holds_only_keys_of_conf_base(conf):
 def test_hero_tv_job_configs_validate(conf, roberta_like_vocab):
     from hero.config import from_dict
     from hero.corpus.ingest import CorpusConfig
-    from hero.eval.predict import predict_split
+    from hero.eval.predict import predict_options
     from hero.presets import preset_tokenizer
     from hero.train.config import RunConfig, batch_layout
     from pipelines.finetune.nodes import finetune_run_config
@@ -73,15 +72,15 @@ def test_hero_tv_job_configs_validate(conf, roberta_like_vocab):
                                                  {"run_dir": "/runs/pretrain/k", "key": "k"}, params["text"]))
     assert ft.task == "tvr" and ft.train.init_from == "/runs/pretrain/k" and ft.model_config == pre.model_config
     f = ft.finetune
-    assert f == {"lw_st_ed": 0.01, "drop_svmr_prob": 0.8, "lw_neg_ctx": 8.0, "lw_neg_q": 8.0,
-                 "hard_negative_start_step": 2000, "gather_across_ranks": True}
+    assert (f.lw_st_ed, f.drop_svmr_prob, f.lw_neg_ctx, f.lw_neg_q, f.hard_negative_start_step,
+            f.gather_across_ranks) == (0.01, 0.8, 8.0, 8.0, 2000, True)
     assert (ft.optim.lr, ft.optim.warmup_steps, ft.optim.decay, ft.optim.head_lr_mult) == (1e-4, 500, "linear", {})
     t = ft.train
     assert (t.global_batch, t.micro_batch, t.max_steps, t.precision, t.ckpt_every, t.seed) == (512, 32, 5000, "bf16", 200, 77)
     assert batch_layout(t, 8).accum == 2           # the original: 8 GPUs x 32 queries x 2 accumulation steps
 
-    # evaluation options are predict_split's keywords; launch and corpus as the nodes read them
-    inspect.signature(predict_split).bind_partial(**params["evaluate"]["options"]["tvr"])
+    # evaluation options are checked PredictOptions; launch and corpus as the nodes read them
+    assert predict_options(params["evaluate"]["options"]["tvr"], "tvr").corpus_batch_size == 50
     from_dict(LaunchConfig, params["launch"], _path="launch")
     reader = from_dict(CorpusConfig, {**params["corpus"]["reader"], "path": params["corpus"]["path"]}, _path="corpus.reader")
     assert reader.clip_len == 1.5 and params["corpus"]["features"] == "/data/video_db/tv"

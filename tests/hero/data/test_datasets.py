@@ -108,10 +108,10 @@ def test_task_datasets_feed_the_task_collates(data):
         assert len(ds) > 0, task
         assert ds[0]["video"]["frame_feats"].shape[1] == 2648
     tvr = TaskDataset(manifest, "tvr", "train", videos)
-    inputs = collate_moment_retrieval([tvr[i] for i in range(4)], tok.special, MomentRetrievalConfig())
+    inputs = collate_moment_retrieval([tvr[i] for i in range(4)], tok.special, MomentRetrievalConfig(), clip_len=1.5)
     assert inputs.query_ids.shape[0] == 4 and (inputs.query_ids[:, 0] == tok.special.cls).all()
     qa = TaskDataset(manifest, "tvqa", "train", videos)
-    collate_video_qa([qa[i] for i in range(3)], tok.special, VideoQaConfig())
+    collate_video_qa([qa[i] for i in range(3)], tok.special, VideoQaConfig(), clip_len=1.5)
 
 
 def test_collate_agrees_with_the_downstream_collate(data):
@@ -145,7 +145,7 @@ def test_violin_items_carry_their_opposite_statement(data):
     first = paired[0]
     other = by_id[first["id"][:-1] + str(1 - first["label"])]
     assert first["paired_ids"] == other["statement_ids"]
-    collate_violin([ds[i] for i in range(2)], tok.special, ViolinConfig())
+    collate_violin([ds[i] for i in range(2)], tok.special, ViolinConfig(), clip_len=1.5)
 
 
 def test_window_shows_each_example_its_clip(data):
@@ -171,10 +171,10 @@ def test_window_shows_each_example_its_clip(data):
         clip_st = span_labels(b["ts"], clip.shape[0], manifest.clip_len)[0]
         assert clip_st + st == span_labels(a["ts"], full.shape[0], manifest.clip_len)[0]
         assert all(0 <= f < clip.shape[0] for fr in b["video"]["sub_frames"] for f in fr)
-    inputs = collate_video_qa([clipped[i] for i in range(3)], tok.special, VideoQaConfig(window=1.5))
+    inputs = collate_video_qa([clipped[i] for i in range(3)], tok.special, VideoQaConfig(window=1.5), clip_len=1.5)
     assert inputs.batch.frame_feats.shape[1] < whole[0]["video"]["frame_feats"].shape[0]
     violin = TaskDataset(manifest, "violin", "train", videos, window=0.0)
-    pair = collate_violin([violin[i] for i in range(4)], tok.special, ViolinConfig(window=0.0))
+    pair = collate_violin([violin[i] for i in range(4)], tok.special, ViolinConfig(window=0.0), clip_len=1.5)
     assert pair.batch.num_videos == len({violin[i]["video"]["video_id"] for i in range(4)})
 
 

@@ -101,7 +101,7 @@ def test_violin_labels_are_each_statements_own(data, tmp_path):
     assert all("paired_ids" not in it for it in ds.items)
     alone = {}
     for i in range(len(ds)):
-        inputs = model.collate([ds[i]], model.tokens, model.cfg)
+        inputs = model.collate([ds[i]], model.tokens, model.cfg, clip_len=manifest.clip_len)
         alone[str(ds[i]["id"])] = int(model.predict(inputs).label[0])
     assert written == alone
 

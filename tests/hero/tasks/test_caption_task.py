@@ -29,7 +29,7 @@ def _setup(n=3, seed=0, encoder="hierarchical"):
 
 def test_collate_builds_teacher_forcing_pairs_and_moments():
     p, ex = _setup()
-    inputs = collate_captioning(ex, p.tokens, CaptioningConfig())
+    inputs = collate_captioning(ex, p.tokens, CaptioningConfig(), clip_len=1.5)
     assert (inputs.caption_in[:, 0] == p.tokens.cls).all()
     for i, e in enumerate(ex):
         n = len(e["caption_ids"])
@@ -42,7 +42,7 @@ def test_collate_builds_teacher_forcing_pairs_and_moments():
 @pytest.mark.parametrize("encoder", ["hierarchical", "flat"])
 def test_loss_gradients_reach_encoder_and_overfit(encoder):
     p, ex = _setup(encoder=encoder)
-    inputs = collate_captioning(ex, p.tokens, CaptioningConfig())
+    inputs = collate_captioning(ex, p.tokens, CaptioningConfig(), clip_len=1.5)
     task = CaptioningTask(p.model, CaptioningConfig(), p.tokens)
     out = task(inputs)
     assert torch.isfinite(out.loss)

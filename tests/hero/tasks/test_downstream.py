@@ -96,7 +96,7 @@ def test_moment_retrieval_loss_gradients_and_overfit():
     p = _preset()
     cfg = MomentRetrievalConfig(drop_svmr_prob=0.0, lw_st_ed=1.0)
     task = MomentRetrievalTask(p.model, cfg, p.tokens)
-    inputs = collate_moment_retrieval(_mr_examples(p), p.tokens, cfg)
+    inputs = collate_moment_retrieval(_mr_examples(p), p.tokens, cfg, clip_len=1.5)
     assert inputs.batch.num_videos == 3 and inputs.query_ids.shape[0] == 6      # shared videos deduplicated
     inputs = task.prepare(inputs, torch.Generator().manual_seed(0), step=0)
     out = task(inputs)
@@ -114,7 +114,7 @@ def test_moment_retrieval_inference_shapes_and_chunking():
     vids = [e["video"] for e in ex][::2]
     corpus = task.encode_corpus([collate_videos(vids[:2], p.tokens), collate_videos(vids[2:], p.tokens)])
     assert corpus.frames.shape[:2] == corpus.frame_mask.shape and corpus.frames.shape[0] == 4
-    inputs = collate_moment_retrieval(ex, p.tokens, MomentRetrievalConfig())
+    inputs = collate_moment_retrieval(ex, p.tokens, MomentRetrievalConfig(), clip_len=1.5)
     q = task.encode_queries(inputs.query_ids, inputs.query_mask)
     s = task.score_queries(q, corpus)
     T = corpus.frames.shape[1]
@@ -147,7 +147,7 @@ def test_predict_on_the_top_videos_equals_the_full_corpus_computation(nms):
     ex = _mr_examples(p, n_videos=7, per_video=2, seed=3)
     vids = [e["video"] for e in ex][::2]
     corpus = task.encode_corpus([collate_videos(vids, p.tokens)])
-    inputs = collate_moment_retrieval(ex, p.tokens, MomentRetrievalConfig())
+    inputs = collate_moment_retrieval(ex, p.tokens, MomentRetrievalConfig(), clip_len=1.5)
     gt = inputs.query_video
     cfg = MomentRankConfig(max_videos=3, min_len=1, max_len=4, max_after_nms=6, max_before_nms=12, query_chunk=5,
                            nms_threshold=nms)
@@ -199,7 +199,7 @@ def test_video_qa_loss_gradients_and_predictions(encoder):
     task = VideoQaTask(p.model, VideoQaConfig(), p.tokens)
     ex = _qa_examples(p)
     ex[1] = {**ex[1], "answer_idx": None, "ts": None}                 # unlabelled rows are left out of the loss
-    inputs = collate_video_qa(ex, p.tokens, VideoQaConfig())
+    inputs = collate_video_qa(ex, p.tokens, VideoQaConfig(), clip_len=1.5)
     assert inputs.qa_ids.shape[:2] == (3, 5) and (inputs.qa_ids[:, :, 0] == p.tokens.sep).all()
     out = task(inputs)
     assert torch.isfinite(out.loss) and set(out.metrics) >= {"video_qa/acc", "video_qa/loss_temporal"}
@@ -212,7 +212,7 @@ def test_video_qa_loss_gradients_and_predictions(encoder):
 
 def test_video_qa_overfits():
     p = _preset()
-    inputs = TASKS["video_qa"].collate(_qa_examples(p, n=4, seed=1), p.tokens, VideoQaConfig())
+    inputs = TASKS["video_qa"].collate(_qa_examples(p, n=4, seed=1), p.tokens, VideoQaConfig(), clip_len=1.5)
     task = VideoQaTask(p.model, VideoQaConfig(), p.tokens)
     losses = _overfit(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
@@ -228,7 +228,7 @@ def _violin_examples(p, n=3, seed=0):
 
 def test_violin_pairs_statements_loss_and_overfit():
     p = _preset()
-    inputs = collate_violin(_violin_examples(p), p.tokens, ViolinConfig())
+    inputs = collate_violin(_violin_examples(p), p.tokens, ViolinConfig(), clip_len=1.5)
     assert inputs.statement_ids.shape[0] == 6 and inputs.batch.num_videos == 3
     assert inputs.label.tolist() == [0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
     task = ViolinTask(p.model, ViolinConfig(), p.tokens)
@@ -246,7 +246,7 @@ def test_violin_pair_ranking_loss():
     from hero.tasks.video_inference import pair_ranking_loss
 
     p = _preset()
-    inputs = collate_violin(_violin_examples(p), p.tokens, ViolinConfig())
+    inputs = collate_violin(_violin_examples(p), p.tokens, ViolinConfig(), clip_len=1.5)
     # labels [0, 1 | 1, 0 | 0, 1]: each pair is (entailed row, contradicted row)
     assert inputs.pairs.tolist() == [[1, 0], [2, 3], [5, 4]]
     logits = torch.tensor([0.0, 2.0, 1.0, 1.0, 3.0, -1.0])
@@ -258,18 +258,18 @@ def test_violin_pair_ranking_loss():
     assert float(pair_ranking_loss(logits, torch.zeros(0, 2, dtype=torch.long))) == 0.0
     # unlabelled statements make no pair
     unl = [{**e, "label": None} for e in _violin_examples(p)]
-    assert collate_violin(unl, p.tokens, ViolinConfig()).pairs.shape == (0, 2)
+    assert collate_violin(unl, p.tokens, ViolinConfig(), clip_len=1.5).pairs.shape == (0, 2)
     # the weighted term enters the loss and is reported with the pair accuracy
     cfg = ViolinConfig(pair_loss=1.0)
     torch.manual_seed(0)
     task = ViolinTask(p.model, cfg, p.tokens)
-    out = task(collate_violin(_violin_examples(p), p.tokens, cfg))
+    out = task(collate_violin(_violin_examples(p), p.tokens, cfg, clip_len=1.5))
     m = out.metrics
     assert float(out.loss.detach()) == pytest.approx(float(m["violin/loss_bce"]) + float(m["violin/loss_pair"]), rel=1e-5)
     assert 0.0 <= float(m["violin/pair_acc"]) <= 1.0
-    with pytest.raises(ConfigError, match="violin.pair_loss"):
+    with pytest.raises(ConfigError, match="pair_loss"):
         ViolinConfig(pair_loss=-1.0)
-    with pytest.raises(ConfigError, match="violin.window"):
+    with pytest.raises(ConfigError, match="window"):
         ViolinConfig(window=-0.5)
 
 
@@ -278,7 +278,7 @@ def test_text_video_retrieval_loss_overfit_and_scores():
     p = _preset()
     cfg = TextVideoRetrievalConfig()
     ex = [{"video": e["video"], "query_ids": e["query_ids"]} for e in _mr_examples(p, n_videos=4, per_video=1)]
-    inputs = collate_text_video_retrieval(ex, p.tokens, cfg)
+    inputs = collate_text_video_retrieval(ex, p.tokens, cfg, clip_len=1.5)
     task = TextVideoRetrievalTask(p.model, cfg, p.tokens)
     out = task(task.prepare(inputs, torch.Generator(), step=5000))
     assert torch.isfinite(out.loss)
