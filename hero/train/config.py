@@ -296,6 +296,33 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def with_data_facts(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with what the data decides filled in: ``model.feature_dim`` is the dimension of the feature store(s)
+    the run reads (every corpus of a mixture must agree). Set by hand and different, it is an error naming both.
+    A run on random data keeps the preset's."""
+    from hero.features.store import FeatureStore
+
+    sources = ({name: c for name, c in cfg.data.corpora.items() if c.source == "corpus" and c.weight > 0}
+               if cfg.data.corpora else ({"data": cfg.data} if cfg.data.source == "corpus" else {}))
+    dims: dict[str, int] = {}
+    for src in sources.values():
+        if src.features:
+            found = {int(e["dim"]) for e in FeatureStore(src.features).videos.values()}
+            if len(found) > 1:
+                raise ConfigError(f"{src.features}: the feature store mixes feature dims {sorted(found)}")
+            dims.update({src.features: d for d in found})
+    if not dims:
+        return cfg
+    if len(set(dims.values())) > 1:
+        raise ConfigError(f"data: the feature stores disagree on the feature dim: {dims}")
+    dim = next(iter(dims.values()))
+    given = cfg.model.get("feature_dim")
+    if given is not None and int(given) != dim:
+        raise ConfigError(f"model.feature_dim: {given} in the run config, but the feature store at "
+                          f"{next(iter(dims))} holds {dim}-d features (leave it unset: the store decides)")
+    return cfg if given is not None else from_dict(RunConfig, merge(cfg.to_dict(), {"model": {"feature_dim": dim}}))
+
+
 @dataclass(frozen=True)
 class BatchLayout:
     """How the global batch is split: world_size ranks x accum micro-steps x micro_batch videos."""

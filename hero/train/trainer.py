@@ -35,7 +35,7 @@ from hero.config import to_dict
 from hero.data.batch import VideoBatch, tensors_to
 from hero.tasks import PretrainModel, TaskSampler
 from hero.train import checkpoint as ckpt
-from hero.train.config import RunConfig, batch_layout
+from hero.train.config import RunConfig, batch_layout, with_data_facts
 from hero.model.pretrained import init_text_side
 from hero.train.finetune import batch_videos
 from hero.train.data import build_dataset, build_sampler, mix_seed
@@ -55,6 +55,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, dist: DistInfo, on_eval: EvalHook | None = None,
                  sinks: list[MetricSink] | None = None) -> None:
+        cfg = with_data_facts(cfg)  # model.feature_dim from the feature store: what checkpoints record
         self.cfg, self.dist, self.on_eval = cfg, dist, on_eval
         t = cfg.train
         self.run_dir = Path(t.run_dir)

@@ -79,8 +79,7 @@ def mixture_run_config(run: dict[str, Any], corpora: dict[str, dict[str, Any]],
     """``run`` pretraining on ``data.corpora``: each corpus's manifest and feature store with its weight."""
     mix = {name: {"path": c["manifest_info"]["path"], "features": c["features_info"]["path"],
                   "weight": float(weights[name])} for name, c in corpora.items()}
-    dim = int(next(iter(corpora.values()))["features_info"]["dim"])
-    return merge(run, {"data": {"corpora": mix}, "model": {"feature_dim": dim}})
+    return merge(run, {"data": {"corpora": mix}})  # the trainer reads the feature dim from the stores
 
 
 def run_data_ablation(variant_name: str, data_ablation: dict[str, Any], pretrain: dict[str, Any],

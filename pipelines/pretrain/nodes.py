@@ -25,14 +25,14 @@ DONE = "done.json"
 
 def corpus_run_config(run: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any],
                       text: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The job's config: ``run`` with the corpus, the feature store and the feature dimension filled in, and the
-    tokenizer of ``params:text`` (``text.tokenizer``; a relative path is taken from the project root) as
+    """The job's config: ``run`` with the corpus and the feature store filled in (the model's feature dimension is
+    read from the store by the trainer), and the tokenizer of ``params:text`` (``text.tokenizer``; a relative path is taken from the project root) as
     ``data.tokenizer`` when it names one (None keeps the run's own choice, by default the preset's)."""
     data = {"source": "corpus", "path": manifest_info["path"], "features": features_info["path"]}
     tokenizer = (text or {}).get("tokenizer")
     if tokenizer:
         data["tokenizer"] = tokenizer_location(str(tokenizer))
-    return merge(run, {"data": data, "model": {"feature_dim": int(features_info["dim"])}})
+    return merge(run, {"data": data})
 
 
 def tokenizer_location(tokenizer: str) -> str:

@@ -71,7 +71,7 @@ def test_mixture_run_config_is_a_valid_run_with_each_corpus_and_its_weight():
     corpora = {n: {"manifest_info": {"path": f"/m/{n}.json"}, "features_info": {"path": "/f", "dim": 24}}
                for n in ("tv", "howto")}
     cfg = RunConfig.from_dict(mixture_run_config({"preset": "hero-tiny"}, corpora, {"tv": 1, "howto": 0}))
-    assert cfg.model_config.feature_dim == 24
+    assert "feature_dim" not in cfg.model          # the trainer reads it from the stores (with_data_facts)
     assert {n: (c.path, c.features, c.weight) for n, c in cfg.data.corpora.items()} == {
         "tv": ("/m/tv.json", "/f", 1.0), "howto": ("/m/howto.json", "/f", 0.0)}
 

@@ -49,7 +49,10 @@ def test_hero_tv_runs_pretrain_finetune_evaluate_at_tiny_sizes(project, tvr_feat
     pre = json.loads((project / "data/06_models/pretrain/pretrain_info.json").read_text())
     pre_dir = project / "data/06_models/pretrain" / pre["key"]
     cfg = yaml.safe_load((pre_dir / "config.yaml").read_text())
-    assert cfg["preset"] == "hero-base" and cfg["model"]["feature_dim"] == HERO_DIM and cfg["train"]["seed"] == 77
+    from hero.train.checkpoint import find_latest
+
+    resolved = find_latest(pre_dir).meta["config"]   # what the trainer ran: the feature dim read from the store
+    assert cfg["preset"] == "hero-base" and resolved["model"]["feature_dim"] == HERO_DIM and cfg["train"]["seed"] == 77
     assert cfg["pretrain"]["tasks"] == {"mlm": 2, "mfm_nce": 2, "fom": 1, "vsm": 2}
     assert cfg["pretrain"]["vsm"]["gather_across_ranks"] is True and cfg["train"]["precision"] == "bf16"
     assert cfg["optim"]["lr"] == 3e-5 and cfg["data"]["tokenizer"] == str(roberta_like_vocab)
