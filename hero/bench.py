@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from hero.storage.atomic import write_json_atomic
 
 log = logging.getLogger("hero.bench")
 
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     for k, v in flat.items():
         print("%-70s %14.4g" % (k, v))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as f:
-        json.dump(result, f, indent=1)
-    os.replace(f.name, out)
+    write_json_atomic(out, result, indent=1)
     print(f"\nwrote {out}")
     return result
 

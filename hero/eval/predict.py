@@ -3,7 +3,7 @@
 ``predict_split`` runs the task's ``predict`` over every example of ``manifest.tasks[dataset][split]`` (eval mode, no
 grad, ``batch_size`` examples at a time; retrieval encodes every corpus video once, ``corpus_batch_size`` videos at
 a time, then ranks the queries in chunks), writes ``out_dir/<split>_predictions.json[l]`` atomically and scores it
-with ``hero.eval.scoring`` against ``<corpus root>/annotations/<dataset>_<split>.jsonl``:
+with ``hero.metrics.scoring`` against ``<corpus root>/annotations/<dataset>_<split>.jsonl``:
 
 | dataset | family | file | written by |
 |---|---|---|---|
@@ -33,18 +33,18 @@ from hero.data.batch import VideoBatch, tensors_to
 from hero.data.channels import check_channels
 from hero.data.datasets import TaskDataset, VideoFeatures, normalize_text
 from hero.data.task_collate import collate_videos, pad_token_lists
-from hero.eval import scoring
-from hero.eval.captioning import CaptionEvalConfig
-from hero.eval.formats import (
+from hero.metrics import scoring
+from hero.metrics.captioning import CaptionEvalConfig
+from hero.metrics.formats import (
     CaptionPrediction, QaAnswer, TvrSubmission, ViolinLabel, read_tvr_submission, rankings_from_scores,
     write_captions, write_qa_answers, write_rankings, write_tvr_submission, write_violin_labels,
 )
-from hero.eval.formats.files import PathLike
-from hero.eval.moment_metrics import MomentEvalConfig, temporal_iou
-from hero.eval.moment_ranking import MomentRankConfig
-from hero.eval.report import flatten_metrics
-from hero.eval.retrieval import RetrievalEvalConfig
-from hero.eval.submission import tvr_submission
+from hero.metrics.formats.files import PathLike
+from hero.metrics.moment_metrics import MomentEvalConfig, temporal_iou
+from hero.metrics.moment_ranking import MomentRankConfig
+from hero.metrics.report import flatten_metrics
+from hero.metrics.retrieval import RetrievalEvalConfig
+from hero.metrics.submission import tvr_submission
 from hero.features.store import FeatureStore
 from hero.text.tokenizer import TextTokenizer
 

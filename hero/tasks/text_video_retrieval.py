@@ -113,7 +113,7 @@ class TextVideoRetrievalTask(DownstreamTask):
     @torch.no_grad()
     def predict(self, query_ids: Tensor, query_mask: Tensor, corpus: EncodedCorpus) -> Tensor:
         """[Nq, Nv] video scores (max cosine, higher = better), ``score_chunk`` queries at a time; rank them
-        with hero.eval's ``retrieval_metrics`` (tie rule included)."""
+        with hero.metrics' ``retrieval_metrics`` (tie rule included)."""
         parts = []
         for q0 in range(0, query_ids.shape[0], self.cfg.score_chunk):
             sl = slice(q0, q0 + self.cfg.score_chunk)

@@ -126,7 +126,7 @@ def pair_ranking_loss(logits: Tensor, pairs: Tensor) -> Tensor:
 
 def violin_labels(logits: Tensor, threshold: float = 0.5) -> Tensor:
     """[N] long: 1 where sigmoid(logit) > ``threshold``, decided on the logit (sigmoid rounds to exactly 0.5 for
-    |logit| < ~3e-8). At 0.5 this is the scorer's rule, logit > 0 (`hero.eval.qa.binary_accuracy_from_logits`)."""
+    |logit| < ~3e-8). At 0.5 this is the scorer's rule, logit > 0 (`hero.metrics.qa.binary_accuracy_from_logits`)."""
     return (logits > math.log(threshold / (1.0 - threshold))).long()
 
 

@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hero import __version__ as hero_version
 from hero.config import to_dict
 from hero.data.batch import VideoBatch, tensors_to
+from hero.storage.atomic import write_text_atomic
 from hero.tasks import PretrainModel, TaskSampler
 from hero.train import checkpoint as ckpt
 from hero.train.config import RunConfig, batch_layout
@@ -359,10 +360,7 @@ class Trainer:
 
     def _write_config(self) -> None:
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.run_dir / "config.yaml.tmp"
-            tmp.write_text(self.cfg.to_yaml())
-            tmp.replace(self.run_dir / "config.yaml")
+            write_text_atomic(self.run_dir / "config.yaml", self.cfg.to_yaml())
 
 
 class _Window:

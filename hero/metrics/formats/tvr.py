@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from hero.eval.formats.files import (
-    FormatError, PathLike, atomic_writer, dumps_line, is_number, locate_json_path, read_json_document,
+from hero.metrics.formats.files import (
+    FormatError, PathLike, dumps_line, is_number, locate_json_path, read_json_document,
 )
+from hero.storage.atomic import atomic_writer
 
 TVR_TASKS = ("VCMR", "SVMR", "VR")
 

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from hero.eval import captioning
-from hero.eval.captioning import CaptionEvalConfig, caption_metrics, tvc_metrics
-from hero.eval.formats import CaptionAnnotation, CaptionPrediction
+from hero.metrics import captioning
+from hero.metrics.captioning import CaptionEvalConfig, caption_metrics, tvc_metrics
+from hero.metrics.formats import CaptionAnnotation, CaptionPrediction
 
 NO_METEOR = CaptionEvalConfig(meteor=False)
 
@@ -49,7 +49,7 @@ def test_missing_caption_is_scored_empty_and_vid_name_is_checked():
 def test_no_java_warns_once_and_reports_the_rest(monkeypatch, caplog):
     monkeypatch.setattr(captioning, "java_path", lambda: None)
     monkeypatch.setattr(captioning, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="hero.eval.captioning"):
+    with caplog.at_level(logging.WARNING, logger="hero.metrics.captioning"):
         for _ in range(2):
             out = caption_metrics({"a": "a b"}, {"a": ["a b"]})
             assert "meteor" not in out and set(out) >= {"bleu4", "rouge_l", "cider"}

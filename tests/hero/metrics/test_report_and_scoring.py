@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from hero.eval import (
+from hero.metrics import (
     CaptionEvalConfig, MomentRankConfig, flatten_metrics, rank_svmr, rank_vcmr, rank_videos, score_captioning,
     score_moment_retrieval, score_text_to_video, score_video_qa, score_violin, tvr_submission, write_metrics_json,
 )
-from hero.eval.formats import (
+from hero.metrics.formats import (
     CaptionPrediction, FormatError, QaAnswer, ViolinLabel, rankings_from_scores, write_captions,
     write_qa_answers, write_rankings, write_tvr_submission, write_violin_labels,
 )

@@ -7,7 +7,7 @@ all references in one stream and all predictions in another, one caption per lin
 ``PUNCTUATIONS``. Two implementations of that tokenizer live here:
 
 - `java_ptb_tokenize`: that jar, all streams in one JVM (``-ioFileList``: one input file per stream).
-- `ptb_tokenize` (`hero.eval.ptb_lexer`): a pure-Python port of the lexer for machines without Java, tested
+- `ptb_tokenize` (`hero.metrics.ptb_lexer`): a pure-Python port of the lexer for machines without Java, tested
   token for token against the jar.
 
 Stream context matters at a few places (an abbreviation at the end of a line looks at the next line's start:
@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hero.eval.ptb_lexer import ptb_tokenize
+from hero.metrics.ptb_lexer import ptb_tokenize
 
 PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
                           ".", "?", "!", ",", ":", "-", "--", "...", ";"])

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hero.eval import qa_metrics
-from hero.eval.formats import (
+from hero.metrics import qa_metrics
+from hero.metrics.formats import (
     FormatError, QaAnswer, read_caption_annotations, read_moment_annotations, read_qa_annotations,
     read_retrieval_annotations, read_violin_annotations,
 )

@@ -1,22 +1,20 @@
 """File plumbing shared by the prediction and annotation formats.
 
-Atomic writes (temp file in the target folder + ``os.replace``, so a reader never sees half a file), a JSONL reader
-that reports the file and line of every malformed record, a locator that finds the line of an element inside a
-one-document JSON file (used only on the error path), and ``Where``: typed field access that fails with the place.
+A JSONL reader that reports the file and line of every malformed record, a locator that finds the line of an
+element inside a one-document JSON file (used only on the error path), and ``Where``: typed field access that
+fails with the place. Files are written with `hero.storage.atomic.atomic_writer` (whole or not at all).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 PathLike = str | os.PathLike
 R = TypeVar("R")
@@ -43,29 +41,6 @@ class FormatError(ValueError):
         self.rule = rule
         where = f"{self.file}:{line}" if line is not None else self.file
         super().__init__(f"{where}: " + (f"[{rule}] " if rule else "") + reason)
-
-
-@contextlib.contextmanager
-def atomic_writer(path: PathLike) -> Iterator[IO[str]]:
-    """Open ``path`` for text writing so that it appears complete or not at all.
-
-    Writes go to a temp file beside ``path``; on success it is fsynced and ``os.replace``d over ``path``; on any
-    exception it is removed and ``path`` is left as it was.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _reject_constant(name: str) -> NoReturn:

@@ -9,7 +9,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from hero.eval.formats.files import FormatError, PathLike, atomic_writer
+from hero.metrics.formats.files import FormatError, PathLike
+from hero.storage.atomic import atomic_writer
 
 _PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
 

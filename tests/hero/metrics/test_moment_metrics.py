@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from hero.config import ConfigError
-from hero.eval.formats import MomentAnnotation
-from hero.eval.moment_metrics import MomentEvalConfig, evaluate_moment_task, temporal_iou
+from hero.metrics.formats import MomentAnnotation
+from hero.metrics.moment_metrics import MomentEvalConfig, evaluate_moment_task, temporal_iou
 
 V2I = {"vid_a": 0, "vid_b": 1, "vid_c": 2}
 

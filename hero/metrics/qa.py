@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-from hero.eval.formats.annotations import QaAnnotation, ViolinAnnotation
-from hero.eval.formats.lines import QaAnswer, ViolinLabel
+from hero.metrics.formats.annotations import QaAnnotation, ViolinAnnotation
+from hero.metrics.formats.lines import QaAnswer, ViolinLabel
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hero.eval.formats.files import PathLike, Where, atomic_writer, dumps_line, is_number, read_records
+from hero.metrics.formats.files import PathLike, Where, dumps_line, is_number, read_records
+from hero.storage.atomic import atomic_writer
 
 
 @dataclass(frozen=True)

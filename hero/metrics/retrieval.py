@@ -26,8 +26,8 @@ import torch
 from torch import Tensor
 
 from hero.config import ConfigError
-from hero.eval.formats.annotations import RetrievalAnnotation
-from hero.eval.formats.lines import VideoRanking
+from hero.metrics.formats.annotations import RetrievalAnnotation
+from hero.metrics.formats.lines import VideoRanking
 
 log = logging.getLogger(__name__)
 

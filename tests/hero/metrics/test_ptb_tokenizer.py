@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hero.eval import captioning
-from hero.eval.captioning import CaptionEvalConfig, caption_metrics, tokenize_caption, tokenize_streams
-from hero.eval.ptb_tokenizer import caption_line, corenlp_jar, java_ptb_tokenize, ptb_tokenize, remove_nonascii
+from hero.metrics import captioning
+from hero.metrics.captioning import CaptionEvalConfig, caption_metrics, tokenize_caption, tokenize_streams
+from hero.metrics.ptb_tokenizer import caption_line, corenlp_jar, java_ptb_tokenize, ptb_tokenize, remove_nonascii
 
 SENTENCES = Path(__file__).parent / "fixtures" / "ptb_sentences.txt"
 needs_java = pytest.mark.skipif(shutil.which("java") is None or corenlp_jar() is None,
@@ -110,7 +110,7 @@ def test_scores_follow_the_evaluators_tokens():
 def test_tokenizer_used_is_logged_and_python_without_java(monkeypatch, caplog):
     monkeypatch.setattr(captioning, "java_path", lambda: None)
     monkeypatch.setattr(captioning, "_warned", set())
-    with caplog.at_level(logging.INFO, logger="hero.eval.captioning"):
+    with caplog.at_level(logging.INFO, logger="hero.metrics.captioning"):
         for _ in range(2):
             caption_metrics({"a": "a b"}, {"a": ["a b"]}, CaptionEvalConfig(meteor=False))
     assert sum("no `java` on PATH" in r.getMessage() for r in caplog.records) == 1
@@ -121,7 +121,7 @@ def test_tokenizer_used_is_logged_and_python_without_java(monkeypatch, caplog):
 
 @needs_java
 def test_java_is_used_when_present(caplog):
-    with caplog.at_level(logging.INFO, logger="hero.eval.captioning"):
+    with caplog.at_level(logging.INFO, logger="hero.metrics.captioning"):
         caption_metrics({"a": "a b"}, {"a": ["a b"]}, CaptionEvalConfig(meteor=False))
     assert any("PTB tokenisation by the Stanford jar (java)" in r.getMessage() for r in caplog.records)
     (hyps, refs), used = tokenize_streams([["Dr. Who cannot."], ["Dr. Who", "can not"]])

@@ -27,8 +27,8 @@ from typing import Literal
 import numpy as np
 
 from hero.config import ConfigError
-from hero.eval.formats.annotations import QUERY_TYPES, MomentAnnotation
-from hero.eval.formats.tvr import TVR_TASKS, TvrSubmission
+from hero.metrics.formats.annotations import QUERY_TYPES, MomentAnnotation
+from hero.metrics.formats.tvr import TVR_TASKS, TvrSubmission
 
 log = logging.getLogger(__name__)
 

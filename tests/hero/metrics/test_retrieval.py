@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from hero.config import ConfigError
-from hero.eval.formats import RetrievalAnnotation, VideoRanking
-from hero.eval.retrieval import RetrievalEvalConfig, ranking_metrics, retrieval_metrics
+from hero.metrics.formats import RetrievalAnnotation, VideoRanking
+from hero.metrics.retrieval import RetrievalEvalConfig, ranking_metrics, retrieval_metrics
 
 # q0: GT best (rank 1); q1: all three tied; q2: GT (col 2) tied with col 1 for the top
 SCORES = torch.tensor([[3.0, 2.0, 1.0], [1.0, 1.0, 1.0], [0.0, 5.0, 5.0]])

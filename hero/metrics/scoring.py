@@ -1,21 +1,21 @@
 """Scorers that read a prediction file and its ground-truth annotation file and return metrics.
 
-One function per task family; each reads the prediction file in its public format (``hero.eval.formats``) and
+One function per task family; each reads the prediction file in its public format (``hero.metrics.formats``) and
 ``annotations/<task>_<split>.jsonl`` in the format of docs/data.md, so the numbers agree with the official
 evaluators. Malformed input raises ``FormatError`` naming the file and line.
 """
 
 from __future__ import annotations
 
-from hero.eval.captioning import CaptionEvalConfig, tvc_metrics
-from hero.eval.formats import (
+from hero.metrics.captioning import CaptionEvalConfig, tvc_metrics
+from hero.metrics.formats import (
     read_caption_annotations, read_captions, read_moment_annotations, read_qa_annotations, read_qa_answers,
     read_rankings, read_retrieval_annotations, read_tvr_submission, read_violin_annotations, read_violin_labels,
 )
-from hero.eval.formats.files import PathLike
-from hero.eval.moment_metrics import MomentEvalConfig, evaluate_tvr_submission
-from hero.eval.qa import qa_metrics, violin_metrics
-from hero.eval.retrieval import RetrievalEvalConfig, ranking_metrics
+from hero.metrics.formats.files import PathLike
+from hero.metrics.moment_metrics import MomentEvalConfig, evaluate_tvr_submission
+from hero.metrics.qa import qa_metrics, violin_metrics
+from hero.metrics.retrieval import RetrievalEvalConfig, ranking_metrics
 
 
 def score_moment_retrieval(submission: PathLike, annotations: PathLike,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hero.config import ConfigError
-from hero.eval.moment_ranking import (
+from hero.metrics.moment_ranking import (
     MomentRankConfig, rank_svmr, rank_vcmr, rank_videos, temporal_nms, topk_stable,
 )
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hero.eval.formats.files import PathLike, Where, read_records
+from hero.metrics.formats.files import PathLike, Where, read_records
 
 QUERY_TYPES = ("v", "t", "vt")
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from hero.eval.formats import QaAnnotation, QaAnswer, ViolinAnnotation, ViolinLabel
-from hero.eval.qa import accuracy_from_logits, binary_accuracy_from_logits, qa_metrics, violin_metrics
+from hero.metrics.formats import QaAnnotation, QaAnswer, ViolinAnnotation, ViolinLabel
+from hero.metrics.qa import accuracy_from_logits, binary_accuracy_from_logits, qa_metrics, violin_metrics
 
 
 def test_accuracy_from_logits_ties_go_to_the_lowest_index():
@@ -48,7 +48,7 @@ def test_tvqa_plus_iou_is_float64_at_the_threshold():
     # Spans whose IoU lands on 0.5 up to rounding: the TVQA+ evaluator (Python floats) and float32 disagree.
     import numpy as np
 
-    from hero.eval.qa import tvqa_plus_iou
+    from hero.metrics.qa import tvqa_plus_iou
 
     above, below = ((0.1, 0.2), (0.1, 0.3)), ((0.1, 0.3), (0.1, 0.5))   # (pred, gt)
     assert tvqa_plus_iou(*above) == 0.5000000000000001 and tvqa_plus_iou(*below) == 0.49999999999999994
@@ -62,7 +62,7 @@ def test_tvqa_plus_iou_is_float64_at_the_threshold():
 
 
 def test_tvqa_plus_iou_hull_and_degenerate_spans():
-    from hero.eval.qa import tvqa_plus_iou
+    from hero.metrics.qa import tvqa_plus_iou
 
     assert tvqa_plus_iou((0, 2), (1, 3)) == 1 / 3 and tvqa_plus_iou((0, 1), (2, 3)) == 0.0
     assert tvqa_plus_iou((1, 1), (1, 1)) == 0.0                        # hull 0 -> 0, as in TVQA+

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from hero.eval.formats.tvr import QueryPredictions, TvrSubmission
-from hero.eval.moment_ranking import MomentRanking, RankedVideos
+from hero.metrics.formats.tvr import QueryPredictions, TvrSubmission
+from hero.metrics.moment_ranking import MomentRanking, RankedVideos
 
 
 def tvr_submission(video_names: Sequence[str], desc_ids: Sequence[int | str], *,

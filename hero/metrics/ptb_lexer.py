@@ -1,10 +1,10 @@
 """A pure-Python port of Stanford CoreNLP 3.4.1's PTBLexer, as pycocoevalcap runs it (``-preserveLines -lowerCase``).
 
-For machines without Java (`hero.eval.ptb_tokenizer` runs the jar itself when it can). The rules follow the
+For machines without Java (`hero.metrics.ptb_tokenizer` runs the jar itself when it can). The rules follow the
 lexer's specification for ASCII input, which is all the TVC evaluator feeds it: JFlex picks the longest match over
 all rules, a rule's trailing context counting towards its length, ties going to the earlier rule; literal words
 match in either case, character classes only as written. Output is checked token for token against the jar
-(tests/hero/eval/test_ptb_tokenizer.py). Not ported: the non-ASCII rules, and the strictTreebank3 / other options
+(tests/hero/metrics/test_ptb_tokenizer.py). Not ported: the non-ASCII rules, and the strictTreebank3 / other options
 pycocoevalcap never sets.
 """
 

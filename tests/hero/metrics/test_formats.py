@@ -6,12 +6,13 @@ import os
 import numpy as np
 import pytest
 
-from hero.eval.formats import (
+from hero.metrics.formats import (
     CaptionPrediction, FormatError, QaAnswer, QueryPredictions, TvrSubmission, VideoRanking, ViolinLabel,
-    atomic_writer, rankings_from_scores, read_captions, read_qa_answers, read_rankings, read_tvr_submission,
+    rankings_from_scores, read_captions, read_qa_answers, read_rankings, read_tvr_submission,
     read_violin_labels, write_captions, write_qa_answers, write_rankings, write_tvr_submission,
     write_violin_labels,
 )
+from hero.storage.atomic import atomic_writer
 
 
 def submission():

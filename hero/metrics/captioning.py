@@ -5,7 +5,7 @@ penalty sigma = 6, clipped counts; its IDF comes from the references of the eval
 scores 0). METEOR runs ``java -jar meteor-1.5.jar``: Java is looked up once per process, and when it is missing
 (or METEOR fails) one warning is logged and the other metrics are still reported. SPICE is never used.
 
-Text is tokenised as the official TVC evaluator does (`hero.eval.ptb_tokenizer`): non-ASCII characters become
+Text is tokenised as the official TVC evaluator does (`hero.metrics.ptb_tokenizer`): non-ASCII characters become
 spaces, then Stanford's PTBTokenizer (``-preserveLines -lowerCase``) runs over all references as one stream and
 all hypotheses as another, and pycocoevalcap's punctuation tokens are dropped. With Java on PATH that is the jar
 shipped in pycocoevalcap (one JVM for both streams); without it, a pure-Python port tested token for token
@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hero.eval.formats.annotations import CaptionAnnotation
-from hero.eval.formats.files import Where
-from hero.eval.formats.lines import CaptionPrediction
-from hero.eval.ptb_tokenizer import PUNCTUATIONS, caption_line, java_ptb_tokenize, ptb_tokenize
+from hero.metrics.formats.annotations import CaptionAnnotation
+from hero.metrics.formats.files import Where
+from hero.metrics.formats.lines import CaptionPrediction
+from hero.metrics.ptb_tokenizer import PUNCTUATIONS, caption_line, java_ptb_tokenize, ptb_tokenize
 
 log = logging.getLogger(__name__)
 
