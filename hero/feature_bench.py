@@ -1,8 +1,11 @@
 """Benchmark: feature extraction end to end (decode + extractor + store write) and feature-store reads.
 
-`python -m hero.features.bench [--videos 40] [--workers N] [--out bench.json]` prints a table of results and
+`python -m hero.feature_bench [--videos 40] [--workers N] [--out bench.json]` prints a table of results and
 ratios against their targets (extraction >= 50 clips/s with decoding <= 1/4 of the time; store reads >= 20x
 what a hero-mini training step consumes) and returns them as a dict (`main()`), for `make bench`.
+
+It lives beside `hero.bench`, not in `hero.features`, because it also times a pretraining step (`hero.tasks`,
+layers above the features: docs/layers.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from hero.corpus import CorpusConfig, ingest_corpus
 from hero.features.extract import ExtractConfig, run_extraction
 from hero.features.store import FeatureStore
+from hero.storage.atomic import write_json_atomic
 
 logger = logging.getLogger(__name__)
 TARGET_CLIPS_PER_S = 50.0
@@ -93,7 +97,7 @@ def bench_trainer_consumption(manifest, store: FeatureStore, batch_videos: int =
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(prog="python -m hero.features.bench", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m hero.feature_bench", description=__doc__)
     ap.add_argument("--corpus", default=None, help="an existing corpus folder (default: a synthetic one)")
     ap.add_argument("--videos", type=int, default=40, help="synthetic videos to generate (demo-size, 24-40 s each)")
     ap.add_argument("--workers", type=int, default=None, help="default: ExtractConfig's automatic choice")
@@ -137,8 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     print(json.dumps(result, indent=1))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        write_json_atomic(args.out, result, indent=1)
     return result
 
 

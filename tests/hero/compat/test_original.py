@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hero.model.original import export_original, import_original, infer_model_config, load_original_checkpoint
+from hero.compat.original import export_original, import_original, infer_model_config, load_original_checkpoint
 
 KEYS = Path(__file__).parent / "fixtures" / "hero_official_state_dict_keys.txt"
 

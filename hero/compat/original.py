@@ -19,6 +19,8 @@ from torch import Tensor
 
 from hero.config import to_dict
 from hero.model.config import ModelConfig, original_compat
+from hero.presets import ROBERTA_TOKENS
+from hero.tasks import PretrainConfig, PretrainModel
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ def infer_model_config(sd: Mapping[str, Tensor], *, vocab_size: int | None = Non
     return cfg
 
 
-def import_original(model, sd: Mapping[str, Tensor | bool]) -> ImportReport:
+def import_original(model: PretrainModel, sd: Mapping[str, Tensor | bool]) -> ImportReport:
     """Copy an original-layout state dict into ``model`` (a `PretrainModel` of matching shapes), in place."""
     cfg: ModelConfig = model.model_cfg
     fixed, qkv = _layer_rules(cfg.cross_layers, cfg.temporal_layers)
@@ -197,7 +199,7 @@ def import_original(model, sd: Mapping[str, Tensor | bool]) -> ImportReport:
     return report
 
 
-def export_original(model) -> dict[str, Tensor | bool]:
+def export_original(model: PretrainModel) -> dict[str, Tensor | bool]:
     """Our `PretrainModel` weights in the original layout (poolers omitted: the original loads non-strictly)."""
     cfg: ModelConfig = model.model_cfg
     fixed, qkv = _layer_rules(cfg.cross_layers, cfg.temporal_layers)
@@ -224,9 +226,6 @@ def export_original(model) -> dict[str, Tensor | bool]:
 def load_original_checkpoint(path: str | Path, *, vocab_size: int | None = None, num_heads: int | None = None):
     """Build a `PretrainModel` from an original `.pt` file (read with ``weights_only=True``: no arbitrary
     unpickling). Returns (model, report)."""
-    from hero.presets import ROBERTA_TOKENS
-    from hero.tasks import PretrainConfig, PretrainModel
-
     sd = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(sd, Mapping):
         raise ValueError(f"{path}: expected a state dict, got {type(sd).__name__}")
