@@ -24,7 +24,9 @@ def _public() -> dict[str, Any]:
     from hero.presets import PRESETS, Preset, get_preset
     from hero.tasks import PretrainConfig, PretrainModel, TaskSampler
 
-    return dict(locals())
+    return {"ConfigError": ConfigError, "VideoBatch": VideoBatch, "Hero": Hero, "HeroOutput": HeroOutput,
+            "ModelConfig": ModelConfig, "PRESETS": PRESETS, "Preset": Preset, "get_preset": get_preset,
+            "PretrainConfig": PretrainConfig, "PretrainModel": PretrainModel, "TaskSampler": TaskSampler}
 
 
 def __getattr__(name: str) -> Any:

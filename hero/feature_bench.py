@@ -31,7 +31,6 @@ from hero.storage.atomic import write_json_atomic
 logger = logging.getLogger(__name__)
 TARGET_CLIPS_PER_S = 50.0
 TARGET_DECODE_SHARE = 0.25
-TARGET_READ_RATIO = 20.0
 
 
 def bench_extraction(manifest, store_dir: Path, cfg: ExtractConfig) -> dict[str, Any]:

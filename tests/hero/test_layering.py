@@ -35,7 +35,7 @@ LAYERS: Sequence[tuple[str, Sequence[str]]] = (
 CONTRACTS: Sequence[tuple[str, str, str]] = (
     # (importer, forbidden import, why): each also holds for everything inside the named packages
     *(("hero", tool, "hero runs alone under torchrun") for tool in ("kedro", "mlflow", "optuna", "dvc", "pipelines")),
-    ("hero.model", "hero.tasks", "the encoder knows no objective; converters that build task models live in hero.compat"),
+    ("hero.model", "hero.tasks", "the encoder knows no objective; converters building task models are hero.compat"),
     ("hero.corpus", "hero.features", "hero.features reads manifests from hero.corpus"),
 )
 
