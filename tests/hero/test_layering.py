@@ -75,7 +75,7 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
         self.depth -= 1
 
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function
+    visit_FunctionDef = visit_AsyncFunctionDef = _function
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -83,7 +83,8 @@ class _Collector(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level:
-            base = self.base.split(".")[: len(self.base.split(".")) - node.level + 1]
+            parts = self.base.split(".")
+            base = parts[: len(parts) - node.level + 1]  # level 1: this package, 2: its parent, ...
             source = ".".join([*base, node.module] if node.module else base)
         else:
             source = node.module or ""
