@@ -28,7 +28,7 @@ run: $(STAMP)
 # The numerical tests run once more on each other CPU kernel family torch (ATen), MKL and oneDNN can dispatch to, so a
 # test that holds only on this machine's SIMD width fails here, not on a colleague's machine: the AVX2 family (what an
 # AVX2-only machine runs) and the portable one (no SIMD beyond SSE4). A family above the CPU's own is capped by it.
-NUMERICAL_TESTS = tests/hero/model tests/hero/tasks tests/hero/train tests/hero/data tests/hero/eval tests/hero/features
+NUMERICAL_TESTS = tests/hero/model tests/hero/compat tests/hero/tasks tests/hero/train tests/hero/data tests/hero/metrics tests/hero/eval tests/hero/features
 KERNELS_AVX2     = ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
 KERNELS_PORTABLE = ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from hero.storage.atomic import write_json_atomic
 
 log = logging.getLogger("hero.bench")
 
@@ -36,7 +36,7 @@ def _captioning(quick: bool) -> dict:
 # section -> (module with main(argv) -> dict, its argv for a full run, for a --quick run)
 SECTIONS = {
     "train": ("hero.train.bench", [], ["--quick"]),          # samples/s, MFU vs measured matmul, fp32/bf16, 1 vs 2 ranks, eager
-    "features": ("hero.features.bench", [], ["--videos", "8"]),  # extraction clips/s, decode share; store reads
+    "features": ("hero.feature_bench", [], ["--videos", "8"]),  # extraction clips/s, decode share; store reads
     "eval": ("hero.eval.bench", [], ["--videos", "300", "--queries", "80"]),  # VCMR queries/s, peak memory
     "captioning": (_captioning, None, None),                   # decode tokens/s with and without the KV cache
     "tvr": ("hero.eval.tvr_bench", [], ["--scale", "0.02"]),   # TVR-val-sized features-only corpus: LMDB -> metrics
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     for k, v in flat.items():
         print("%-70s %14.4g" % (k, v))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as f:
-        json.dump(result, f, indent=1)
-    os.replace(f.name, out)
+    write_json_atomic(out, result, indent=1)
     print(f"\nwrote {out}")
     return result
 

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from hero.corpus.atomic import write_text_atomic
+from hero.storage.atomic import write_text_atomic
 
 HEADER = """# Configuration reference
 

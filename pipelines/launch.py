@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from hero.config import ConfigError, from_dict, merge, parse_overrides
-from hero.corpus.atomic import write_json_atomic, write_text_atomic
+from hero.storage.atomic import write_json_atomic, write_text_atomic
 from hero.train.config import load_run_config
 from pipelines.fingerprint import params_hash
 

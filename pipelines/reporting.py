@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hero.corpus.atomic import atomic_path, write_text_atomic
+from hero.storage.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from hero.corpus.errors import CorpusError, IngestReport, OnError
 from hero.corpus.how2 import CSV_TASKS, parse_how2_csv
 from hero.corpus.manifest import Manifest, VideoEntry
 from hero.corpus.probe import file_sha256, probe_video
-from hero.corpus.storage import Storage, open_storage
+from hero.storage import Storage, open_storage
 from hero.corpus.subtitles import Subtitle, parse_subtitle_text, parse_subtitles_jsonl, validate_subtitles
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hero.corpus.atomic import write_json_atomic
+from hero.storage.atomic import write_json_atomic
 from hero.storage import is_remote, join_uri, local_file
 
 MANIFEST_VERSION = 1

@@ -16,11 +16,10 @@ and prediction see the same input for the same setting.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-Channels = Literal["both", "video", "subtitles"]
 CHANNELS: tuple[str, ...] = ("both", "video", "subtitles")
 VIDEO_ONLY_GROUP = 5
 """Frames per empty subtitle of a video-only video (HERO's prepro_sub.py)."""

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from hero.data.batch import VideoBatch
-from hero.model.config import ModelConfig
 from hero.text.tokenizer import SpecialTokens
 
 
+class BatchShape(Protocol):
+    """The sizes a random batch must respect; a `hero.model.ModelConfig` has them (the data layer does not import
+    the model's config)."""
+
+    @property
+    def max_frames(self) -> int: ...
+    @property
+    def feature_dim(self) -> int: ...
+    @property
+    def vocab_size(self) -> int: ...
+
+
 def random_video_batch(
-    cfg: ModelConfig,
+    cfg: BatchShape,
     tokens: SpecialTokens,
     *,
     num_videos: int = 2,

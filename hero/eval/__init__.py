@@ -1,37 +1,7 @@
-"""Evaluation: the downstream metrics, the public prediction formats and the pure inference rankings.
+"""Evaluation of trained models, on top of `hero.metrics`.
 
-- ``moment_metrics``: VCMR / SVMR / VR R@k at tIoU, TVR evaluator definitions, by query type, DiDeMo multi-GT.
-- ``moment_ranking``: corpus-level span ranking (HERO ``validate_full_vcmr``), temporal NMS, chunked.
-- ``retrieval``: text-to-video R@k, median / mean rank with an explicit tie rule.
-- ``qa``: video QA and VIOLIN accuracy, QA temporal localisation.
-- ``captioning``: BLEU / METEOR / ROUGE-L / CIDEr-D via pycocoevalcap (lazy import).
-- ``formats``: read/write of the prediction files and the annotation readers; ``scoring``: file -> metrics.
-- ``report``: the flat ``task/split/metric`` dict; ``bench``: VCMR ranking throughput and memory;
-  ``cli`` (``python -m hero.eval FAMILY PREDICTIONS ANNOTATIONS``): score a file from the shell.
+- ``predict``: batched inference of a finetuned task model over a corpus split -> prediction file -> metrics.
+- ``cli`` (``python -m hero.eval FAMILY PREDICTIONS ANNOTATIONS``): score a prediction file from the shell.
+- ``search`` (``python -m hero.eval.search``) and ``search_report``: moment search over an encoded corpus.
+- ``bench`` / ``tvr_bench``: VCMR ranking throughput and memory; a TVR-val-sized corpus end to end.
 """
-
-from hero.eval.captioning import CaptionEvalConfig, caption_metrics, tokenize_caption, tvc_metrics
-from hero.eval.formats import FormatError
-from hero.eval.moment_metrics import (
-    MomentEvalConfig, evaluate_moment_task, evaluate_tvr_submission, metric_name, temporal_iou,
-)
-from hero.eval.moment_ranking import (
-    MomentRankConfig, MomentRanking, RankedVideos, rank_svmr, rank_vcmr, rank_videos, temporal_nms, topk_stable,
-)
-from hero.eval.qa import accuracy_from_logits, binary_accuracy_from_logits, qa_metrics, violin_metrics
-from hero.eval.report import flatten_metrics, write_metrics_json
-from hero.eval.retrieval import RetrievalEvalConfig, metrics_from_counts, ranking_metrics, retrieval_metrics
-from hero.eval.scoring import (
-    score_captioning, score_moment_retrieval, score_text_to_video, score_video_qa, score_violin,
-)
-from hero.eval.submission import tvr_submission
-
-__all__ = [
-    "CaptionEvalConfig", "FormatError", "MomentEvalConfig", "MomentRankConfig", "MomentRanking", "RankedVideos",
-    "RetrievalEvalConfig", "accuracy_from_logits", "binary_accuracy_from_logits", "caption_metrics",
-    "evaluate_moment_task", "evaluate_tvr_submission", "flatten_metrics", "metric_name", "metrics_from_counts",
-    "qa_metrics", "rank_svmr", "rank_vcmr", "rank_videos", "ranking_metrics", "retrieval_metrics",
-    "score_captioning", "score_moment_retrieval", "score_text_to_video", "score_video_qa", "score_violin",
-    "temporal_iou", "temporal_nms", "tokenize_caption", "topk_stable", "tvc_metrics", "violin_metrics",
-    "tvr_submission", "write_metrics_json",
-]

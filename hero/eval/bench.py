@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from hero.eval.moment_ranking import MomentRankConfig, rank_vcmr
+from hero.metrics.moment_ranking import MomentRankConfig, rank_vcmr
+from hero.storage.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +173,7 @@ def write_result(result: dict, out: str) -> None:
     if out == "-":
         sys.stdout.write(text)
     else:
-        from hero.eval.formats.files import atomic_writer
-
-        with atomic_writer(out) as f:
-            f.write(text)
+        write_text_atomic(out, text)
 
 
 if __name__ == "__main__":

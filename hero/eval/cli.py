@@ -16,12 +16,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from hero.eval.captioning import CaptionEvalConfig
-from hero.eval.formats.files import FormatError
-from hero.eval.moment_metrics import MomentEvalConfig
-from hero.eval.report import flatten_metrics, write_metrics_json
-from hero.eval.retrieval import RetrievalEvalConfig
-from hero.eval.scoring import (
+from hero.metrics.captioning import CaptionEvalConfig
+from hero.metrics.formats.files import FormatError
+from hero.metrics.moment_metrics import MomentEvalConfig
+from hero.metrics.report import flatten_metrics, write_metrics_json
+from hero.metrics.retrieval import RetrievalEvalConfig
+from hero.metrics.scoring import (
     score_captioning, score_moment_retrieval, score_text_to_video, score_video_qa, score_violin,
 )
 

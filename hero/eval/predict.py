@@ -21,10 +21,10 @@ import torch
 
 from hero.config import ConfigError, from_dict
 from hero.corpus.manifest import Manifest
-from hero.eval.formats import TvrSubmission, read_tvr_submission
-from hero.eval.formats.files import PathLike
-from hero.eval.moment_metrics import temporal_iou
-from hero.eval.report import flatten_metrics
+from hero.metrics.formats import TvrSubmission, read_tvr_submission
+from hero.metrics.formats.files import PathLike
+from hero.metrics.moment_metrics import temporal_iou
+from hero.metrics.report import flatten_metrics
 from hero.features.store import FeatureStore
 from hero.tasks.prediction import PredictContext, PredictOptions
 from hero.tasks.registry import task_of_dataset

@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,10 +32,11 @@ import torch
 from hero.corpus.manifest import Manifest
 from hero.data.datasets import VideoFeatures, normalize_text
 from hero.data.task_collate import collate_videos, pad_token_lists
-from hero.eval.moment_ranking import MomentRankConfig
+from hero.metrics.moment_ranking import MomentRankConfig
 from hero.features.store import FeatureStore
 from hero.tasks.moment_retrieval import EncodedCorpus
 from hero.presets import preset_tokenizer
+from hero.storage.atomic import atomic_path, write_json_atomic
 from hero.text.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -68,13 +68,10 @@ def save_index(path: str | Path, corpus: EncodedCorpus, fingerprint: dict[str, A
     path.mkdir(parents=True, exist_ok=True)
     (path / "index.json").unlink(missing_ok=True)  # no committed index while the tensors change
     tensors = {"frames": corpus.frames, "frame_mask": corpus.frame_mask, "frame_norms": corpus.frame_norms}
-    tmp = path / f".corpus.safetensors.{os.getpid()}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path / "corpus.safetensors")
+    with atomic_path(path / "corpus.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     meta = {"version": INDEX_VERSION, "video_ids": list(corpus.video_ids), "fingerprint": fingerprint}
-    tmp = path / f".index.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(tmp, path / "index.json")
+    write_json_atomic(path / "index.json", meta, indent=1)
     return path
 
 

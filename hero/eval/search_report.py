@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import logging
-import os
 import struct
 import zlib
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import numpy as np
 
 from hero.corpus.manifest import Manifest
 from hero.features.store import FeatureStore
+from hero.storage.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +166,9 @@ def render_search_report(query: str, moments: Sequence, manifest: Manifest, stor
 
 def write_search_report(path: str | Path, query: str, moments: Sequence, manifest: Manifest,
                         store: FeatureStore | None = None, **kwargs) -> Path:
-    """Render the report and write it to ``path`` atomically (temp file + os.replace); returns the path."""
+    """Render the report and write it to ``path`` atomically; returns the path."""
     path = Path(path)
     page = render_search_report(query, moments, manifest, store, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(path, page)
     log.info("wrote the search report %s (%d moments)", path, len(moments))
     return path

@@ -16,7 +16,7 @@ mapped LMDB and store pages count):
 - ``import``: `hero.features.prebuilt.import_features` into a float16 feature store (the features stage);
 - ``inference``: `hero.eval.predict.predict_split` with ``score=False``: every video encoded once, every query
   ranked against the whole corpus in chunks (VCMR / SVMR / VR), the TVR submission JSON written;
-- ``scoring``: `hero.eval.scoring.score_moment_retrieval` of that file against the annotations.
+- ``scoring``: `hero.metrics.scoring.score_moment_retrieval` of that file against the annotations.
 
 Each phase also reports this process's CPU time (all threads), and the run the 1-minute load average at its start
 and end: on a machine shared with other jobs, the wall time holds their share too.
@@ -131,7 +131,7 @@ def run_benchmark(scale: float = 1.0, *, preset: str = "hero-small", dim: int = 
     """Build the corpus in a temporary folder (or ``workdir``), run the phases; returns a flat dict of numbers."""
     from hero.corpus.ingest import CorpusConfig
     from hero.corpus.manifest import Manifest
-    from hero.eval import scoring
+    from hero.metrics import scoring
     from hero.eval.predict import predict_split
     from hero.features.prebuilt import import_features, ingest_features_corpus
     from hero.features.store import FeatureStore

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hero.corpus.atomic import atomic_path, write_json_atomic
+from hero.storage.atomic import atomic_path, write_json_atomic
 from hero.corpus.errors import CorpusError, IngestReport, OnError
 from hero.features.store import StoreWriter, check_features, consolidate, imported_key
 

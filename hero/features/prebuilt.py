@@ -31,7 +31,7 @@ from hero.corpus.durations import read_video2dur
 from hero.corpus.errors import CorpusError, IngestReport
 from hero.corpus.ingest import CorpusConfig, VideoInfo, ingest_corpus
 from hero.corpus.manifest import Manifest
-from hero.corpus.storage import Storage
+from hero.storage import Storage
 from hero.features.lmdb_import import VideoDb, is_video_db
 from hero.features.store import FeatureStore, StoreWriter, check_features, consolidate, imported_key
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hero.corpus.atomic import atomic_path, write_json_atomic
+from hero.storage.atomic import atomic_path, write_json_atomic
 from hero.corpus.errors import CorpusError
 from hero.storage import is_remote, open_storage
 

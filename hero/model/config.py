@@ -92,10 +92,6 @@ class ModelConfig:
         m = self.pad_vocab_multiple
         return (self.vocab_size + m - 1) // m * m
 
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
-
 
 ORIGINAL_QUIRKS = {
     "layer_norm_eps": 1e-12,

@@ -4,9 +4,6 @@ Paths given to a `Storage` are relative to its root, with forward slashes. Write
 local write goes to a temporary sibling and is renamed into place; an S3 object becomes visible only once its
 upload is complete (see `hero.storage.s3`). The S3 backend (and boto3) is imported only when an ``s3://``
 location is opened, so local-only use never pays for it.
-
-This module must not import ``hero.corpus`` at load time: ``hero.corpus`` imports it (through
-``hero.corpus.storage``), so the atomic-write helpers are imported where they are used.
 """
 
 from __future__ import annotations
@@ -15,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Protocol
+
+from hero.storage.atomic import atomic_path, write_bytes_atomic
 
 SCHEMES = ("file", "s3")
 """URI schemes `open_storage` accepts; a location without ``://`` is a local path."""
@@ -123,8 +122,6 @@ class LocalStorage:
         return os.path.join(self.root, rel)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        from hero.corpus.atomic import write_bytes_atomic
-
         write_bytes_atomic(self.local_path(rel), data)
 
     def upload_file(self, local: str | Path, rel: str) -> None:
@@ -135,8 +132,6 @@ class LocalStorage:
 
 
 def _copy_atomic(src: str | Path, dst: str | Path) -> None:
-    from hero.corpus.atomic import atomic_path
-
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
 

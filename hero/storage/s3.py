@@ -47,7 +47,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from hero.corpus.atomic import atomic_path
+from hero.storage.atomic import atomic_path
 from hero.storage.base import StorageError, TruncatedObjectError, cache_root
 
 log = logging.getLogger(__name__)

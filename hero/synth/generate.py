@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hero.config import ConfigError
-from hero.corpus.atomic import atomic_path
+from hero.storage.atomic import atomic_path
 from hero.corpus.how2 import how2qa_line, how2r_line
 from hero.synth import annotate as tv_annotate
 from hero.synth import render as tv_render

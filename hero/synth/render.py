@@ -194,7 +194,7 @@ def encode_mp4(images: Iterator[np.ndarray], path: str, fps: int, crf: int = 23,
     """
     import av
 
-    from hero.corpus.atomic import atomic_path
+    from hero.storage.atomic import atomic_path
 
     n = 0
     with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:

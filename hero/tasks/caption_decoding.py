@@ -16,7 +16,7 @@ import time
 import torch
 from torch import Tensor
 
-from hero.eval.moment_ranking import topk_stable
+from hero.metrics.moment_ranking import topk_stable
 
 log = logging.getLogger(__name__)
 

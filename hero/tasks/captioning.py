@@ -22,8 +22,8 @@ from torch import Tensor, nn
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, moment_frames, pad_token_lists, unique_videos
-from hero.eval import scoring
-from hero.eval.formats import CaptionPrediction, write_captions
+from hero.metrics import scoring
+from hero.metrics.formats import CaptionPrediction, write_captions
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask

@@ -6,7 +6,7 @@ hinge ranking against every in-batch negative video and query (hard negatives fr
 
 Inference encodes every corpus video once (`encode_corpus`), then scores query chunks against the whole
 corpus: raw video scores (max cosine; the ranking applies ``exp(q2c_alpha * s)``) and start/end
-probabilities, handed to hero.eval's ``rank_vcmr`` / ``rank_svmr`` / ``rank_videos`` chunk by chunk, so
+probabilities, handed to hero.metrics' ``rank_vcmr`` / ``rank_svmr`` / ``rank_videos`` chunk by chunk, so
 memory stays bounded by ``query_chunk x corpus videos x T``; the start/end convolutions run only on the videos
 a ranking reads (each query's ``max_videos`` best and its GT video).
 """
@@ -26,12 +26,12 @@ from torch import Tensor
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, span_labels, unique_videos
-from hero.eval import scoring
-from hero.eval.formats import write_tvr_submission
-from hero.eval.moment_ranking import (
+from hero.metrics import scoring
+from hero.metrics.formats import write_tvr_submission
+from hero.metrics.moment_ranking import (
     MomentRankConfig, MomentRanking, RankedVideos, rank_svmr, rank_vcmr, rank_videos, topk_stable,
 )
-from hero.eval.submission import tvr_submission
+from hero.metrics.submission import tvr_submission
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import SpanLossConfig
@@ -267,7 +267,7 @@ class MomentRetrievalTask(DownstreamTask):
 
         query_ids, query_mask: [Nq, Lq]; gt_video: [Nq] corpus positions of the GT videos (enables SVMR).
         Ranked positions index ``corpus.video_ids``; scoring and ranking run on the corpus's device, the
-        returned rankings are on the CPU (``MomentRanking.rows`` / ``hero.eval.tvr_submission`` read them).
+        returned rankings are on the CPU (``MomentRanking.rows`` / ``hero.metrics.tvr_submission`` read them).
         Start/end probabilities are computed for each query's ``max_videos`` best videos and its GT video only
         (`corpus_scores`): the rankings are those of the full computation.
         """

@@ -24,10 +24,10 @@ from hero.data.batch import VideoBatch, tensors_to
 from hero.data.channels import check_channels
 from hero.data.datasets import TaskDataset, VideoFeatures, normalize_text
 from hero.data.task_collate import collate_videos, pad_token_lists
-from hero.eval.captioning import CaptionEvalConfig
-from hero.eval.moment_metrics import MomentEvalConfig
-from hero.eval.moment_ranking import MomentRankConfig
-from hero.eval.retrieval import RetrievalEvalConfig
+from hero.metrics.captioning import CaptionEvalConfig
+from hero.metrics.moment_metrics import MomentEvalConfig
+from hero.metrics.moment_ranking import MomentRankConfig
+from hero.metrics.retrieval import RetrievalEvalConfig
 from hero.features.store import FeatureStore
 from hero.text.tokenizer import TextTokenizer
 

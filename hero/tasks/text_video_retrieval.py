@@ -17,8 +17,8 @@ from torch import Tensor
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, unique_videos
-from hero.eval import scoring
-from hero.eval.formats import rankings_from_scores, write_rankings
+from hero.metrics import scoring
+from hero.metrics.formats import rankings_from_scores, write_rankings
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import RankingLossConfig
@@ -110,7 +110,7 @@ class TextVideoRetrievalTask(DownstreamTask):
     @torch.no_grad()
     def predict(self, query_ids: Tensor, query_mask: Tensor, corpus: EncodedCorpus) -> Tensor:
         """[Nq, Nv] video scores (max cosine, higher = better), ``score_chunk`` queries at a time; rank them
-        with hero.eval's ``retrieval_metrics`` (tie rule included)."""
+        with hero.metrics' ``retrieval_metrics`` (tie rule included)."""
         parts = []
         for q0 in range(0, query_ids.shape[0], self.cfg.score_chunk):
             sl = slice(q0, q0 + self.cfg.score_chunk)

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, select_videos, unique_videos
-from hero.eval import scoring
-from hero.eval.formats import ViolinLabel, write_violin_labels
+from hero.metrics import scoring
+from hero.metrics.formats import ViolinLabel, write_violin_labels
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask, Mlp, attention_pool
@@ -131,7 +131,7 @@ def pair_ranking_loss(logits: Tensor, pairs: Tensor) -> Tensor:
 
 def violin_labels(logits: Tensor, threshold: float = 0.5) -> Tensor:
     """[N] long: 1 where sigmoid(logit) > ``threshold``, decided on the logit (sigmoid rounds to exactly 0.5 for
-    |logit| < ~3e-8). At 0.5 this is the scorer's rule, logit > 0 (`hero.eval.qa.binary_accuracy_from_logits`)."""
+    |logit| < ~3e-8). At 0.5 this is the scorer's rule, logit > 0 (`hero.metrics.qa.binary_accuracy_from_logits`)."""
     return (logits > math.log(threshold / (1.0 - threshold))).long()
 
 

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, select_videos, span_labels, unique_videos
-from hero.eval import scoring
-from hero.eval.formats import QaAnswer, write_qa_answers
+from hero.metrics import scoring
+from hero.metrics.formats import QaAnswer, write_qa_answers
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask, Mlp, attention_pool, masked_ce

@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from hero.storage import (
     local_file,
     open_storage,
 )
+from hero.storage.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -125,28 +125,19 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, tensors: M
     if keep_last_k < 2:
         raise ValueError("keep_last_k must be >= 2: the newest checkpoint may be half-written when a job dies")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"step-{step:08d}"
-    tmp = run_dir / f".tmp-step-{step:08d}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_model(unwrap(model), str(tmp / "model.safetensors"))
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
-    (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, **meta}, indent=1))
-    for name in FILES:
-        _fsync(tmp / name)
-    manifest = {"format": FORMAT, "step": step,
-                "files": {n: {"size": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES}}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    _fsync(tmp / "manifest.json")
-    if final.exists():  # a re-run reached the same step: replace the old directory (never leave neither)
-        old = run_dir / f".old-{final.name}-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    # a re-run that reaches the same step replaces the old folder (moved aside first: never neither)
+    with atomic_path(final) as tmp:
+        tmp.mkdir()
+        save_model(unwrap(model), str(tmp / "model.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, **meta}, indent=1))
+        for name in FILES:
+            _fsync(tmp / name)
+        manifest = {"format": FORMAT, "step": step,
+                    "files": {n: {"size": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        _fsync(tmp / "manifest.json")
     _fsync(run_dir)
     prune(run_dir, keep_last_k)
     return final
@@ -157,8 +148,9 @@ def prune(run_dir: Path, keep_last_k: int) -> None:
     steps = list_steps(run_dir)
     for _, path in steps[:-keep_last_k]:
         shutil.rmtree(path, ignore_errors=True)
-    for p in run_dir.glob(".tmp-step-*"):
-        if not p.name.endswith(f"-{os.getpid()}"):
+    # folders a killed writer left half-written (hero.storage.atomic names them .step-N.<pid>.<random>.tmp)
+    for p in run_dir.glob(".step-*.tmp"):
+        if f".{os.getpid()}." not in p.name:
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -253,22 +245,15 @@ def fetch_checkpoint(uri: str) -> Path:
     final = cache_root() / "checkpoints" / hashlib.sha256(manifest).hexdigest() / src.root.rsplit("/", 1)[-1]
     if final.is_dir():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
-    try:
+    # replace=False: when another process (rank) got there first, with the same contents, its copy stays
+    with atomic_path(final, replace=False) as tmp:
+        tmp.mkdir()
         for name in FILES:
             src.download_file(name, tmp / name)
         (tmp / "manifest.json").write_bytes(manifest)
         problem = verify(tmp)
         if problem is not None:
             raise ValueError(f"checkpoint {src.root} is invalid: {problem}")
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another process got there first, with the same contents
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("fetched checkpoint %s -> %s", src.root, final)
     return final
 

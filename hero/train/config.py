@@ -180,6 +180,32 @@ class OptimConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SelectConfig:
+    """Model selection for finetuning (`hero.train.selection`): score a held-out split during training, keep the
+    best checkpoint (``<run_dir>/best/``), optionally stop early. Off by default (the last step's model)."""
+
+    every: int = 0
+    """Score ``split`` every this many optimizer steps, and at the last step (0 = no selection)."""
+    split: str = "val"
+    """The split selected on (never the one results are reported on)."""
+    max_examples: int = 0
+    """Score the split's first this many examples, a fixed subsample (0 = all of them)."""
+    metric: str = ""
+    """The metric selected on, a name the task's scorer returns (default: the task's headline metric)."""
+    mode: Literal["max", "min"] = "max"
+    """Whether a larger or a smaller ``metric`` is better."""
+    patience: int = 0
+    """Stop after this many evaluations in a row without improvement (0 = train to max_steps)."""
+
+    def __post_init__(self) -> None:
+        for key in ("every", "max_examples", "patience"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if self.split == "test":
+            raise ConfigError("split: selecting on the test split would report on what was tuned on; use val")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Loop length, batch geometry, cadence, precision and outputs."""
 
@@ -214,6 +240,8 @@ class TrainConfig:
     """A checkpoint directory (or weights .safetensors) whose weights initialise a fresh run (finetuning);
     ignored when run_dir already holds a checkpoint to resume. An ``s3://`` URI names a published checkpoint,
     run folder (its newest step) or .safetensors file, fetched into the local cache first."""
+    select: SelectConfig = field(default_factory=SelectConfig)
+    """Model selection on a held-out split (finetuning only)."""
     mirror_to: str | None = None
     """Where rank 0 publishes each checkpoint after saving it locally: ``<mirror_to>/step-N/`` (an ``s3://``
     URI or a folder; credentials from the AWS environment, never from here). None: local only."""
@@ -272,6 +300,10 @@ class RunConfig:
                 object.__setattr__(self, "finetune", from_dict(cls, self.finetune or {}, _path="finetune"))
         elif self.finetune:
             raise ConfigError("finetune: only meaningful with a downstream task (task: tvr, tvqa, ...)")
+        if self.train.select.every and self.task == "pretrain":
+            raise ConfigError("train.select.every: model selection scores a downstream task; pretraining has none")
+        if self.train.select.every and (self.data.source != "corpus" or self.data.corpora):
+            raise ConfigError("train.select.every: selection reads a corpus's annotations (data.source=corpus)")
 
     def build_preset(self) -> Preset:
         """The preset with this config's model overrides applied."""

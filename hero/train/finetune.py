@@ -121,15 +121,22 @@ def batch_videos(batch: Any) -> VideoBatch:
     return batch if isinstance(batch, VideoBatch) else batch.batch
 
 
-def load_task_model(run_dir: str | Path, step: int | None = None) -> tuple[nn.Module, Preset]:
-    """The task model of a finished finetuning job (its latest checkpoint, or ``step``), in eval mode, and its
-    preset with the job's own tokenizer choice (``data.tokenizer``, when it named one) as ``preset.tokenizer``:
-    `hero.presets.preset_tokenizer(preset)` then reads the vocabulary the job was trained with."""
+def load_task_model(run_dir: str | Path, step: int | None = None, *,
+                    which: str = "selected") -> tuple[nn.Module, Preset]:
+    """The task model of a finished finetuning job, in eval mode, and its preset with the job's own tokenizer
+    choice (``data.tokenizer``, when it named one) as ``preset.tokenizer``: `hero.presets.preset_tokenizer(preset)`
+    then reads the vocabulary the job was trained with.
+
+    ``which``: ``selected`` (default) = the checkpoint model selection kept (``<run_dir>/best/``), or the last one
+    when the run selected nothing; ``last`` = the newest checkpoint. ``step`` names one checkpoint instead."""
     from hero.train.checkpoint import find_latest, load_step
     from hero.train.config import RunConfig
 
+    if which not in ("selected", "last"):
+        raise ValueError(f"which: 'selected' or 'last', got {which!r}")
     run_dir = Path(run_dir)
-    ck = load_step(run_dir / f"step-{step:08d}") if step is not None else find_latest(run_dir)
+    best = find_latest(run_dir / "best") if which == "selected" and step is None and (run_dir / "best").is_dir() else None
+    ck = best or (load_step(run_dir / f"step-{step:08d}") if step is not None else find_latest(run_dir))
     if ck is None:
         raise FileNotFoundError(f"{run_dir}: no checkpoint")
     cfg = RunConfig.from_dict(ck.meta["config"])
@@ -138,7 +145,7 @@ def load_task_model(run_dir: str | Path, step: int | None = None) -> tuple[nn.Mo
         preset = dataclasses.replace(preset, tokenizer=cfg.data.tokenizer)
     model = build_task_model(cfg.task, cfg.finetune, preset)
     ck.load_weights(model, strict=True)
-    log.info("loaded %s (%s, step %d)", run_dir, cfg.task, ck.step)
+    log.info("loaded %s (%s, step %d%s)", run_dir, cfg.task, ck.step, ", selected on " + cfg.train.select.split if best else "")
     return model.task.eval(), preset
 
 

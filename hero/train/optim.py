@@ -4,7 +4,6 @@ warmup-then-decay schedule (docs/hero-fidelity.md b.5: linear warmup, then linea
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -68,6 +67,3 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_step
     """LambdaLR over every group (the group's own lr already carries its head multiplier)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, max_steps))
 
-
-def optimizer_names(optimizer: torch.optim.Optimizer) -> Mapping[str, list[str]]:
-    return {g["group"]: g["names"] for g in optimizer.param_groups}

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-log = logging.getLogger(__name__)
+from hero.storage.atomic import write_text_atomic
 
 
 @runtime_checkable
@@ -50,27 +48,12 @@ class JsonlSink:
         lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.exists() else []
         kept = [ln for ln in lines if _row_step(ln) <= step]
         if len(kept) < len(lines):
-            tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-            tmp.write_text("".join(kept), encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, "".join(kept))
         self._f = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:
         if not self._f.closed:
             self._f.close()
-
-
-class LoggingSink:
-    """Writes each metrics dict as one ``logging`` line (for a terminal or a launcher's log stream)."""
-
-    def __init__(self, run_dir: str | Path | None = None) -> None:
-        self.log_ = logging.getLogger("hero.train.metrics")
-
-    def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self.log_.info("step %d %s", step, " ".join(f"{k}={v:.5g}" for k, v in sorted(metrics.items())))
-
-    def close(self) -> None:
-        pass
 
 
 def _json_float(v: float) -> float | str:

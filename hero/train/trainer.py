@@ -33,9 +33,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hero import __version__ as hero_version
 from hero.config import to_dict
 from hero.data.batch import VideoBatch, tensors_to
+from hero.storage.atomic import write_text_atomic
 from hero.tasks import PretrainModel, TaskSampler
 from hero.train import checkpoint as ckpt
 from hero.train.config import RunConfig, batch_layout, with_data_facts
+from hero.train.selection import Selector
 from hero.model.pretrained import init_text_side
 from hero.train.finetune import batch_videos
 from hero.train.data import build_dataset, build_sampler, mix_seed
@@ -92,6 +94,7 @@ class Trainer:
             self.dataset, collate = build_dataset(cfg.data, self.preset)
         self.collate = collate
         self.sampler = build_sampler(self.dataset, self.layout, dist.rank, seed=t.seed, max_steps=t.max_steps)
+        self.selector = Selector(cfg, self.run_dir) if t.select.every else None
         self.step = 0
         resumed = self._resume_or_init()
         self.sampler.start_step = self.step
@@ -135,6 +138,8 @@ class Trainer:
             "tasks": self.tasks.state_dict(),
             "rng": rng_meta,
         }
+        if self.selector is not None:
+            meta["selection"] = self.selector.state_dict()
         return tensors, meta
 
     def _rng_state(self) -> dict[str, Any]:
@@ -216,6 +221,8 @@ class Trainer:
             self.scaler.load_state_dict(meta["scaler"])
         self.sampler.load_state_dict(meta["sampler"], c.step)
         self.tasks.load_state_dict(meta["tasks"])
+        if self.selector is not None and "selection" in meta:
+            self.selector.load_state_dict(meta["selection"])
         rngs = meta["rng"]
         if len(rngs) != self.dist.world_size:
             log.warning("checkpoint was written by %d rank(s), this run has %d: RNG states of missing ranks are "
@@ -288,8 +295,9 @@ class Trainer:
         t = self.cfg.train
         stop = min(t.max_steps, t.stop_after or t.max_steps)
         final: dict[str, float] = {"train/step": float(self.step)}
-        if self.step >= stop:
-            log.info("nothing to do: run_dir %s is at step %d (stop at %d)", self.run_dir, self.step, stop)
+        if self.step >= stop or (self.selector is not None and self.selector.stopped):
+            log.info("nothing to do: run_dir %s is at step %d (stop at %d%s)", self.run_dir, self.step, stop,
+                     "; stopped early by model selection" if self.selector is not None and self.selector.stopped else "")
             return final
         self._write_config()
         window = _Window()
@@ -308,6 +316,10 @@ class Trainer:
                     final.update(self._log_window(window, t_start, step0, stop))
                 if self.on_eval is not None and ((t.eval_every and done % t.eval_every == 0) or done == stop):
                     final.update(self._evaluate())
+                if self.selector is not None and (done % t.select.every == 0 or done == stop):
+                    final.update(self._select())
+                    if self.selector.stopped:
+                        stop = done   # early stop: this step is checkpointed as the run's last
                 if (t.ckpt_every and done % t.ckpt_every == 0) or done == stop:
                     self.save()
                 if logged:  # the next window's clock starts after evaluation and checkpointing
@@ -358,12 +370,35 @@ class Trainer:
                 s.log(out, self.step)
         return out
 
+    def _select(self) -> dict[str, float]:
+        """Model selection (collective): rank 0 scores the held-out split, every rank learns the outcome; an
+        improvement is saved as ``<run_dir>/best/step-N`` (a full checkpoint, the newest two kept)."""
+        out: dict[str, float] = {}
+        if self.dist.is_main:
+            self.model.eval()
+            try:
+                out = self.selector.evaluate(self.step, self.model.task if hasattr(self.model, "task") else self.model)
+            finally:
+                self.model.train()
+        if self.dist.world_size > 1:
+            box = [out, self.selector.state_dict()]
+            torch.distributed.broadcast_object_list(box, src=0)
+            out = box[0]
+            self.selector.load_state_dict(box[1])
+        if out.get("select/improved"):
+            tensors, meta = self.state()
+            if self.dist.is_main:
+                path = ckpt.save_checkpoint(self.run_dir / "best", self.step, self.model, tensors, meta, 2)
+                log.info("selected %s", path)
+            self.dist.barrier()
+        if out and self.dist.is_main:
+            for s in self.sinks:
+                s.log(out, self.step)
+        return out
+
     def _write_config(self) -> None:
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.run_dir / "config.yaml.tmp"
-            tmp.write_text(self.cfg.to_yaml())
-            tmp.replace(self.run_dir / "config.yaml")
+            write_text_atomic(self.run_dir / "config.yaml", self.cfg.to_yaml())
 
 
 class _Window:

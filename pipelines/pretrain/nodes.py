@@ -8,7 +8,7 @@ from typing import Any
 
 from hero.config import merge
 from hero.presets import preset_tokenizer
-from hero.corpus.atomic import write_text_atomic
+from hero.storage.atomic import write_text_atomic
 from hero.train.config import RunConfig
 from pipelines import tracking
 from pipelines.fingerprint import params_hash

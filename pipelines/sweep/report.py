@@ -12,7 +12,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from hero.corpus.atomic import write_text_atomic
+from hero.storage.atomic import write_text_atomic
 from pipelines.reporting import save_png, write_json_atomic
 from pipelines.sweep.space import nested
 from pipelines.sweep.study import counts

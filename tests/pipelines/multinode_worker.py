@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from hero.corpus.atomic import write_json_atomic
+from hero.storage.atomic import write_json_atomic
 from hero.train.config import load_run_config
 from hero.train.distributed import init_distributed
 from hero.train.main import parse_args

@@ -23,7 +23,7 @@ def test_pretraining_beats_scratch_on_every_task_at_the_demo_budget(project, ked
     rows = []
     for dataset in DATASETS:
         for name in headlines(dataset):
-            pre, scr = metrics[f"{dataset}/val/{name}"], metrics[f"scratch/{dataset}/val/{name}"]
+            pre, scr = metrics[f"{dataset}/test/{name}"], metrics[f"scratch/{dataset}/test/{name}"]
             rows.append((dataset, name, pre, scr))
     print("\n".join(f"{d}/{m}: pretrained {p:.2f} scratch {s:.2f}" for d, m, p, s in rows))
     losing = [(d, m, round(p, 2), round(s, 2)) for d, m, p, s in rows if not p > s]

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from hero.corpus import CorpusError, IngestReport, parse_annotations
-from hero.eval.formats import FormatError, read_caption_annotations, read_moment_annotations, read_qa_annotations
+from hero.metrics.formats import FormatError, read_caption_annotations, read_moment_annotations, read_qa_annotations
 
 DUR = {"friends_s01e03_seg02_clip_19": 61.46, "s03e21_seg02_clip_08": 90.0}
 

@@ -17,7 +17,7 @@ def test_bench_main_writes_json(tmp_path):
 def test_hero_style_baseline_agrees_with_rank_vcmr():
     import torch
 
-    from hero.eval.moment_ranking import MomentRankConfig, rank_vcmr
+    from hero.metrics.moment_ranking import MomentRankConfig, rank_vcmr
 
     gen = torch.Generator().manual_seed(0)
     frames, lengths = bench.make_corpus(20, 12, 8, gen, torch.device("cpu"))

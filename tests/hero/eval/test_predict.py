@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hero.eval.captioning import CaptionEvalConfig
-from hero.eval.formats import read_captions, read_qa_answers, read_rankings, read_tvr_submission, read_violin_labels
+from hero.metrics.captioning import CaptionEvalConfig
+from hero.metrics.formats import read_captions, read_qa_answers, read_rankings, read_tvr_submission, read_violin_labels
 from hero.eval.predict import predict_split, prediction_path, retrieval_examples
 from hero.presets import MINILM_TOKENS, get_preset
 from hero.tasks import TASKS
@@ -118,7 +118,7 @@ def test_training_mode_is_restored_and_score_false_skips_scoring(data, tmp_path)
 
 
 def test_the_prediction_file_is_written_atomically(data, tmp_path, monkeypatch):
-    import hero.eval.formats.lines as lines
+    import hero.metrics.formats.lines as lines
 
     path = prediction_path(tmp_path, "violin", SPLIT)
     path.write_text("old\n")

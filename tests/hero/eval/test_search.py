@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import hero.eval.search as search_mod
-from hero.eval.moment_ranking import MomentRankConfig
+from hero.metrics.moment_ranking import MomentRankConfig
 from hero.eval.search import MomentSearcher, load_index, main, save_index
 from hero.eval.search_report import HIGHLIGHT, png_bytes, write_search_report
 

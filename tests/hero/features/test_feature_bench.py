@@ -5,7 +5,7 @@ import pytest
 
 @pytest.mark.slow
 def test_benchmark_runs_end_to_end(tmp_path):
-    from hero.features.bench import main
+    from hero.feature_bench import main
 
     out = tmp_path / "bench.json"
     result = main(["--videos", "2", "--out", str(out)])

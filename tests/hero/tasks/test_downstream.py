@@ -9,7 +9,7 @@ import torch
 from hero.config import ConfigError
 from hero.data.random_batch import random_video_batch
 from hero.data.task_collate import collate_videos, select_videos, span_labels, video_examples
-from hero.eval.moment_ranking import MomentRankConfig
+from hero.metrics.moment_ranking import MomentRankConfig
 from hero.presets import get_preset
 from hero.tasks import TASKS, PretrainConfig, PretrainModel
 from hero.tasks.downstream import PretrainedKeyError
@@ -140,7 +140,7 @@ def test_moment_retrieval_inference_shapes_and_chunking():
 def test_predict_on_the_top_videos_equals_the_full_corpus_computation(nms):
     """predict computes start/end probabilities for each query's max_videos best videos and its GT video only;
     its rankings are those of rank_vcmr / rank_svmr over the whole corpus's probabilities."""
-    from hero.eval.moment_ranking import rank_svmr, rank_vcmr
+    from hero.metrics.moment_ranking import rank_svmr, rank_vcmr
 
     p = _preset()
     task = MomentRetrievalTask(p.model, MomentRetrievalConfig(), p.tokens).eval()

@@ -2,7 +2,7 @@
 
 import torch
 
-from hero.eval.qa import binary_accuracy_from_logits
+from hero.metrics.qa import binary_accuracy_from_logits
 from hero.tasks.video_inference import violin_labels
 
 

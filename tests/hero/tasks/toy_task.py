@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, pad_token_lists, unique_videos
-from hero.corpus.atomic import write_text_atomic
+from hero.storage.atomic import write_text_atomic
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask
 from hero.tasks.prediction import PredictContext, PredictOptions, Written

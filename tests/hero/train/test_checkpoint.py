@@ -79,7 +79,7 @@ def test_damaged_latest_falls_back_to_previous(tiny_cfg, tmp_path, caplog):
 def test_keep_last_k(tiny_cfg, tmp_path):
     run(tiny_cfg.override("train.ckpt_every=1", "train.keep_last_k=2"), run_dir=tmp_path / "r")
     assert [s for s, _ in list_steps(tmp_path / "r")] == [5, 6]
-    assert not list(tmp_path.glob("r/.tmp-*"))
+    assert not list(tmp_path.glob("r/.step-*"))  # no temporary or replaced folder left
     meta = json.loads((tmp_path / "r" / "step-00000006" / "state.json").read_text())
     assert meta["step"] == 6 and meta["model_config"]["hidden_size"] == 32 and meta["world_size"] == 1
     assert set(meta["rng"][0]) >= {"python", "numpy", "torch", "objective"}

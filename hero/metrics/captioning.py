@@ -1,0 +1,202 @@
+"""Captioning metrics (TVC): BLEU-1..4, METEOR, ROUGE-L and CIDEr-D through pycocoevalcap, x100 like HERO.
+
+pycocoevalcap is a declared dependency (imported lazily here, never vendored). Its ``Cider`` is CIDEr-D (length
+penalty sigma = 6, clipped counts; its IDF comes from the references of the evaluated clips, so a single clip
+scores 0). METEOR runs ``java -jar meteor-1.5.jar``: Java is looked up once per process, and when it is missing
+(or METEOR fails) one warning is logged and the other metrics are still reported. SPICE is never used.
+
+Text is tokenised as the official TVC evaluator does (`hero.metrics.ptb_tokenizer`): non-ASCII characters become
+spaces, then Stanford's PTBTokenizer (``-preserveLines -lowerCase``) runs over all references as one stream and
+all hypotheses as another, and pycocoevalcap's punctuation tokens are dropped. With Java on PATH that is the jar
+shipped in pycocoevalcap (one JVM for both streams); without it, a pure-Python port tested token for token
+against the jar. Which one ran is logged with every score (``CaptionEvalConfig.tokenizer`` can force either).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hero.metrics.formats.annotations import CaptionAnnotation
+from hero.metrics.formats.files import Where
+from hero.metrics.formats.lines import CaptionPrediction
+from hero.metrics.ptb_tokenizer import PUNCTUATIONS, caption_line, java_ptb_tokenize, ptb_tokenize
+
+log = logging.getLogger(__name__)
+
+
+def tokenize_caption(text: str) -> list[str]:
+    """One caption through the TVC evaluator's tokenisation (pure-Python PTB tokenizer, punctuation dropped), e.g.
+    "Rachel's T-shirt, isn't it?" -> ["rachel", "'s", "t-shirt", "is", "n't", "it"]. Scoring tokenises whole
+    streams instead (`tokenize_streams`): a caption ending in an abbreviation can depend on the next one."""
+    return [t for t in ptb_tokenize([caption_line(text)])[0] if t not in PUNCTUATIONS]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaptionEvalConfig:
+    meteor: bool = True
+    """Run METEOR when Java is available (it costs a JVM start, a few seconds)."""
+    tokenizer: Literal["auto", "java", "python"] = "auto"
+    """PTB tokenizer: `auto` = the Stanford jar when Java is on PATH, else the pure-Python port; `java` fails
+    without Java; `python` always uses the port."""
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in ("auto", "java", "python"):
+            raise ValueError(f"tokenizer must be auto, java or python, got {self.tokenizer!r}")
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, msg: str, *args: Any) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(msg, *args)
+
+
+@functools.lru_cache(maxsize=1)
+def java_path() -> str | None:
+    """The ``java`` executable on PATH, looked up once per process (None when absent)."""
+    return shutil.which("java")
+
+
+def _meteor(gts: dict[int, list[str]], res: dict[int, list[str]]) -> float | None:
+    if java_path() is None:
+        _warn_once("no-java", "METEOR skipped: no `java` on PATH (METEOR runs meteor-1.5.jar); reporting the "
+                   "other caption metrics")
+        return None
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = None
+    try:
+        scorer = Meteor()
+        score, _ = scorer.compute_score(gts, res)
+        return float(score)
+    except Exception as err:  # a broken JVM must not lose the other metrics
+        _warn_once("meteor-failed", "METEOR skipped: it failed (%s); reporting the other caption metrics", err)
+        return None
+    finally:
+        if scorer is not None:
+            proc = scorer.meteor_p
+            with scorer.lock:
+                proc.stdin.close()
+                proc.kill()
+                proc.wait()
+
+
+def tokenize_streams(streams: Sequence[Sequence[str]], tokenizer: str = "auto") -> tuple[list[list[str]], str]:
+    """Captions as the TVC evaluator scores them: each stream (its captions in order) through `caption_line`, the
+    PTB tokenizer and pycocoevalcap's punctuation filter.
+
+    Returns:
+        (per stream, each caption as space-joined tokens; "java" or "python", the tokenizer that ran).
+    """
+    lines = [[caption_line(c) for c in stream] for stream in streams]
+    java = java_path() if tokenizer != "python" else None
+    if tokenizer == "java" and java is None:
+        raise RuntimeError("CaptionEvalConfig.tokenizer='java' but no `java` on PATH")
+    tokens, used = None, "python"
+    if java is not None:
+        try:
+            tokens, used = java_ptb_tokenize(lines, java=java), "java"
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+            if tokenizer == "java":
+                raise
+            _warn_once("ptb-failed", "caption tokenisation: the PTBTokenizer jar failed (%s); using the pure-Python "
+                       "port", err)
+    elif tokenizer == "auto":
+        _warn_once("ptb-no-java", "caption tokenisation: no `java` on PATH; using the pure-Python port of the "
+                   "PTB tokenizer (token-for-token equal to the jar on the tested sentences)")
+    if tokens is None:
+        tokens = [ptb_tokenize(stream) for stream in lines]
+    joined = [[" ".join(t for t in line if t not in PUNCTUATIONS) for line in stream] for stream in tokens]
+    return joined, used
+
+
+def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
+                    cfg: CaptionEvalConfig | None = None) -> dict[str, float]:
+    """Corpus-level caption metrics.
+
+    Args:
+        hypotheses: clip key -> generated caption (raw text). Tokenised as one stream in this order.
+        references: clip key -> its reference captions (>= 1 each); the keys must match ``hypotheses``.
+            Tokenised as one stream in this order.
+    Returns:
+        ``{"bleu1".."bleu4", "meteor" (if it ran), "rouge_l", "cider"}`` x100. Which PTB tokenizer ran is logged.
+    """
+    cfg = cfg or CaptionEvalConfig()
+    if set(hypotheses) != set(references):
+        raise ValueError("hypotheses and references must have the same clip keys")
+    if not hypotheses:
+        raise ValueError("no captions to evaluate")
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+    except ImportError as err:
+        raise ImportError("caption metrics need pycocoevalcap (pip install 'pycocoevalcap>=1.2')") from err
+
+    keys = list(hypotheses)
+    index = {k: i for i, k in enumerate(keys)}
+    for k, refs in references.items():
+        if len(refs) == 0:
+            raise ValueError(f"clip {k!r} has no reference caption")
+    (hyp_tok, ref_tok), used = tokenize_streams(
+        [[hypotheses[k] for k in keys], [r for k in references for r in references[k]]], cfg.tokenizer)
+    res = {i: [hyp_tok[i]] for i in range(len(keys))}
+    gts: dict[int, list[str]] = {}
+    pos = 0
+    for k, refs in references.items():
+        gts[index[k]] = ref_tok[pos:pos + len(refs)]
+        pos += len(refs)
+    gts = dict(sorted(gts.items()))
+    log.info("caption metrics over %d clips: PTB tokenisation by %s", len(keys),
+             "the Stanford jar (java)" if used == "java" else "the pure-Python port")
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    out = {f"bleu{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
+    if cfg.meteor:
+        meteor = _meteor(gts, res)
+        if meteor is not None:
+            out["meteor"] = 100.0 * meteor
+    out["rouge_l"] = 100.0 * float(Rouge().compute_score(gts, res)[0])
+    out["cider"] = 100.0 * float(Cider().compute_score(gts, res)[0])
+    return out
+
+
+def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence[CaptionAnnotation],
+                cfg: CaptionEvalConfig | None = None) -> dict[str, float]:
+    """TVC: each GT clip's first predicted caption against all its reference captions, matched by ``clip_id``.
+
+    A GT clip without a prediction is scored with an empty caption; predictions for unknown clips are ignored.
+    A prediction that names no ``vid_name`` (the official format) is matched by ``clip_id`` alone.
+
+    Raises:
+        FormatError: ``PRED_FILE:LINE: [prediction.vid_name_mismatch] ...`` when a prediction's ``vid_name``
+            disagrees with the GT clip's (the message names the GT file and line too).
+    """
+    by_clip = {str(p.clip_id): p for p in predictions}
+    refs: dict[str, Sequence[str]] = {}
+    missing = 0
+    for g in ground_truth:
+        p = by_clip.get(str(g.clip_id))
+        if p is None:
+            missing += 1
+        elif p.vid_name is not None and p.vid_name != g.vid_name:
+            gt_at = f" ({g.where.file}:{g.where.line})" if g.where is not None else ""
+            (p.where or Where("<predictions>", None)).fail(
+                f"clip_id {g.clip_id!r}: vid_name {p.vid_name!r}, but the ground truth{gt_at} has {g.vid_name!r}",
+                rule="prediction.vid_name_mismatch")
+        refs[str(g.clip_id)] = g.refs
+    # hypotheses in the prediction file's order (the evaluator's stream), then the GT clips it lacks
+    hyps = {c: p.descs[0] for c, p in by_clip.items() if c in refs}
+    hyps.update({c: "" for c in refs if c not in hyps})
+    extra = len(set(by_clip) - set(refs))
+    if missing or extra:
+        log.warning("tvc: %d of %d clips have no caption (scored as empty); %d predicted clips are not in the "
+                    "ground truth (ignored)", missing, len(ground_truth), extra)
+    return caption_metrics(hyps, refs, cfg)

@@ -1,0 +1,46 @@
+"""Scorers that read a prediction file and its ground-truth annotation file and return metrics.
+
+One function per task family; each reads the prediction file in its public format (``hero.metrics.formats``) and
+``annotations/<task>_<split>.jsonl`` in the format of docs/data.md, so the numbers agree with the official
+evaluators. Malformed input raises ``FormatError`` naming the file and line.
+"""
+
+from __future__ import annotations
+
+from hero.metrics.captioning import CaptionEvalConfig, tvc_metrics
+from hero.metrics.formats import (
+    read_caption_annotations, read_captions, read_moment_annotations, read_qa_annotations, read_qa_answers,
+    read_rankings, read_retrieval_annotations, read_tvr_submission, read_violin_annotations, read_violin_labels,
+)
+from hero.metrics.formats.files import PathLike
+from hero.metrics.moment_metrics import MomentEvalConfig, evaluate_tvr_submission
+from hero.metrics.qa import qa_metrics, violin_metrics
+from hero.metrics.retrieval import RetrievalEvalConfig, ranking_metrics
+
+
+def score_moment_retrieval(submission: PathLike, annotations: PathLike,
+                           cfg: MomentEvalConfig | None = None) -> dict[str, float]:
+    """TVR submission JSON vs tvr/how2r/didemo lines -> ``vcmr_r1_iou0.7``, ``svmr_…``, ``vr_r1``, by type."""
+    return evaluate_tvr_submission(read_tvr_submission(submission), read_moment_annotations(annotations), cfg)
+
+
+def score_video_qa(answers: PathLike, annotations: PathLike) -> dict[str, float]:
+    """``{"qid", "answer_idx", "ts"?}`` lines vs tvqa lines -> ``acc`` (+ ``loc_*`` when spans are predicted)."""
+    return qa_metrics(read_qa_answers(answers), read_qa_annotations(annotations))
+
+
+def score_violin(labels: PathLike, annotations: PathLike) -> dict[str, float]:
+    """``{"desc_id", "label"}`` lines vs violin lines -> ``acc``."""
+    return violin_metrics(read_violin_labels(labels), read_violin_annotations(annotations))
+
+
+def score_captioning(captions: PathLike, annotations: PathLike,
+                     cfg: CaptionEvalConfig | None = None) -> dict[str, float]:
+    """TVC caption lines vs tvc lines -> ``bleu1..4``, ``meteor`` (with Java), ``rouge_l``, ``cider``."""
+    return tvc_metrics(read_captions(captions), read_caption_annotations(annotations), cfg)
+
+
+def score_text_to_video(rankings: PathLike, annotations: PathLike, cfg: RetrievalEvalConfig | None = None,
+                        num_videos: int | None = None) -> dict[str, float]:
+    """Ranking lines vs retrieval lines -> ``r1``, ``r5``, ``r10``, ``median_rank``, ``mean_rank``."""
+    return ranking_metrics(read_rankings(rankings), read_retrieval_annotations(annotations), cfg, num_videos)

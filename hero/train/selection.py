@@ -1,0 +1,107 @@
+"""Model selection on a held-out split, as HERO did: a finetuning run scores (a fixed subsample of) ``val`` every
+``train.select.every`` steps with the task's own prediction writer and scorer, keeps the best checkpoint under
+``<run_dir>/best/`` and stops early after ``patience`` evaluations without improvement. The test split is then
+scored once, on the selected checkpoint (`hero.train.finetune.load_task_model` prefers ``best/``).
+
+The selection state (best value and step, evaluations since the last improvement, stopped or not) is part of
+every checkpoint, so a resumed run selects exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from hero.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class Selector:
+    """Scores a finetuning run's task model on ``select.split`` and tracks the best step (rank 0 computes)."""
+
+    def __init__(self, cfg, run_dir: str | Path) -> None:
+        from hero.tasks.registry import task_of_dataset
+
+        self.cfg, self.select, self.run_dir = cfg, cfg.train.select, Path(run_dir)
+        self.dataset = cfg.task
+        task = task_of_dataset(self.dataset)
+        self.metric = self.select.metric or task.headlines[0]
+        self.sign = 1.0 if self.select.mode == "max" else -1.0
+        self.best_value: float | None = None
+        self.best_step: int | None = None
+        self.bad_evals = 0
+        self.stopped = False
+        self._data: tuple[Any, ...] | None = None
+
+    # ------------------------------------------------------------------ state (checkpointed)
+    def state_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "best_value": self.best_value, "best_step": self.best_step,
+                "bad_evals": self.bad_evals, "stopped": self.stopped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_value, self.best_step = state["best_value"], state["best_step"]
+        self.bad_evals, self.stopped = int(state["bad_evals"]), bool(state["stopped"])
+
+    # ------------------------------------------------------------------ scoring
+    def _subset(self):
+        """(manifest holding only the scored examples, store, tokenizer, their ground-truth file)."""
+        if self._data is None:
+            from hero.corpus.manifest import Manifest
+            from hero.eval.predict import annotation_path
+            from hero.features.store import FeatureStore
+            from hero.presets import preset_tokenizer
+            from hero.storage.atomic import write_text_atomic
+
+            data = self.cfg.data
+            path = Path(data.path)
+            manifest = Manifest.load(path / "manifest.json" if path.is_dir() else path)
+            raw = manifest.tasks.get(self.dataset, {}).get(self.select.split, [])
+            raw = [e for e in raw if e.get("vid_name") in manifest.videos]
+            if self.select.max_examples:
+                raw = raw[: self.select.max_examples]   # the file's order: the same subsample on every run
+            if not raw:
+                raise ConfigError(f"train.select.split: {self.dataset}/{self.select.split} has no labeled example "
+                                  f"in {manifest.root} to select on")
+            source = annotation_path(manifest, self.dataset, self.select.split)
+            lines = source.read_text(encoding="utf-8").splitlines()
+            keep = sorted({e["line"] for e in raw})
+            subset = self.run_dir / "selection" / f"{self.dataset}_{self.select.split}.jsonl"
+            write_text_atomic(subset, "".join(lines[n - 1] + "\n" for n in keep))
+            tasks = {self.dataset: {self.select.split: raw}}
+            manifest = dataclasses.replace(manifest, tasks=tasks)
+            preset = self.cfg.build_preset()
+            if data.tokenizer:
+                preset = dataclasses.replace(preset, tokenizer=data.tokenizer)
+            self._data = (manifest, FeatureStore(data.features), preset_tokenizer(preset), subset)
+        return self._data
+
+    def evaluate(self, step: int, task_model) -> dict[str, float]:
+        """Score ``task_model`` on the subsample; update the best step; returns ``select/*`` metrics."""
+        from hero.eval.predict import predict_split
+
+        manifest, store, tokenizer, subset = self._subset()
+        res = predict_split(task_model, self.dataset, manifest, store, tokenizer, self.select.split,
+                            self.run_dir / "selection" / "predictions", annotations=subset,
+                            device=next(task_model.parameters()).device, channels=self.cfg.data.channels,
+                            log_every=60.0)
+        key = f"{self.dataset}/{self.select.split}/{self.metric}"
+        if key not in res["metrics"]:
+            raise ConfigError(f"train.select.metric: {self.metric!r} is not a metric of {self.dataset} "
+                              f"(it has {sorted(k.rsplit('/', 1)[-1] for k in res['metrics'])})")
+        value = float(res["metrics"][key])
+        improved = math.isfinite(value) and (self.best_value is None or self.sign * (value - self.best_value) > 0)
+        if improved:
+            self.best_value, self.best_step, self.bad_evals = value, step, 0
+        else:
+            self.bad_evals += 1
+        if self.select.patience and self.bad_evals >= self.select.patience:
+            self.stopped = True
+        log.info("select: %s %s = %.4f at step %d (best %.4f at step %s)%s", self.dataset, self.metric, value, step,
+                 self.best_value if self.best_value is not None else float("nan"), self.best_step,
+                 f"; no improvement in {self.bad_evals} evaluations: stopping" if self.stopped else "")
+        return {f"select/{self.metric}": value, f"select/best_{self.metric}": float(self.best_value or 0.0),
+                "select/improved": float(improved), "select/best_step": float(self.best_step or 0)}

@@ -1,0 +1,87 @@
+"""Model selection on val: a finetuning run scores a fixed subsample of val every ``select.every`` steps with the
+task's own writer and scorer, keeps the best checkpoint under best/, stops early on a patience, and a resumed or
+re-run job does not train past its early stop; evaluation loads the selected checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hero.config import ConfigError
+from hero.corpus import CorpusConfig, ingest_corpus
+from hero.features.store import StoreWriter, consolidate
+from hero.synth import SynthConfig, generate_corpus
+from hero.train import run
+from hero.train.checkpoint import find_latest
+from hero.train.config import RunConfig
+from hero.train.finetune import load_task_model
+
+DIM = 16
+SMALL = {"hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "cross_layers": 1, "temporal_layers": 1,
+         "dropout": 0.0, "attention_dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("select")
+    generate_corpus(root / "c", SynthConfig(size="tiny", seed=3, num_videos=6, workers=1))
+    manifest = ingest_corpus(CorpusConfig(path=str(root / "c")))
+    manifest.save(root / "manifest.json")
+    rng = np.random.default_rng(0)
+    w = StoreWriter(root / "store")
+    for vid, entry in manifest.videos.items():
+        w.add(vid, rng.normal(size=(entry.num_clips, DIM)).astype(np.float32), key=f"k-{vid}",
+              clip_len=manifest.clip_len, extractor="random", dim=DIM)
+    w.close()
+    consolidate(root / "store")
+    assert manifest.tasks["tvqa"]["val"]
+    return {"path": str(root / "manifest.json"), "features": str(root / "store")}
+
+
+def _cfg(corpus, tmp_path, select, lr=1e-3, max_steps=6):
+    return RunConfig.from_dict({
+        "preset": "hero-mini", "model": SMALL, "text_init": False, "task": "tvqa", "data": {"source": "corpus", **corpus},
+        "optim": {"lr": lr, "warmup_steps": 0},
+        "train": {"global_batch": 2, "max_steps": max_steps, "log_every": 1, "run_dir": str(tmp_path / "run"),
+                  "select": select}})
+
+
+def _rows(tmp_path):
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["select/acc"]) for r in rows if "select/acc" in r]
+
+
+def test_selection_keeps_the_best_checkpoint(corpus, tmp_path):
+    run(_cfg(corpus, tmp_path, {"every": 2, "max_examples": 5}))
+    scored = _rows(tmp_path)
+    assert [s for s, _ in scored] == [2, 4, 6]
+    best_value = max(v for _, v in scored)
+    best_step = next(s for s, v in scored if v == best_value)          # the first step reaching the best
+    best = find_latest(tmp_path / "run" / "best")
+    assert best is not None and best.step == best_step and best.meta["selection"]["best_value"] == best_value
+    # the subsample is the val file's first 5 labeled lines, written beside the run
+    subset = (tmp_path / "run" / "selection" / "tvqa_val.jsonl").read_text().splitlines()
+    assert 0 < len(subset) <= 5
+    selected, _ = load_task_model(tmp_path / "run")
+    last, _ = load_task_model(tmp_path / "run", which="last")
+    same = all(np.array_equal(a.detach().numpy(), b.detach().numpy())
+               for a, b in zip(selected.state_dict().values(), last.state_dict().values()))
+    assert same == (best_step == 6)
+
+
+def test_patience_stops_early_and_a_rerun_does_not_train_on(corpus, tmp_path):
+    cfg = _cfg(corpus, tmp_path, {"every": 2, "max_examples": 5, "patience": 1}, lr=1e-12, max_steps=10)
+    out = run(cfg)   # a frozen model (lr ~ 0): the second evaluation cannot improve on the first
+    assert [s for s, _ in _rows(tmp_path)] == [2, 4]
+    assert out["train/step"] == 4 and find_latest(tmp_path / "run").step == 4
+    assert find_latest(tmp_path / "run").meta["selection"]["stopped"] is True
+    again = run(cfg)
+    assert again["train/step"] == 4 and find_latest(tmp_path / "run").step == 4 and len(_rows(tmp_path)) == 2
+
+
+def test_selection_config_is_checked():
+    with pytest.raises(ConfigError, match="train.select.split: selecting on the test split"):
+        RunConfig.from_dict({"task": "tvqa", "data": {"source": "corpus", "path": "m.json", "features": "f"},
+                             "train": {"select": {"every": 2, "split": "test"}}})
+    with pytest.raises(ConfigError, match="train.select.every: model selection scores a downstream task"):
+        RunConfig.from_dict({"train": {"select": {"every": 2}}})
