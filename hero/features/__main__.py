@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a module to import first (it registers a user extractor); repeatable")
     ap.add_argument("--threads", type=int, default=None, help="torch threads in this process")
     ap.add_argument("--stats-out", default=None, help="also write the full stats as JSON here")
+    ap.add_argument("--progress-file", default=None,
+                    help="a worker's clips done, for its parent's one progress bar (no bar of its own)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--consolidate-only", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -42,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     for module in args.plugins:
         importlib.import_module(module)
     cfg = ExtractConfig(plugins=tuple(args.plugins), extractor=args.extractor, extractor_config=json.loads(args.config), weights=args.weights,
-                        workers=args.workers, threads=args.threads, on_error=args.on_error)
+                        workers=args.workers, threads=args.threads, on_error=args.on_error,
+                        progress=not args.no_progress)
     try:
         manifest = Manifest.load(args.manifest)
         if args.world_size > 1:
-            stats = extract_features(manifest, args.store, cfg, rank=args.rank, world_size=args.world_size)
+            stats = extract_features(manifest, args.store, cfg, rank=args.rank, world_size=args.world_size,
+                                     progress_file=args.progress_file)
         else:
             stats = run_extraction(manifest, args.store, cfg)
     except CorpusError as err:

@@ -21,6 +21,7 @@ from hero.corpus.manifest import Manifest
 from hero.features.decode import decode_clips
 from hero.features.registry import Extractor, build_extractor
 from hero.features.store import FeatureStore, StoreWriter, consolidate, entry_key
+from hero.storage.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,12 @@ def assign_videos(num_clips: dict[str, int], world_size: int) -> list[list[str]]
 
 
 def extract_features(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig = ExtractConfig(), *,
-                     rank: int = 0, world_size: int = 1, extractor: Extractor | None = None) -> dict[str, Any]:
+                     rank: int = 0, world_size: int = 1, extractor: Extractor | None = None,
+                     progress_file: str | os.PathLike | None = None) -> dict[str, Any]:
     """Extract this rank's share of the manifest's videos that the store lacks (or holds under another key).
+
+    ``progress_file``: where this rank writes its clips done so far (a worker of `run_extraction`, whose parent
+    draws one bar over all ranks); without it, rank 0 draws its own bar when ``cfg.progress``.
 
     Returns stats: videos, extracted, cached, skipped, clips, seconds, clips_per_s, decode_s, compute_s.
     The caller consolidates the index (`consolidate`) once all ranks are done; `run_extraction` does it all.
@@ -84,13 +89,13 @@ def extract_features(manifest: Manifest, store_dir: str | os.PathLike, cfg: Extr
     threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or 1)
     try:
-        return _extract(manifest, store_dir, cfg, rank, world_size, extractor)
+        return _extract(manifest, store_dir, cfg, rank, world_size, extractor, progress_file)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _extract(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfig, rank: int, world_size: int,
-             extractor: Extractor | None) -> dict[str, Any]:
+             extractor: Extractor | None, progress_file: str | os.PathLike | None = None) -> dict[str, Any]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     extractor = extractor or build_extractor(cfg.extractor, cfg.extractor_config, cfg.weights)
     fp = extractor.fingerprint()
@@ -109,7 +114,7 @@ def _extract(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfi
              "decode_s": 0.0, "compute_s": 0.0, "write_s": 0.0}
     report = IngestReport()
     writer = StoreWriter(store_dir, rank=rank, max_rows=cfg.shard_rows)
-    bar = _progress(total, cfg.progress and rank == 0)
+    bar = _FileProgress(progress_file) if progress_file else _progress(total, cfg.progress and rank == 0)
     last_log = time.perf_counter()
     try:
         for vid, key in todo:
@@ -159,6 +164,44 @@ class _NoBar:
     def close(self) -> None: ...
 
 
+class _FileProgress:
+    """A worker's side of the one bar over all ranks: its clips done, rewritten at most twice a second."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path, self.done, self.last = Path(path), 0, 0.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if time.perf_counter() - self.last >= 0.5:
+            self._write()
+
+    def _write(self) -> None:
+        self.last = time.perf_counter()
+        write_text_atomic(self.path, str(self.done))
+
+    def close(self) -> None:
+        self._write()
+
+
+def _poll_progress(procs: list, files: list[Path], total: int, enabled: bool) -> list[int]:
+    """Wait for the workers, drawing one bar of every rank's clips (``enabled``); their exit codes."""
+    bar = _progress(total, enabled)
+    shown = 0
+    while any(p.poll() is None for p in procs):
+        time.sleep(0.25)
+        done = 0
+        for f in files:
+            try:
+                done += int(f.read_text() or 0)
+            except (FileNotFoundError, ValueError):
+                pass
+        if done > shown:
+            bar.update(done - shown)
+            shown = done
+    bar.close()
+    return [p.wait() for p in procs]
+
+
 def _progress(total: int, enabled: bool):
     if not enabled or total == 0:
         return _NoBar()
@@ -180,10 +223,12 @@ def _run_workers(work: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfi
             cmd = [sys.executable, "-m", "hero.features", "--manifest", str(tmp / "manifest.json"), "--store", str(store_dir),
                    "--extractor", cfg.extractor, "--config", json.dumps(cfg.extractor_config), "--rank", str(r),
                    "--world-size", str(workers), "--threads", str(threads), "--on-error", cfg.on_error,
-                   "--stats-out", str(tmp / f"stats-{r}.json")] + (["--weights", cfg.weights] if cfg.weights else [])
+                   "--stats-out", str(tmp / f"stats-{r}.json"), "--progress-file", str(tmp / f"progress-{r}")]
+            cmd += ["--weights", cfg.weights] if cfg.weights else []
             cmd += [a for m in cfg.plugins for a in ("--import", m)]
             procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))  # stats come back by file
-        codes = [p.wait() for p in procs]
+        total = sum(e.num_clips for e in work.videos.values())
+        codes = _poll_progress(procs, [tmp / f"progress-{r}" for r in range(workers)], total, cfg.progress)
         if any(codes):
             raise RuntimeError(f"feature extraction workers failed with exit codes {codes} (see their log above)")
         return [json.loads((tmp / f"stats-{r}.json").read_text()) for r in range(workers)]

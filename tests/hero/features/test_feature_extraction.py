@@ -122,3 +122,22 @@ def test_worker_processes(small_corpus, tmp_path):
     stats = run_extraction(manifest, tmp_path / "s", ExtractConfig(extractor_config=FAST, progress=False, workers=2))
     assert stats["extracted"] == len(manifest.videos) and len(stats["per_rank"]) == 2
     assert FeatureStore(tmp_path / "s").videos.keys() == manifest.videos.keys()
+
+
+def test_one_progress_bar_over_every_rank(tmp_path, capfd):
+    """Workers write their clips done to a file each; the parent draws one bar over all of them (total = every
+    rank's clips), and none when progress is off."""
+    import subprocess
+    import sys
+
+    from hero.features.extract import _poll_progress
+
+    script = ("import sys, time\nfrom hero.features.extract import _FileProgress\n"
+              "bar = _FileProgress(sys.argv[1])\n"
+              "for _ in range(int(sys.argv[2])):\n    bar.update(5); time.sleep(0.05)\nbar.close()\n")
+    for enabled in (True, False):
+        files = [tmp_path / f"{enabled}-progress-{r}" for r in range(2)]
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(f), str(n)]) for f, n in zip(files, (6, 10))]
+        assert _poll_progress(procs, files, total=80, enabled=enabled) == [0, 0]
+        err = capfd.readouterr().err
+        assert ("80/80" in err and "features" in err and "30/30" not in err) if enabled else "features" not in err
