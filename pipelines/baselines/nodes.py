@@ -73,8 +73,14 @@ def compute_baselines(manifest_info: dict[str, Any], baselines: dict[str, Any],
     return {"path": str(path), "split": split, "seconds": round(seconds, 2)}
 
 
-def _headline_rows(results: dict[str, dict[str, float]], split: str) -> list[dict[str, Any]]:
-    """One row per headline metric of each task the baselines scored on ``split``, with its baseline columns."""
+DOC_EXTRA = {"tvr": ("vr_r1", "vr_v_r1")}
+"""Metrics docs/results.md lists besides the headlines: video retrieval, over all queries and the visual-only ones."""
+
+
+def _headline_rows(results: dict[str, dict[str, float]], split: str,
+                   extra: dict[str, tuple[str, ...]] | None = None) -> list[dict[str, Any]]:
+    """One row per headline metric (and ``extra`` metric) of each task the baselines scored on ``split``, with its
+    baseline columns."""
     from hero.eval.baselines.run import FAMILIES
     from pipelines.evaluate.nodes import HEADLINES
 
@@ -82,7 +88,8 @@ def _headline_rows(results: dict[str, dict[str, float]], split: str) -> list[dic
     canonical = {"moment_retrieval": "tvr", "video_qa": "tvqa", "text_video_retrieval": "retrieval"}
     tasks = sorted({key.split("/")[0] for flat in results.values() for key in flat})
     rows = [{"task": t, "metric": m} for t in tasks
-            for m in HEADLINES.get(t, HEADLINES.get(canonical.get(FAMILIES.get(t, ""), ""), ()))
+            for m in (*HEADLINES.get(t, HEADLINES.get(canonical.get(FAMILIES.get(t, ""), ""), ())),
+                      *(extra or {}).get(t, ()))
             if any(f"{t}/{split}/{m}" in flat for flat in results.values())]
     baseline_columns(rows, split, results)
     return rows
@@ -96,25 +103,30 @@ def baseline_table(results: dict[str, dict[str, float]], split: str) -> str:
 DESCRIPTION = """\
 What a prediction reaches that looks at no input (chance) or at the subtitles only (text-only): the floor a model's
 number is read against. Computed by `kedro run --pipeline=baselines` (also part of `kedro run`; `dvc repro
-baselines`), with no training and no video. Their predictions are written in the public formats and
-scored by the evaluate step's scorers, so each number is the same quantity as a model's. All of them:
+baselines`), with no training and no video. Their predictions are written in the public formats and scored by the
+evaluate step's scorers, so each number is the same quantity as a model's. All of them:
 `data/08_reporting/baselines.json`.
 
-- **chance** uses no input. TVQA / How2QA: the answer index most frequent in train, for every question
-  (`uniform` in baselines.json: a uniform guess, 100 × mean(1 / number of answers)). VIOLIN: the train majority
-  label. TVC: the caption most frequent in train, for every moment. TVR: a random ranking of the candidates the
-  moment head ranks, (video, span) pairs with start clip m and end clip n, `min_len <= n - m < max_len` (2 and 16),
-  over every video for VCMR, on the query's video for SVMR, and a random order of the videos for VR. Retrieval: a
-  random order of the videos. Random rankings are the mean of `baselines.draws` (20) seeded draws.
+- **chance** uses no input. TVQA / How2QA: the answer index most frequent in train, for every question (`uniform` in
+  baselines.json: a uniform guess, 100 × mean(1 / number of answers)). VIOLIN: the train majority label. TVC: the
+  caption most frequent in train, for every moment. TVR: a random ranking of the candidates the moment head ranks,
+  (video, span) pairs with start clip m and end clip n, `min_len <= n - m < max_len` (2 and 16), over every video
+  for VCMR, on the query's video for SVMR, and a random order of the videos for VR. Retrieval: a random order of the
+  videos. Random rankings are the mean of `baselines.draws` (20) seeded draws.
 - **text-only** matches text against the subtitles with the MiniLM-L6 sentence encoder the project ships
   (mean-pooled embeddings, cosine similarity; nothing trained). TVR: each subtitle is a candidate moment, its span
-  widened to the clip grid; VCMR ranks every subtitle of the split's videos by similarity to the query, SVMR those
-  of the query's video, VR the videos by their best subtitle. Retrieval: the videos by their best subtitle. TVQA /
-  How2QA: "question answer" against the subtitles overlapping the question's `ts` window; the answer with the
-  most similar subtitle wins. VIOLIN: the statement's best similarity to the subtitles of its window, entailed
-  above a threshold chosen for accuracy on the val statements (`baselines.threshold_split`; the val number is
-  therefore fitted on val, the test number is not). TVC: the first caption of the training moment whose
-  subtitles are the most similar to the moment's subtitles.
+  widened to the clip grid (spans that widen alike count once); VCMR ranks every subtitle of the split's videos (the
+  evaluation corpus) by similarity to the query, SVMR those of the query's video (one without subtitles: its whole
+  length), VR the videos by their best subtitle. Retrieval: the videos by their best subtitle. TVQA / How2QA:
+  "question answer" against the subtitles overlapping the question's `ts` window (none there: the video's; none at
+  all: the train majority); the answer with the most similar subtitle wins. VIOLIN: the statement's best similarity
+  to the subtitles of its window, entailed above a threshold chosen for accuracy on the val statements
+  (`baselines.threshold_split`; the val number is therefore fitted on val, the test number is not). TVC: the first
+  caption of the training moment whose subtitles are the most similar to the moment's subtitles (a moment without
+  subtitles: the chance caption).
+
+The table holds the last baselines run's corpus (by `dvc repro`: the pipeline's, by default the synthetic TV corpus
+of `make run`); `vr_v_r1` is VR R@1 over the visual-only queries (type v).
 """
 """The baselines, as docs/results.md states them (under the numbers of the last baselines run)."""
 
@@ -129,7 +141,7 @@ def baselines_markdown(results: dict[str, dict[str, float]] | None = None) -> st
     splits = sorted(found, key=lambda split: (_SPLIT_ORDER.get(split, len(_SPLIT_ORDER)), split))
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for split in splits:
-        for row in _headline_rows(results, split):
+        for row in _headline_rows(results, split, DOC_EXTRA):
             merged = rows.setdefault((row["task"], row["metric"]), {"task": row["task"], "metric": row["metric"]})
             merged.update({f"{name} ({split})": row[name] for name in BASELINE_COLUMNS})
     columns = ["task", "metric", *[f"{name} ({split})" for split in splits for name in BASELINE_COLUMNS]]
