@@ -25,6 +25,13 @@ def register_pipelines() -> dict[str, Pipeline]:
     for name, stage in stages.items():
         acc = acc + stage
         pipes[name] = acc
+    from pipelines.baselines.pipeline import create_pipeline as baselines
+
+    # The reference baselines need only the manifest; with the evaluate stage they run in the same `kedro run`
+    # (before its summary, which lists them beside the models: the node needs nothing the training makes).
+    pipes["baselines"] = stages["corpus"] + baselines()
+    pipes["evaluate"] = pipes["evaluate"] + baselines()
+    acc = pipes["evaluate"]
     pipes["__default__"] = acc
     from pipelines.ablation.pipeline import create_pipeline as ablation, create_table_pipeline
 

@@ -72,6 +72,33 @@ def results_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) 
     return "\n".join(lines)
 
 
+BASELINE_COLUMNS = ("text-only", "chance")
+"""The baselines of ``data/08_reporting/baselines.json`` that the results table shows, one column each."""
+
+
+def baseline_columns(rows: Sequence[dict[str, object]], split: str,
+                     baselines: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
+    """Add the reference baselines to results-table rows (``{"task", "metric", ...}``), in place.
+
+    Each row gains ``text-only`` and ``chance``: that baseline's ``<task>/<split>/<metric>`` ("" where it has
+    none). ``baselines``: ``{baseline: {"<task>/<split>/<metric>": value}}``; default: what the baselines
+    pipeline wrote to ``data/08_reporting/baselines.json``, when it has run (else the rows stay as they are).
+
+    Returns:
+        the added column names, for the table's header ([] when there are no baselines).
+    """
+    if baselines is None:
+        from pipelines.paths import layer
+
+        baselines = read_json_file(layer("08_reporting") / "baselines.json")
+    if not baselines:
+        return []
+    for row in rows:
+        for name in BASELINE_COLUMNS:
+            row[name] = baselines.get(name, {}).get(f"{row['task']}/{split}/{row['metric']}", "")
+    return list(BASELINE_COLUMNS)
+
+
 def write_json_atomic(path: str | Path, obj: object) -> Path:
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
     return Path(path)

@@ -51,7 +51,7 @@ class Selector:
         """(manifest holding only the scored examples, store, tokenizer, their ground-truth file)."""
         if self._data is None:
             from hero.corpus.manifest import Manifest
-            from hero.eval.predict import annotation_path
+            from hero.tasks.predict import annotation_path
             from hero.features.store import FeatureStore
             from hero.presets import preset_tokenizer
             from hero.storage.atomic import write_text_atomic
@@ -81,7 +81,7 @@ class Selector:
 
     def evaluate(self, step: int, task_model) -> dict[str, float]:
         """Score ``task_model`` on the subsample; update the best step; returns ``select/*`` metrics."""
-        from hero.eval.predict import predict_split
+        from hero.tasks.predict import predict_split
 
         manifest, store, tokenizer, subset = self._subset()
         res = predict_split(task_model, self.dataset, manifest, store, tokenizer, self.select.split,

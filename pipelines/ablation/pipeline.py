@@ -12,5 +12,5 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 
 def create_table_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([node(ablation_table, inputs="params:ablation", outputs="ablation_table", name="ablation_table",
-                          tags=["ablation_table"])])
+    return Pipeline([node(ablation_table, inputs=["params:ablation", "params:evaluate"], outputs="ablation_table",
+                          name="ablation_table", tags=["ablation_table"])])

@@ -11,7 +11,7 @@ import torch
 from hero.tasks import headlines
 from pipelines import tracking
 from pipelines.paths import layer
-from pipelines.reporting import plot_retrieved_moments, results_table, write_json_atomic
+from pipelines.reporting import baseline_columns, plot_retrieved_moments, results_table, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def summarize(evaluate: dict[str, Any], **task_metrics: dict[str, Any]) -> str:
             rows.append({"task": dataset, "metric": metric, "pretrained": pre if pre is not None else "",
                          "scratch": scr if scr is not None else "",
                          "gain": (pre - scr) if pre is not None and scr is not None else ""})
-    table = results_table(rows, ["task", "metric", "pretrained", "scratch", "gain"])
+    table = results_table(rows, ["task", "metric", "pretrained", "scratch", "gain", *baseline_columns(rows, split)])
     path = write_json_atomic(layer("08_reporting") / "metrics.json", flat)
     tracking.log_metrics(flat)
     print(f"\nDownstream results ({split}; {path}):\n{table}\n"

@@ -28,7 +28,7 @@ LAYERS: Sequence[tuple[str, Sequence[str]]] = (
     ("data", ("hero.text", "hero.corpus", "hero.synth", "hero.features", "hero.data")),
     ("model", ("hero.model", "hero.presets")),
     ("tasks", ("hero.tasks", "hero")),
-    ("runs", ("hero.train", "hero.eval.predict", "hero.compat")),
+    ("runs", ("hero.train", "hero.compat")),
     ("apps", ("hero.eval", "hero.bench", "hero.demo", "hero.feature_bench", "hero.config_docs")),
 )
 
