@@ -1,4 +1,4 @@
-"""Ingest a raw corpus folder (docs/data.md) into a `Manifest`: probe videos, parse and align subtitles, read
+"""Ingest a raw corpus folder (docs/formats.md) into a `Manifest`: probe videos, parse and align subtitles, read
 and check annotations. Bad input raises a `CorpusError` naming file, line and rule, or with
 ``on_error="skip"`` is logged, skipped and counted in the manifest's report."""
 
