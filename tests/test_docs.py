@@ -34,3 +34,21 @@ def test_every_cited_docs_page_exists():
                 if not (ROOT / "docs" / page).is_file():
                     missing.add(f"{name}: {page}")
     assert not missing, sorted(missing)
+
+
+def _heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_every_link_to_a_section_finds_its_heading():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target, anchor in re.findall(r"\]\(([\w./-]*\.md|)#([\w-]+)\)", text):
+            dest = (page.parent / target) if target else page
+            if not dest.is_file() or anchor not in _heading_anchors(dest.read_text(encoding="utf-8")):
+                broken.append(f"{page.relative_to(ROOT)}: {target}#{anchor}")
+    assert not broken, broken

@@ -1,4 +1,4 @@
-"""Raw corpora (the layout in docs/data.md, read through `hero.storage`): text decoding, subtitles, annotations
+"""Raw corpora (the layout in docs/formats.md, read through `hero.storage`): text decoding, subtitles, annotations
 (JSONL and How2R / How2QA CSV), subtitle->clip alignment and the manifest."""
 
 from hero.corpus.alignment import Alignment, align_subtitles, count_clips

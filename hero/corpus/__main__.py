@@ -18,7 +18,7 @@ from hero.storage import Storage, StorageError, open_storage
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hero.corpus", description=__doc__)
     ap.add_argument("--corpus", required=True,
-                    help="corpus folder or s3://bucket/prefix (layout: docs/data.md; AWS credentials from the "
+                    help="corpus folder or s3://bucket/prefix (layout: docs/formats.md; AWS credentials from the "
                          "environment)")
     ap.add_argument("--out", required=True, help="manifest JSON to write")
     ap.add_argument("--clip-len", type=float, default=1.5)

@@ -1,4 +1,4 @@
-"""The five JSONL annotation formats of docs/data.md, parsed, checked and normalized (the How2R / How2QA CSV
+"""The five JSONL annotation formats of docs/formats.md, parsed, checked and normalized (the How2R / How2QA CSV
 formats, normalized to the tvr / tvqa forms, live in hero.corpus.how2).
 
 Normalized example (one dict per line): ``{"id", "vid_name", "ts", "line", ...task fields}`` with

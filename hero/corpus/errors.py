@@ -1,4 +1,4 @@
-"""Bad-input errors and the ingestion report (docs/data.md: every error names the file, the line and the rule)."""
+"""Bad-input errors and the ingestion report (docs/formats.md: every error names the file, the line and the rule)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ingest a raw corpus folder (docs/data.md) into a `Manifest`: probe videos, parse and align subtitles, read
+"""Ingest a raw corpus folder (docs/formats.md) into a `Manifest`: probe videos, parse and align subtitles, read
 and check annotations. Bad input raises a `CorpusError` naming file, line and rule, or with
 ``on_error="skip"`` is logged, skipped and counted in the manifest's report."""
 
@@ -37,11 +37,13 @@ class CorpusConfig:
     clip_len: float = 1.5
     """Seconds per clip (one feature per clip; HERO: 1.5 for TV data)."""
     videos_dir: str = "videos"
+    """Folder of the video files under ``path``, one `<vid_name>.<ext>` per video (searched recursively)."""
     subtitles_dir: str = "subtitles"
     """Per-video `<vid_name>.srt` / `.vtt` files (optional)."""
     subtitles_jsonl: str = "subtitles.jsonl"
     """TVR/TVQA-style subtitles file, used for videos with no .srt/.vtt (optional)."""
     annotations_dir: str = "annotations"
+    """Folder of the annotation files under ``path``: `<dataset>_<split>.jsonl` (`.csv` for how2r / how2qa)."""
     tasks: tuple[str, ...] = TASKS
     """Task families to read; a missing `<task>_<split>.jsonl` (`.csv` for how2r / how2qa) is fine."""
     on_error: OnError = "raise"
@@ -57,8 +59,12 @@ class CorpusConfig:
     """Seconds a How2R / How2QA span may run past its clip (the public files overrun 60-s clips by up to ~1.7 s);
     the overrun is cut off."""
     long_last_sub_s: float = 16.0
+    """HERO's alignment rule: a last subtitle longer than this many seconds keeps only its first
+    ``long_last_sub_clips`` clips (docs/hero-fidelity.md d.3)."""
     long_last_sub_clips: int = 11
+    """Clips such a long last subtitle keeps (HERO: 11)."""
     video_exts: tuple[str, ...] = VIDEO_EXTS
+    """File suffixes under ``videos_dir`` that are videos (compared case-blind); other files are ignored."""
 
     def __post_init__(self) -> None:
         if not self.clip_len > 0:

@@ -1,4 +1,4 @@
-"""Batches, masking and (with the data issue) corpora, features and datasets."""
+"""Batches, masking, per-video examples and task items over a corpus's manifest and feature store."""
 
 from hero.data.batch import VideoBatch
 

@@ -1,4 +1,4 @@
-"""Moment search (issue 6): a text query -> the top moments of an indexed corpus, with their subtitles.
+"""Moment search: a text query -> the top moments of an indexed corpus, with their subtitles.
 
 `MomentSearcher` encodes every corpus video once with a finetuned moment-retrieval model (``batch_size`` videos
 at a time) and ranks moments for a query with the task's VCMR ranking (`MomentRetrievalTask.predict`). The

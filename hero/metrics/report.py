@@ -1,5 +1,5 @@
 """Metrics as the flat ``{"<task>/<split>/<metric>": value}`` dict of ``data/08_reporting/metrics.json``
-(docs/data.md), e.g. ``tvr/val/vcmr_r1_iou0.7``."""
+(docs/formats.md), e.g. ``tvr/val/vcmr_r1_iou0.7``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Scorers that read a prediction file and its ground-truth annotation file and return metrics.
 
 One function per task family; each reads the prediction file in its public format (``hero.metrics.formats``) and
-``annotations/<task>_<split>.jsonl`` in the format of docs/data.md, so the numbers agree with the official
+``annotations/<task>_<split>.jsonl`` in the format of docs/formats.md, so the numbers agree with the official
 evaluators. Malformed input raises ``FormatError`` naming the file and line.
 """
 

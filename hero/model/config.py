@@ -18,8 +18,11 @@ class ModelConfig:
     """`hierarchical` = HERO (cross-modal per subtitle, then temporal); `flat` = one transformer over all
     frames and all subtitle tokens (the paper's F-TRM ablation) with cross_layers + temporal_layers layers."""
     hidden_size: int = 768
+    """Width of every transformer layer and embedding (HERO: 768)."""
     num_heads: int = 12
+    """Attention heads per layer; must divide ``hidden_size`` (HERO: 12)."""
     intermediate_size: int = 3072
+    """Width of each layer's feed-forward block (HERO: 3072)."""
     cross_layers: int = 6
     """Layers of the Cross-modal Transformer (HERO: 6, initialised from alternate RoBERTa layers)."""
     temporal_layers: int = 3
@@ -29,24 +32,34 @@ class ModelConfig:
     vocab_size: int = 50265
     """Tokenizer vocabulary; the embedding table is padded to a multiple of `pad_vocab_multiple`."""
     pad_vocab_multiple: int = 8
+    """The word-embedding table's rows are ``vocab_size`` rounded up to a multiple of this (HERO's release: 8)."""
     feature_dim: int = 4352
     """Dimension of one clip feature (HERO: 2048 ResNet-152 + 2304 SlowFast)."""
     max_frames: int = 100
     """Frames per video the model accepts; also the FOM class count and the cross-modal frame-position table."""
     max_text_positions: int = 514
+    """Rows of the text position table, and of the temporal level's and the query encoder's position tables
+    (HERO: 514, RoBERTa's)."""
     type_vocab_size: int = 2
+    """Rows of the token-type table that text and frame embeddings index (HERO: 2)."""
     dropout: float = 0.1
+    """Dropout on embeddings and on the attention and feed-forward outputs (HERO: 0.1)."""
     attention_dropout: float = 0.1
+    """Dropout on the attention weights (HERO: 0.1)."""
     init_std: float = 0.02
+    """Standard deviation of the normal initialisation of weights and embeddings (HERO: 0.02)."""
     layer_norm_eps: float = 1e-12
     """LayerNorm eps inside transformer layers (HERO and BERT: 1e-12)."""
     embedding_norm_eps: float = 1e-12
     """LayerNorm eps of embeddings and heads (HERO quirk: 1e-5; BERT/MiniLM: 1e-12)."""
     norm_style: Literal["post", "pre"] = "post"
+    """`post`: LayerNorm after each residual sum (HERO, BERT); `pre`: before each sublayer, plus a final LayerNorm."""
     activation: Literal["gelu", "gelu_tanh"] = "gelu"
+    """Feed-forward activation: the exact `gelu` (HERO) or its tanh approximation `gelu_tanh`."""
     text_type_id: int = 0
     """Token-type id of subtitle/query tokens (HERO quirk: 1; BERT/MiniLM: 0)."""
     frame_type_id: int = 1
+    """Token-type id of frame embeddings (HERO: 1)."""
     text_position_offset: int = 0
     """First text position id (HERO: 0; RoBERTa's own convention would be 2)."""
     frame_positions: Literal["global", "local"] = "global"

@@ -1,5 +1,5 @@
 """`python -m hero.synth --out DIR --size tiny|demo --seed N [--domain tv|instructional] [--how2-csv]`: write a
-synthetic corpus (the layout of docs/data.md)."""
+synthetic corpus (the layout of docs/formats.md; the domains: docs/data.md)."""
 
 from __future__ import annotations
 

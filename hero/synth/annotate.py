@@ -1,4 +1,4 @@
-"""Annotations for the five task families, derived from the episodes' event logs (formats of docs/data.md).
+"""Annotations for the five task families, derived from the episodes' event logs (formats of docs/formats.md).
 
 Each record's ground truth is kept in a side log (`synth_log.jsonl`) so tests can check ts against the events.
 """

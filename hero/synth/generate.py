@@ -1,4 +1,4 @@
-"""Generate a synthetic corpus in the raw-corpus layout of docs/data.md (the platform's default data).
+"""Generate a synthetic corpus in the raw-corpus layout of docs/formats.md (the platform's default data).
 
 Two domains share the layout, the annotation files and the generator: ``tv`` (a TV show: people in rooms acting
 with everyday things, dialogue with speaker names) and ``instructional`` (how-to tutorials: a workspace seen from

@@ -40,11 +40,16 @@ class CaptioningConfig:
     """Defaults: HERO's TVC config (decoder 2 layers, 1024 positions, label smoothing 0.1, max 30 steps)."""
 
     decoder_layers: int = 2
+    """Layers of the caption decoder (HERO: 2)."""
     max_positions: int = 1024
+    """Rows of the decoder's position table; bounds ``max_caption_len`` and ``max_decode_len`` (HERO: 1024)."""
     label_smoothing: float = 0.1
+    """Label smoothing of the caption cross-entropy (HERO: 0.1)."""
     max_caption_len: int = 60
     """Caption tokens kept for teacher forcing (the special token included)."""
     max_decode_len: int = 30
+    """Most tokens generated per caption at prediction (HERO: 30); ``evaluate.options.<dataset>.max_decode_len``
+    overrides it."""
     beam_size: int = 1
     """1 = greedy (HERO); > 1 = beam search."""
     length_penalty: float = 0.0

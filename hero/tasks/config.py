@@ -17,6 +17,7 @@ class RankingLossConfig:
     every other video's queries, optionally hard-weighted from a step on. Defaults: HERO's pretraining."""
 
     ranking_loss: Literal["hinge", "lse"] = "hinge"
+    """`hinge`: max(0, margin + negative - positive) per negative (HERO); `lse`: softplus(negative - positive)."""
     margin: float = 0.1
     """Hinge margin (``hinge`` only)."""
     lw_neg_ctx: float = 8.0
@@ -26,8 +27,11 @@ class RankingLossConfig:
     hard_negative_start_step: int = 20000
     """From this step on, the ``hard_pool_size`` hardest negatives weigh ``hard_weight``, the rest ``easy_weight``."""
     hard_pool_size: int = 20
+    """How many of the hardest negatives of each query (and of each video) count as hard."""
     hard_weight: float = 10.0
+    """Weight of a hard negative's loss once hard negatives are on."""
     easy_weight: float = 0.1
+    """Weight of every other negative's loss once hard negatives are on (before that step every negative weighs 1)."""
 
     def __post_init__(self) -> None:
         if self.margin < 0:
@@ -73,6 +77,8 @@ class VsmConfig(SpanLossConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class PretrainConfig:
+    """Pretraining: which objectives run and how often (one per optimizer step), and their settings."""
+
     tasks: dict[str, float] = field(default_factory=lambda: {"mlm": 2.0, "mfm_nce": 2.0, "fom": 1.0, "vsm": 2.0})
     """Objective -> sampling ratio (HERO: mlm 2, mfm-nce 2, fom 1, vsm 2). One objective per optimizer step."""
     mask_prob: float = 0.15
@@ -80,9 +86,11 @@ class PretrainConfig:
     fom_prob: float = 0.15
     """Share of frame positions FOM shuffles."""
     nce_temperature: float = 1.0
+    """MFM-NCE: the prediction-to-feature scores are divided by it before the softmax (HERO: 1.0)."""
     nce_padded_negatives: bool = False
     """HERO quirk: MFM-NCE negatives also include predictions at padded frame positions."""
     vsm: VsmConfig = field(default_factory=VsmConfig)
+    """Video-subtitle matching's ranking and local losses (the table below)."""
 
     def __post_init__(self) -> None:
         if not self.tasks:

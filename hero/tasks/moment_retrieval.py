@@ -52,6 +52,7 @@ class MomentRetrievalConfig(SpanLossConfig):
     hard_negative_start_step: int = 2000
     """HERO's TVR finetuning turns hard negatives on at step 2000 (pretraining: 20000)."""
     max_query_len: int = 60
+    """Longest query in tokens, [CLS] included (longer ones are cut)."""
     gather_across_ranks: bool = False
     """Rank every query against the videos of all ranks, and every video against all ranks' queries (queries and
     videos all-gathered, differentiably; HERO's TVR finetuning does, as its pretraining VSM). No effect on 1 rank."""

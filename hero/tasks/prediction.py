@@ -50,8 +50,14 @@ class PredictOptions:
     rank_cfg: MomentRankConfig | None = None
     """Moment ranking (default: HERO's). Its clip length is always the corpus's."""
     moment_eval: MomentEvalConfig | None = None
+    """How moment predictions are judged (`MomentEvalConfig`: iou_thresholds, recall_ks, max_predictions, the
+    multi-GT rule, by_type); None: the TVR evaluator's settings."""
     retrieval_eval: RetrievalEvalConfig | None = None
+    """Text-to-video ranking metrics (`RetrievalEvalConfig`: recall_ks, tie_rule); None: R@1/5/10, ties counted
+    against the model."""
     caption_eval: CaptionEvalConfig | None = None
+    """Caption scoring (`CaptionEvalConfig`: meteor, tokenizer `auto` / `java` / `python`); None: the TVC
+    evaluator's, METEOR when Java is on PATH."""
     beam_size: int | None = None
     """Captioning beam (default: the task config's)."""
     max_decode_len: int | None = None

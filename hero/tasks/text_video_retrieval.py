@@ -39,6 +39,7 @@ class TextVideoRetrievalConfig(RankingLossConfig):
     hard_negative_start_step: int = 2000
     hard_pool_size: int = 80
     max_query_len: int = 60
+    """Longest query in tokens, [CLS] included (longer ones are cut)."""
     score_chunk: int = 256
     """Queries scored at a time at inference ([chunk, videos, T] similarities in memory)."""
 

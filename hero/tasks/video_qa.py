@@ -37,6 +37,7 @@ class VideoQaConfig:
     """Defaults: HERO's TVQA config."""
 
     num_answers: int = 5
+    """Candidate answers per question (TVQA: 5, How2QA: 4); every example must have this many."""
     lw_temporal: float = 0.4
     """Weight of the start/end (temporal localisation) loss."""
     max_txt_len: int = 120

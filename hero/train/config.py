@@ -55,6 +55,8 @@ class SourceConfig:
     features: str | None = None
     """corpus: the feature store location."""
     split: str = "train"
+    """corpus: the split trained on: pretraining reads the videos its annotations name (every video when none
+    does), finetuning its examples."""
     tokenizer: str | None = None
     """corpus: ``minilm`` or a tokenizer.json path; None = the preset's tokenizer."""
     options: dict[str, Any] = field(default_factory=dict)
@@ -141,8 +143,11 @@ class OptimConfig:
     clip 1.0)."""
 
     lr: float = 3e-5
+    """Peak learning rate, reached after warmup (a head's is multiplied by ``head_lr_mult``)."""
     betas: tuple[float, float] = (0.9, 0.98)
+    """AdamW's (beta1, beta2) (HERO: 0.9, 0.98)."""
     eps: float = 1e-6
+    """AdamW's epsilon (HERO: 1e-6)."""
     weight_decay: float = 0.01
     """Applied to weight matrices only; never to biases, LayerNorm or embedding-norm parameters."""
     warmup_steps: int = 0
@@ -150,6 +155,7 @@ class OptimConfig:
     decay: Literal["linear", "cosine", "constant"] = "linear"
     """After warmup: to ``min_lr_ratio * lr`` at ``train.max_steps`` (HERO: linear to 0)."""
     min_lr_ratio: float = 0.0
+    """Learning rate at the end of the decay, as a fraction of ``lr`` (0: decay to 0, as HERO does)."""
     grad_clip: float = 1.0
     """Max global gradient norm; 0 disables clipping."""
     head_lr_mult: dict[str, float] = field(default_factory=dict)
@@ -219,6 +225,8 @@ class TrainConfig:
     """Stop (after checkpointing) once this step is reached, as a preemption would; the schedule still
     spans ``max_steps``, so a later run with the same run_dir continues exactly."""
     log_every: int = 10
+    """Log the step metrics (averaged over the steps since the last log line) every this many steps and at the
+    last one: a metrics.jsonl row, the console line, MLflow when a sink sends them there."""
     eval_every: int = 0
     """Call the ``on_eval`` hook every this many steps (0 = only at the end, if given)."""
     ckpt_every: int = 0
@@ -230,6 +238,8 @@ class TrainConfig:
     seed: int = 0
     """Seeds initialisation, the task stream, the data order and every per-step random draw."""
     run_dir: str = "runs/default"
+    """The run directory: config.yaml, the ``step-N/`` checkpoints, metrics.jsonl; one that holds a checkpoint is
+    resumed (the pipelines give each job its own content-keyed folder under data/06_models)."""
     sinks: tuple[str, ...] = ("hero.train.sinks:JsonlSink",)
     """Metric sinks by import path (``module:Class``), built on rank 0 with the run_dir as argument."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -274,6 +284,8 @@ class RunConfig:
     """One training job. ``model`` holds overrides of the preset's ModelConfig (checked against it)."""
 
     preset: str = "hero-tiny"
+    """Model preset (`hero.presets`): `hero-tiny`, `hero-mini`, `hero-small` or `hero-base`; it fixes the
+    architecture, the special tokens and the default tokenizer."""
     task: str = "pretrain"
     """`pretrain` (the objective mix of ``pretrain``), or a downstream dataset to finetune on: tvr, how2r,
     didemo, tvqa, how2qa, violin, tvc, retrieval/msrvtt (any dataset a registered task reads,
@@ -282,12 +294,18 @@ class RunConfig:
     """The downstream task's typed config (its ``config_cls``, e.g. `MomentRetrievalConfig`), given as a mapping
     of its fields; built and checked for the task named by ``task`` (None: the task's defaults)."""
     model: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the preset's model fields (``{dropout: 0.0, cross_layers: 3}``; the `run.model` table), checked
+    as the preset's own are."""
     text_init: bool = True
     """Apply the preset's pretrained text-side initialisation (MiniLM weights for hero-mini) to a fresh run."""
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    """The pretraining objectives and their sampling ratios (read when ``task`` is `pretrain`)."""
     data: DataConfig = field(default_factory=DataConfig)
+    """Where the training videos (and, when finetuning, the examples) come from."""
     optim: OptimConfig = field(default_factory=OptimConfig)
+    """AdamW and its learning-rate schedule."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    """Loop length, batch geometry, cadence, precision, checkpoints and outputs."""
 
     def __post_init__(self) -> None:
         self.build_preset()  # validates the preset name and every model override (dotted errors)

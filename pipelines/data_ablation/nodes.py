@@ -1,4 +1,4 @@
-"""Issue 8's data ablations: does pretraining on diverse video help downstream, and which input channels matter.
+"""The data ablations: does pretraining on diverse video help downstream, and which input channels matter.
 
 - The domain ablation (`run_data_ablation`): pretrain on a mixture of named corpora (TV only, instructional only,
   both), then finetune and evaluate each task on EACH corpus's own annotations.

@@ -1,4 +1,4 @@
-"""Ground-truth readers for scoring: ``annotations/<task>_<split>.jsonl`` in the formats of docs/data.md.
+"""Ground-truth readers for scoring: ``annotations/<task>_<split>.jsonl`` in the formats of docs/formats.md.
 
 Only the fields a scorer needs are read, and each is checked; a file without labels (a test split) fails with the
 line of the first unlabelled record (``[score.no_ground_truth]``). Ids are kept as written and matched by ``str(id)``.

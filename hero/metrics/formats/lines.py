@@ -1,4 +1,4 @@
-"""The line-per-record prediction formats (docs/data.md), read and written.
+"""The line-per-record prediction formats (docs/formats.md), read and written.
 
 | format | one JSON object per line |
 |---|---|

@@ -1,5 +1,5 @@
-"""How2R / How2QA CSV ingestion (docs/data.md): clip resolution, spans made clip-relative, and every bad line
-reported as FILE:LINE: [rule] (docs/data.md), skipped or fatal by ``on_error``."""
+"""How2R / How2QA CSV ingestion (docs/formats.md): clip resolution, spans made clip-relative, and every bad line
+reported as FILE:LINE: [rule] (docs/formats.md), skipped or fatal by ``on_error``."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Ground-truth readers: the annotation lines of docs/data.md, and malformed ones named by file and line."""
+"""Ground-truth readers: the annotation lines of docs/formats.md, and malformed ones named by file and line."""
 
 import pytest
 
