@@ -4,7 +4,7 @@ This package never imports an orchestration tool (kedro, mlflow, optuna, dvc): i
 
 The public names below (``from hero import PretrainModel``) are loaded on first use: Python runs this file
 before any ``hero.<module>``, and loading the model and tasks here would make ``import hero.config`` load the
-top layers too (docs/layers.md).
+top layers too (docs/architecture.md#layers).
 """
 
 from typing import Any

@@ -5,7 +5,7 @@ ratios against their targets (extraction >= 50 clips/s with decoding <= 1/4 of t
 what a hero-mini training step consumes) and returns them as a dict (`main()`), for `make bench`.
 
 It lives beside `hero.bench`, not in `hero.features`, because it also times a pretraining step (`hero.tasks`,
-layers above the features: docs/layers.md).
+layers above the features: docs/architecture.md#layers).
 """
 
 from __future__ import annotations

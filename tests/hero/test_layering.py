@@ -1,4 +1,4 @@
-"""Import layers of hero/ (docs/layers.md): a module imports only modules of its own layer or a lower one.
+"""Import layers of hero/ (docs/architecture.md#layers): a module imports only modules of its own layer or a lower one.
 
 The imports are read from the source (every ``import`` statement, those inside functions included, since a lazy
 import is a dependency all the same), so a violation is caught before anything runs. On top of the layers: the
@@ -214,7 +214,7 @@ IMPORTS = collect_imports(FILES)
 
 
 def test_every_module_has_a_layer():
-    assert unmapped_modules(FILES, LAYERS, "hero") == [], "add them to LAYERS (and to docs/layers.md)"
+    assert unmapped_modules(FILES, LAYERS, "hero") == [], "add them to LAYERS (and to docs/architecture.md#layers)"
 
 
 def test_no_import_reaches_a_higher_layer():
