@@ -110,8 +110,12 @@ def metric_name(task: str, k: int, thd: float | None = None, qtype: str | None =
     return name + (f"_iou{thd:g}" if thd is not None else "")
 
 
+QueryGroups = list[tuple[str | None, np.ndarray]]
+"""(query type, or None for all queries; [Nq] bool selection of the queries a metric is taken over)."""
+
+
 def _hits(task: MomentTask, predictions: Mapping[str, np.ndarray], ground_truth: Sequence[MomentAnnotation],
-          video2idx: Mapping[str, int], cfg: MomentEvalConfig) -> tuple[np.ndarray, list[tuple[str | None, np.ndarray]]]:
+          video2idx: Mapping[str, int], cfg: MomentEvalConfig) -> tuple[np.ndarray, QueryGroups]:
     """Per query, whether it is a hit at each (threshold, k), and the query groups the metrics are taken over.
 
     Returns:
@@ -138,7 +142,7 @@ def _hits(task: MomentTask, predictions: Mapping[str, np.ndarray], ground_truth:
                     "video2idx (misses); %d predicted queries are not in the ground truth (ignored)",
                     task, missing, len(ground_truth), unknown_video, extra)
     h = np.stack(hits)                                                                   # [Nq, n_thd, n_k]
-    groups: list[tuple[str | None, np.ndarray]] = [(None, np.ones(len(h), dtype=bool))]
+    groups: QueryGroups = [(None, np.ones(len(h), dtype=bool))]
     if cfg.by_type:
         qt = np.array([t or "" for t in types])
         groups += [(t, qt == t) for t in QUERY_TYPES if (qt == t).any()]

@@ -68,6 +68,8 @@ def verdict(difference: Interval | None) -> str:
 def _matrices(row: MetricResults) -> dict[str, np.ndarray]:
     """Each arm as a [seeds, examples] matrix, columns in one order for all arms (ids matched for dict input)."""
     where = f"{row.task}/{row.metric}"
+    if not row.arms:
+        raise ValueError(f"{where}: no arm has per-example values")
     out: dict[str, np.ndarray] = {}
     ids: list[str] | None = None
     for arm, values in row.arms.items():
@@ -95,7 +97,7 @@ def summarize(rows: Sequence[MetricResults], comparisons: Sequence[tuple[str, st
             both = a in mats and b in mats
             diffs[(a, b)] = paired_bootstrap(mats[a], mats[b], n_boot, seed, alpha) if both else None
         out.append(RowSummary(
-            task=row.task, metric=row.metric, examples=next(iter(mats.values())).shape[1] if mats else 0,
+            task=row.task, metric=row.metric, examples=next(iter(mats.values())).shape[1],
             seeds={arm: m.shape[0] for arm, m in mats.items()},
             arms={arm: bootstrap_mean(m, n_boot, seed, alpha) for arm, m in mats.items()},
             references=dict(row.references), differences=diffs))
@@ -135,6 +137,13 @@ def _diff_cell(iv: Interval | None, digits: int) -> str:
     return MISSING if iv is None else f"{iv.estimate:+.{digits}f} [{iv.low:+.{digits}f}, {iv.high:+.{digits}f}]"
 
 
+def _size_cell(s: RowSummary) -> str:
+    """``3 × 217``, or ``3/1 × 217`` when the arms have different numbers of seeds (in arm order)."""
+    counts = [s.seeds[a] for a in s.arms]
+    seeds = str(counts[0]) if len(set(counts)) == 1 else "/".join(map(str, counts))
+    return f"{seeds} × {s.examples}"
+
+
 def _ordered(names: Sequence[Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(n for group in names for n in group))
 
@@ -157,9 +166,7 @@ def render_markdown(summaries: Sequence[RowSummary],
         cells += [MISSING if s.references.get(r) is None else f"{s.references[r]:.{digits}f}" for r in refs]
         for a, b in comparisons:
             cells += [_diff_cell(s.differences.get((a, b)), digits), s.verdict(a, b)]
-        seeds = sorted(set(s.seeds.values()))
-        cells.append(f"{'/'.join(str(s.seeds[a]) for a in s.arms) if len(seeds) > 1 else seeds[0] if seeds else 0}"
-                     f" × {s.examples}")
+        cells.append(_size_cell(s))
         lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
     table = "\n".join(lines) + "\n"
     if note and summaries:

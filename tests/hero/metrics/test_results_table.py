@@ -60,7 +60,7 @@ def test_markdown_columns_and_cells():
     mean, low, high = (float(x) for x in tvr[2].replace("[", "").replace("]", "").replace(",", "").split())
     assert low < mean < high
     assert tvr[4:6] == ["5.60", "38.67"]
-    assert body[1][5] == "–" and body[3][5] == "–"                          # no text-only for tvqa; None for retrieval
+    assert body[1][5] == "–" and body[3][5] == "–"          # no text-only for tvqa; None for retrieval
     assert tvr[6].startswith("+") and body[1][6].startswith("-")
     assert tvr[8] == f"3 × {N}"
     assert "excludes 0" in md and "400 resamples" in md
@@ -87,6 +87,8 @@ def test_a_missing_arm_or_mismatched_examples():
         summarize([MetricResults("tvc", "cider", {"pretrained": np.zeros((1, 4)), "scratch": np.zeros((1, 5))})])
     with pytest.raises(ValueError, match=r"tvqa/acc scratch\[0\]: its example ids differ"):
         summarize([MetricResults("tvqa", "acc", {"pretrained": [{"q1": 1.0}], "scratch": [{"q9": 1.0}]})])
+    with pytest.raises(ValueError, match="tvc/cider: no arm has per-example values"):
+        summarize([MetricResults("tvc", "cider", {})])
     with pytest.raises(ValueError, match=r"tvqa scratch\[0\]: no per-example values for 'acc'"):
         metric_rows("tvqa", {"scratch": [{"loc_miou": {}}]}, ["acc"])
 
