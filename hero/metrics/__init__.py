@@ -9,6 +9,8 @@ Pure functions over arrays, tensors and files (no model): the tasks rank with th
 - ``captioning``: BLEU / METEOR / ROUGE-L / CIDEr-D via pycocoevalcap (lazy import).
 - ``formats``: read/write of the prediction files and the annotation readers; ``scoring``: file -> metrics.
 - ``report``: the flat ``task/split/metric`` dict; ``submission``: a TVR submission from moment rankings.
+- ``intervals``: the paired bootstrap over examples and seeds; ``results``: the results table with intervals and
+  verdicts (pure numpy, over the per-example values the ``per_example_*`` scorers give).
 """
 
 from hero.metrics.captioning import CaptionEvalConfig, caption_metrics, tokenize_caption, tvc_metrics

@@ -10,6 +10,9 @@ spaces, then Stanford's PTBTokenizer (``-preserveLines -lowerCase``) runs over a
 all hypotheses as another, and pycocoevalcap's punctuation tokens are dropped. With Java on PATH that is the jar
 shipped in pycocoevalcap (one JVM for both streams); without it, a pure-Python port tested token for token
 against the jar. Which one ran is logged with every score (``CaptionEvalConfig.tokenizer`` can force either).
+
+`cider_per_clip` / `per_clip_tvc` give each clip's CIDEr-D from the same single run over all clips (the corpus's
+document frequencies), so their mean is the reported ``cider``.
 """
 
 from __future__ import annotations
@@ -118,29 +121,24 @@ def tokenize_streams(streams: Sequence[Sequence[str]], tokenizer: str = "auto") 
     return joined, used
 
 
-def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
-                    cfg: CaptionEvalConfig | None = None) -> dict[str, float]:
-    """Corpus-level caption metrics.
-
-    Args:
-        hypotheses: clip key -> generated caption (raw text). Tokenised as one stream in this order.
-        references: clip key -> its reference captions (>= 1 each); the keys must match ``hypotheses``.
-            Tokenised as one stream in this order.
-    Returns:
-        ``{"bleu1".."bleu4", "meteor" (if it ran), "rouge_l", "cider"}`` x100. Which PTB tokenizer ran is logged.
-    """
-    cfg = cfg or CaptionEvalConfig()
-    if set(hypotheses) != set(references):
-        raise ValueError("hypotheses and references must have the same clip keys")
-    if not hypotheses:
-        raise ValueError("no captions to evaluate")
+def _load_scorers() -> tuple[Any, Any, Any]:
     try:
         from pycocoevalcap.bleu.bleu import Bleu
         from pycocoevalcap.cider.cider import Cider
         from pycocoevalcap.rouge.rouge import Rouge
     except ImportError as err:
         raise ImportError("caption metrics need pycocoevalcap (pip install 'pycocoevalcap>=1.2')") from err
+    return Bleu, Cider, Rouge
 
+
+def _scorer_inputs(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
+                   cfg: CaptionEvalConfig) -> tuple[list[Any], dict[int, list[str]], dict[int, list[str]]]:
+    """Checks the clips, tokenises both streams and returns (clip keys, gts, res) as pycocoevalcap takes them:
+    ``gts[i]`` / ``res[i]`` are clip ``keys[i]``'s tokenised references / hypothesis, ``gts`` in index order."""
+    if set(hypotheses) != set(references):
+        raise ValueError("hypotheses and references must have the same clip keys")
+    if not hypotheses:
+        raise ValueError("no captions to evaluate")
     keys = list(hypotheses)
     index = {k: i for i, k in enumerate(keys)}
     for k, refs in references.items():
@@ -157,6 +155,23 @@ def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequ
     gts = dict(sorted(gts.items()))
     log.info("caption metrics over %d clips: PTB tokenisation by %s", len(keys),
              "the Stanford jar (java)" if used == "java" else "the pure-Python port")
+    return keys, gts, res
+
+
+def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
+                    cfg: CaptionEvalConfig | None = None) -> dict[str, float]:
+    """Corpus-level caption metrics.
+
+    Args:
+        hypotheses: clip key -> generated caption (raw text). Tokenised as one stream in this order.
+        references: clip key -> its reference captions (>= 1 each); the keys must match ``hypotheses``.
+            Tokenised as one stream in this order.
+    Returns:
+        ``{"bleu1".."bleu4", "meteor" (if it ran), "rouge_l", "cider"}`` x100. Which PTB tokenizer ran is logged.
+    """
+    cfg = cfg or CaptionEvalConfig()
+    Bleu, Cider, Rouge = _load_scorers()
+    _, gts, res = _scorer_inputs(hypotheses, references, cfg)
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     out = {f"bleu{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
     if cfg.meteor:
@@ -166,6 +181,24 @@ def caption_metrics(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequ
     out["rouge_l"] = 100.0 * float(Rouge().compute_score(gts, res)[0])
     out["cider"] = 100.0 * float(Cider().compute_score(gts, res)[0])
     return out
+
+
+def cider_per_clip(hypotheses: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
+                   cfg: CaptionEvalConfig | None = None) -> dict[Any, float]:
+    """Each clip's CIDEr-D (x100) from the computation `caption_metrics` reports: the same tokenisation and one
+    pycocoevalcap ``Cider`` run over all clips, so the document frequencies are the corpus's and the mean over
+    clips is ``caption_metrics(...)["cider"]``. (BLEU is corpus-level and has no per-clip decomposition.)
+
+    Returns:
+        clip key -> CIDEr-D x100, in ``references``' order.
+    """
+    cfg = cfg or CaptionEvalConfig()
+    _, Cider, _ = _load_scorers()
+    keys, gts, res = _scorer_inputs(hypotheses, references, cfg)
+    _, scores = Cider().compute_score(gts, res)
+    # pycocoevalcap scores the clips in gts' key order, which is the index order 0..n-1
+    by_key = {keys[i]: 100.0 * float(v) for i, v in zip(gts, scores)}
+    return {k: by_key[k] for k in references}
 
 
 def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence[CaptionAnnotation],
@@ -179,6 +212,21 @@ def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence
         FormatError: ``PRED_FILE:LINE: [prediction.vid_name_mismatch] ...`` when a prediction's ``vid_name``
             disagrees with the GT clip's (the message names the GT file and line too).
     """
+    return caption_metrics(*_tvc_pairs(predictions, ground_truth), cfg)
+
+
+def per_clip_tvc(predictions: Sequence[CaptionPrediction], ground_truth: Sequence[CaptionAnnotation],
+                 cfg: CaptionEvalConfig | None = None) -> dict[str, dict[str, float]]:
+    """The per-clip values behind `tvc_metrics`' ``cider``: ``{"cider": {str(clip_id): CIDEr-D x100}}`` in
+    ground-truth order, from the same clips, tokenisation and corpus-level document frequencies (`cider_per_clip`);
+    its mean is ``cider``."""
+    return {"cider": cider_per_clip(*_tvc_pairs(predictions, ground_truth), cfg)}
+
+
+def _tvc_pairs(predictions: Sequence[CaptionPrediction],
+               ground_truth: Sequence[CaptionAnnotation]) -> tuple[dict[str, str], dict[str, Sequence[str]]]:
+    """(clip -> hypothesis in the prediction file's order, then the GT clips it lacks as ""; clip -> references in
+    ground-truth order). Raises FormatError on a vid_name mismatch (see `tvc_metrics`)."""
     by_clip = {str(p.clip_id): p for p in predictions}
     refs: dict[str, Sequence[str]] = {}
     missing = 0
@@ -199,4 +247,4 @@ def tvc_metrics(predictions: Sequence[CaptionPrediction], ground_truth: Sequence
     if missing or extra:
         log.warning("tvc: %d of %d clips have no caption (scored as empty); %d predicted clips are not in the "
                     "ground truth (ignored)", missing, len(ground_truth), extra)
-    return caption_metrics(hyps, refs, cfg)
+    return hyps, refs

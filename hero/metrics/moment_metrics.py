@@ -15,12 +15,13 @@ the order given (the score column is ignored, as in the evaluator):
   evaluator); predictions for ids absent from the ground truth are ignored (logged).
 All values are percentages (x100, unrounded). Keys: ``vcmr_r1_iou0.7``, ``svmr_r5_iou0.5``, ``vr_r10`` and, by
 TVR query type, ``vcmr_vt_r1_iou0.7``, ``vr_t_r10`` (only for types present in the ground truth).
+``per_query_*`` give the same metrics per query (100.0 hit / 0.0 miss), computed by the same code.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,20 +110,17 @@ def metric_name(task: str, k: int, thd: float | None = None, qtype: str | None =
     return name + (f"_iou{thd:g}" if thd is not None else "")
 
 
-def evaluate_moment_task(task: MomentTask, predictions: Mapping[str, np.ndarray],
-                         ground_truth: Sequence[MomentAnnotation], video2idx: Mapping[str, int],
-                         cfg: MomentEvalConfig | None = None) -> dict[str, float]:
-    """R@k (x tIoU) of one task over the ground-truth queries.
+QueryGroups = list[tuple[str | None, np.ndarray]]
+"""(query type, or None for all queries; [Nq] bool selection of the queries a metric is taken over)."""
 
-    Args:
-        task: "VCMR", "SVMR" or "VR".
-        predictions: ``str(desc_id)`` -> [N, >=3] rows ``(video_idx, st, ed, ...)`` in rank order.
-        ground_truth: one annotation per query; every one of them is counted.
-        video2idx: the submission's video index (GT video names are looked up in it).
+
+def _hits(task: MomentTask, predictions: Mapping[str, np.ndarray], ground_truth: Sequence[MomentAnnotation],
+          video2idx: Mapping[str, int], cfg: MomentEvalConfig) -> tuple[np.ndarray, QueryGroups]:
+    """Per query, whether it is a hit at each (threshold, k), and the query groups the metrics are taken over.
+
     Returns:
-        ``{metric_name: percent}``, see the module docstring.
+        (hits [Nq, n_thd, n_k] bool (VR: n_thd = 1), [(query type or None for all, [Nq] bool selection), ...]).
     """
-    cfg = cfg or MomentEvalConfig()
     if task not in TVR_TASKS:
         raise ValueError(f"task must be one of {TVR_TASKS}, got {task!r}")
     if not ground_truth:
@@ -144,16 +142,57 @@ def evaluate_moment_task(task: MomentTask, predictions: Mapping[str, np.ndarray]
                     "video2idx (misses); %d predicted queries are not in the ground truth (ignored)",
                     task, missing, len(ground_truth), unknown_video, extra)
     h = np.stack(hits)                                                                   # [Nq, n_thd, n_k]
-    thds: Sequence[float | None] = [None] if task == "VR" else cfg.iou_thresholds
-    groups: list[tuple[str | None, np.ndarray]] = [(None, np.ones(len(h), dtype=bool))]
+    groups: QueryGroups = [(None, np.ones(len(h), dtype=bool))]
     if cfg.by_type:
         qt = np.array([t or "" for t in types])
         groups += [(t, qt == t) for t in QUERY_TYPES if (qt == t).any()]
+    return h, groups
+
+
+def _metric_cells(task: MomentTask, cfg: MomentEvalConfig) -> Iterator[tuple[int, int, float | None, int]]:
+    """(threshold index, k index, threshold (None for VR), k) for every metric of ``task``."""
+    thds: Sequence[float | None] = [None] if task == "VR" else cfg.iou_thresholds
+    for i, thd in enumerate(thds):
+        for j, k in enumerate(cfg.recall_ks):
+            yield i, j, thd, k
+
+
+def evaluate_moment_task(task: MomentTask, predictions: Mapping[str, np.ndarray],
+                         ground_truth: Sequence[MomentAnnotation], video2idx: Mapping[str, int],
+                         cfg: MomentEvalConfig | None = None) -> dict[str, float]:
+    """R@k (x tIoU) of one task over the ground-truth queries.
+
+    Args:
+        task: "VCMR", "SVMR" or "VR".
+        predictions: ``str(desc_id)`` -> [N, >=3] rows ``(video_idx, st, ed, ...)`` in rank order.
+        ground_truth: one annotation per query; every one of them is counted.
+        video2idx: the submission's video index (GT video names are looked up in it).
+    Returns:
+        ``{metric_name: percent}``, see the module docstring.
+    """
+    cfg = cfg or MomentEvalConfig()
+    h, groups = _hits(task, predictions, ground_truth, video2idx, cfg)
     out: dict[str, float] = {}
     for qtype, sel in groups:
-        for i, thd in enumerate(thds):
-            for j, k in enumerate(cfg.recall_ks):
-                out[metric_name(task, k, thd, qtype)] = 100.0 * float(h[sel, i, j].mean())
+        for i, j, thd, k in _metric_cells(task, cfg):
+            out[metric_name(task, k, thd, qtype)] = 100.0 * float(h[sel, i, j].mean())
+    return out
+
+
+def per_query_moment_task(task: MomentTask, predictions: Mapping[str, np.ndarray],
+                          ground_truth: Sequence[MomentAnnotation], video2idx: Mapping[str, int],
+                          cfg: MomentEvalConfig | None = None) -> dict[str, dict[str, float]]:
+    """The per-query values behind `evaluate_moment_task`: for each of its metrics, ``str(desc_id)`` -> 100.0
+    (hit) or 0.0 (miss), over the queries that metric is taken over (all of them; a type's queries for the
+    by-type metrics), in ground-truth order. The mean of each inner dict is that metric."""
+    cfg = cfg or MomentEvalConfig()
+    h, groups = _hits(task, predictions, ground_truth, video2idx, cfg)
+    ids = [str(g.desc_id) for g in ground_truth]
+    out: dict[str, dict[str, float]] = {}
+    for qtype, sel in groups:
+        rows = np.flatnonzero(sel)
+        for i, j, thd, k in _metric_cells(task, cfg):
+            out[metric_name(task, k, thd, qtype)] = {ids[r]: 100.0 * float(h[r, i, j]) for r in rows}
     return out
 
 
@@ -164,4 +203,15 @@ def evaluate_tvr_submission(submission: TvrSubmission, ground_truth: Sequence[Mo
     for task, entries in submission.tasks.items():
         preds = {str(e.desc_id): e.predictions for e in entries}
         out.update(evaluate_moment_task(task, preds, ground_truth, submission.video2idx, cfg))  # type: ignore[arg-type]
+    return out
+
+
+def per_query_tvr_submission(submission: TvrSubmission, ground_truth: Sequence[MomentAnnotation],
+                             cfg: MomentEvalConfig | None = None) -> dict[str, dict[str, float]]:
+    """`per_query_moment_task` for every task present in ``submission``: the keys of `evaluate_tvr_submission`,
+    each ``str(desc_id)`` -> 100.0 / 0.0."""
+    out: dict[str, dict[str, float]] = {}
+    for task, entries in submission.tasks.items():
+        preds = {str(e.desc_id): e.predictions for e in entries}
+        out.update(per_query_moment_task(task, preds, ground_truth, submission.video2idx, cfg))  # type: ignore[arg-type]
     return out

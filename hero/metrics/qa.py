@@ -16,7 +16,7 @@ percentages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from torch import Tensor
@@ -57,16 +57,22 @@ def _warn(task: str, missing: int, total: int, extra: int) -> None:
                     "ground truth (ignored)", task, missing, total, extra)
 
 
+def _qa_correct(by_id: Mapping[str, QaAnswer], ground_truth: Sequence[QaAnnotation]) -> np.ndarray:
+    """[Nq] bool: the question's predicted answer is its label (no prediction: wrong). Logs missing / extra ids."""
+    correct = np.array([(a := by_id.get(str(g.qid))) is not None and a.answer_idx == g.answer_idx
+                        for g in ground_truth])
+    missing = sum(str(g.qid) not in by_id for g in ground_truth)
+    _warn("qa", missing, len(ground_truth), len(set(by_id) - {str(g.qid) for g in ground_truth}))
+    return correct
+
+
 def qa_metrics(answers: Sequence[QaAnswer], ground_truth: Sequence[QaAnnotation],
                iou_thresholds: Sequence[float] = (0.5,)) -> dict[str, float]:
     """``acc`` and, when any prediction carries a span, ``loc_miou``, ``loc_r1_iou{t}``, ``loc_joint_iou{t}``."""
     if not ground_truth:
         raise ValueError("no ground-truth questions")
     by_id = {str(a.qid): a for a in answers}
-    correct = np.array([(a := by_id.get(str(g.qid))) is not None and a.answer_idx == g.answer_idx
-                        for g in ground_truth])
-    missing = sum(str(g.qid) not in by_id for g in ground_truth)
-    _warn("qa", missing, len(ground_truth), len(set(by_id) - {str(g.qid) for g in ground_truth}))
+    correct = _qa_correct(by_id, ground_truth)
     out = {"acc": 100.0 * float(correct.mean())}
     if not any(a.ts is not None for a in answers):
         return out
@@ -88,15 +94,38 @@ def qa_metrics(answers: Sequence[QaAnswer], ground_truth: Sequence[QaAnnotation]
     return out
 
 
-def violin_metrics(labels: Sequence[ViolinLabel], ground_truth: Sequence[ViolinAnnotation]) -> dict[str, float]:
-    """``acc``: share of GT statements whose predicted label matches."""
+def per_question_qa(answers: Sequence[QaAnswer], ground_truth: Sequence[QaAnnotation]) -> dict[str, dict[str, float]]:
+    """The per-question values behind `qa_metrics`' ``acc``: ``{"acc": {str(qid): 100.0 | 0.0}}`` in ground-truth
+    order (no prediction: 0.0); its mean is ``acc``."""
+    if not ground_truth:
+        raise ValueError("no ground-truth questions")
+    correct = _qa_correct({str(a.qid): a for a in answers}, ground_truth)
+    return {"acc": {str(g.qid): 100.0 * float(c) for g, c in zip(ground_truth, correct)}}
+
+
+def _violin_correct(labels: Sequence[ViolinLabel], ground_truth: Sequence[ViolinAnnotation]) -> np.ndarray:
+    """[Ns] bool: the statement's predicted label matches (no prediction: wrong). Logs missing / extra ids."""
     if not ground_truth:
         raise ValueError("no ground-truth statements")
     by_id = {str(x.desc_id): x.label for x in labels}
-    correct = [by_id.get(str(g.desc_id)) == g.label for g in ground_truth]
+    correct = np.array([by_id.get(str(g.desc_id)) == g.label for g in ground_truth])
     missing = sum(str(g.desc_id) not in by_id for g in ground_truth)
     _warn("violin", missing, len(ground_truth), len(set(by_id) - {str(g.desc_id) for g in ground_truth}))
-    return {"acc": 100.0 * float(np.mean(correct))}
+    return correct
 
 
-__all__ = ["accuracy_from_logits", "binary_accuracy_from_logits", "qa_metrics", "tvqa_plus_iou", "violin_metrics"]
+def violin_metrics(labels: Sequence[ViolinLabel], ground_truth: Sequence[ViolinAnnotation]) -> dict[str, float]:
+    """``acc``: share of GT statements whose predicted label matches."""
+    return {"acc": 100.0 * float(np.mean(_violin_correct(labels, ground_truth)))}
+
+
+def per_statement_violin(labels: Sequence[ViolinLabel],
+                         ground_truth: Sequence[ViolinAnnotation]) -> dict[str, dict[str, float]]:
+    """The per-statement values behind `violin_metrics`: ``{"acc": {str(desc_id): 100.0 | 0.0}}`` in ground-truth
+    order; its mean is ``acc``."""
+    correct = _violin_correct(labels, ground_truth)
+    return {"acc": {str(g.desc_id): 100.0 * float(c) for g, c in zip(ground_truth, correct)}}
+
+
+__all__ = ["accuracy_from_logits", "binary_accuracy_from_logits", "per_question_qa", "per_statement_violin",
+           "qa_metrics", "tvqa_plus_iou", "violin_metrics"]

@@ -11,7 +11,8 @@ Tie rule (``tie_rule``), for videos scored exactly like the GT video (``better``
 
 A query without predictions, with an empty list, or whose GT video is not in its (possibly truncated) list gets
 the worst rank, N = the number of candidate videos, under every rule. R@k values are percentages; the median is
-numpy's (the mean of the two middle ranks for an even count).
+numpy's (the mean of the two middle ranks for an even count). `per_query_ranking` gives each query's R@k value
+(`recall_hits`), whose mean is R@k.
 """
 
 from __future__ import annotations
@@ -60,6 +61,24 @@ def tie_counts(scores: Tensor, gt_index: Tensor) -> tuple[Tensor, Tensor]:
     return better, tied
 
 
+def _ranks(better: np.ndarray, tied: np.ndarray, tie_rule: TieRule) -> np.ndarray:
+    if tie_rule == "pessimistic":
+        return better + tied + 1
+    if tie_rule == "optimistic":
+        return better + 1
+    return better + tied / 2 + 1
+
+
+def recall_hits(better: np.ndarray, tied: np.ndarray, k: int, tie_rule: TieRule = "pessimistic") -> np.ndarray:
+    """Per query, R@k's value under the tie rule: 1.0 / 0.0, or (``average``) the probability that a uniformly
+    random tie-break puts the GT video in the top k. [Nq] float64; its mean is R@k as a fraction."""
+    better = np.asarray(better, dtype=np.float64)
+    tied = np.asarray(tied, dtype=np.float64)
+    if tie_rule == "average":
+        return np.clip((k - better) / (tied + 1), 0.0, 1.0)
+    return (_ranks(better, tied, tie_rule) <= k).astype(np.float64)
+
+
 def metrics_from_counts(better: np.ndarray, tied: np.ndarray, cfg: RetrievalEvalConfig | None = None,
                         prefix: str = "") -> dict[str, float]:
     """R@k (%), median and mean rank from per-query ``better`` / ``tied`` counts (see the module docstring).
@@ -71,19 +90,10 @@ def metrics_from_counts(better: np.ndarray, tied: np.ndarray, cfg: RetrievalEval
     tied = np.asarray(tied, dtype=np.float64)
     if better.size == 0:
         raise ValueError("no queries to evaluate")
-    if cfg.tie_rule == "pessimistic":
-        rank = better + tied + 1
-    elif cfg.tie_rule == "optimistic":
-        rank = better + 1
-    else:
-        rank = better + tied / 2 + 1
+    rank = _ranks(better, tied, cfg.tie_rule)
     out: dict[str, float] = {}
     for k in cfg.recall_ks:
-        if cfg.tie_rule == "average":
-            hit = np.clip((k - better) / (tied + 1), 0.0, 1.0)
-        else:
-            hit = (rank <= k).astype(np.float64)
-        out[f"{prefix}r{k}"] = 100.0 * float(hit.mean())
+        out[f"{prefix}r{k}"] = 100.0 * float(recall_hits(better, tied, k, cfg.tie_rule).mean())
     out[f"{prefix}median_rank"] = float(np.median(rank))
     out[f"{prefix}mean_rank"] = float(rank.mean())
     return out
@@ -136,3 +146,18 @@ def ranking_metrics(rankings: Sequence[VideoRanking], ground_truth: Sequence[Ret
     """Metrics from ranked lists (the rankings file) against ``{desc_id, vid_name}`` ground truth."""
     better, tied, _ = ranking_counts(rankings, ground_truth, num_videos)
     return metrics_from_counts(better, tied, cfg)
+
+
+def per_query_ranking(rankings: Sequence[VideoRanking], ground_truth: Sequence[RetrievalAnnotation],
+                      cfg: RetrievalEvalConfig | None = None,
+                      num_videos: int | None = None) -> dict[str, dict[str, float]]:
+    """The per-query values behind `ranking_metrics`' R@k: ``{"r1": {str(desc_id): value}, ...}`` in ground-truth
+    order, value = 100 x `recall_hits` (the same counts and tie rule); each inner dict's mean is that R@k. (The
+    median and mean rank are not means of per-query R@k values and have none.)"""
+    cfg = cfg or RetrievalEvalConfig()
+    better, tied, _ = ranking_counts(rankings, ground_truth, num_videos)
+    if better.size == 0:
+        raise ValueError("no queries to evaluate")
+    ids = [str(g.desc_id) for g in ground_truth]
+    return {f"r{k}": {q: 100.0 * float(v) for q, v in zip(ids, recall_hits(better, tied, k, cfg.tie_rule))}
+            for k in cfg.recall_ks}

@@ -252,3 +252,9 @@ class CaptioningTask(DownstreamTask):
     @classmethod
     def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
         return scoring.score_captioning(predictions, annotations, options.caption_eval)
+
+    @classmethod
+    def per_example(cls, predictions: Path, annotations: Path, options: PredictOptions,
+                    written: Written | None = None) -> dict[str, dict[str, float]]:
+        """``cider`` per clip (CIDEr-D x100 with the split's document frequencies)."""
+        return scoring.per_example_captioning(predictions, annotations, options.caption_eval)

@@ -57,7 +57,7 @@ class DownstreamTask(nn.Module):
       max_frames=None)`` with ``clip_len`` the corpus's seconds per clip;
       ``PRETRAINED`` (source key prefix -> own key prefix) and ``ALLOWED_MISSING`` (own key prefixes that may
       stay randomly initialised when finetuning starts);
-    and implement ``write_predictions`` and ``score``. ``@hero.tasks.registry.register_task`` makes it known.
+    and implement ``write_predictions``, ``score`` and ``per_example``. ``@hero.tasks.registry.register_task`` makes it known.
     The head's parameters (``task.head``) are the ones HERO trains with ``lr_mul``.
     """
 
@@ -92,6 +92,15 @@ class DownstreamTask(nn.Module):
     def score(cls, predictions: Path, annotations: Path, options: "PredictOptions", written: "Written") -> dict[str, Any]:
         """Metrics of a prediction file against its ground-truth annotation file (nested dicts of numbers)."""
         raise NotImplementedError(f"{cls.__name__}.score")
+
+    @classmethod
+    def per_example(cls, predictions: Path, annotations: Path, options: "PredictOptions",
+                    written: "Written | None" = None) -> dict[str, dict[str, float]]:
+        """Example-level values of the metrics ``score`` reports as means over examples (every headline among
+        them): ``metric -> {str(example id): value}``, ids and order the annotation file's, values from the
+        scorer's own rules, so each inner dict's mean is ``score``'s number. Confidence intervals resample these.
+        ``written`` is ``write_predictions``' return where the scorer needs it (a retrieval corpus size)."""
+        raise NotImplementedError(f"{cls.__name__}.per_example")
 
     def _init_head(self) -> None:
         self.head.apply(lambda m: init_weights(m, self.model_cfg.init_std))

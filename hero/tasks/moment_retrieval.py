@@ -311,6 +311,12 @@ class MomentRetrievalTask(DownstreamTask):
     def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
         return scoring.score_moment_retrieval(predictions, annotations, options.moment_eval)
 
+    @classmethod
+    def per_example(cls, predictions: Path, annotations: Path, options: PredictOptions,
+                    written: Written | None = None) -> dict[str, dict[str, float]]:
+        """Every R@k of ``score`` per query (100 hit / 0 miss; by-type keys over that type's queries)."""
+        return scoring.per_example_moment_retrieval(predictions, annotations, options.moment_eval)
+
 
 def _cpu(r: MomentRanking) -> MomentRanking:
     return MomentRanking(video=r.video.cpu(), start=r.start.cpu(), end=r.end.cpu(), score=r.score.cpu())

@@ -130,3 +130,11 @@ class TextVideoRetrievalTask(DownstreamTask):
     @classmethod
     def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
         return scoring.score_text_to_video(predictions, annotations, options.retrieval_eval, written.num_videos)
+
+    @classmethod
+    def per_example(cls, predictions: Path, annotations: Path, options: PredictOptions,
+                    written: Written | None = None) -> dict[str, dict[str, float]]:
+        """Every R@k of ``score`` per query under its tie rule. Pass ``written`` (the corpus size) when the file
+        keeps only each query's top videos, as ``score`` needs it too."""
+        return scoring.per_example_text_to_video(predictions, annotations, options.retrieval_eval,
+                                                 written.num_videos if written is not None else None)

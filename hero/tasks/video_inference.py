@@ -196,3 +196,9 @@ class ViolinTask(DownstreamTask):
     @classmethod
     def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
         return scoring.score_violin(predictions, annotations)
+
+    @classmethod
+    def per_example(cls, predictions: Path, annotations: Path, options: PredictOptions,
+                    written: Written | None = None) -> dict[str, dict[str, float]]:
+        """``acc`` per statement (100 right / 0 wrong)."""
+        return scoring.per_example_violin(predictions, annotations)

@@ -190,3 +190,9 @@ class VideoQaTask(DownstreamTask):
     @classmethod
     def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
         return scoring.score_video_qa(predictions, annotations)
+
+    @classmethod
+    def per_example(cls, predictions: Path, annotations: Path, options: PredictOptions,
+                    written: Written | None = None) -> dict[str, dict[str, float]]:
+        """``acc`` per question (100 right / 0 wrong)."""
+        return scoring.per_example_video_qa(predictions, annotations)

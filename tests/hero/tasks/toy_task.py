@@ -96,3 +96,10 @@ class ToyTask(DownstreamTask):
         acc = sum((p[i] > 0.5) == bool(y) for i, y in gold) / len(gold)
         nll = -sum(math.log(max(p[i] if y else 1 - p[i], 1e-12)) for i, y in gold) / len(gold)
         return {"acc": 100.0 * acc, "log_loss": nll}
+
+    @classmethod
+    def per_example(cls, predictions: Path, annotations: Path, options: PredictOptions,
+                    written: Written | None = None) -> dict:
+        p = {str(r["id"]): r["p"] for r in map(json.loads, Path(predictions).read_text().splitlines())}
+        gold = [json.loads(line) for line in Path(annotations).read_text().splitlines() if line.strip()]
+        return {"acc": {str(g["desc_id"]): 100.0 * ((p[str(g["desc_id"])] > 0.5) == bool(g["label"])) for g in gold}}
