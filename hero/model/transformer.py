@@ -42,7 +42,7 @@ class Packing:
     shape: tuple[int, int]
 
     @classmethod
-    def of(cls, valid: Tensor) -> "Packing":
+    def of(cls, valid: Tensor) -> Packing:
         """valid: [N, L] bool."""
         return cls(index=valid.reshape(-1).nonzero().squeeze(1), shape=(valid.shape[0], valid.shape[1]))
 
