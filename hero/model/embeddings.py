@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,13 +36,13 @@ class RowGradEmbedding(nn.Embedding):
         """False: the plain dense gradient (the reference path of the benchmark)."""
         self._buffer: Tensor | None = None
         self._written: Tensor | None = None   # rows of the buffer that may be non-zero; None = all of them
-        self._hooked: object | None = None
+        self._hooked: weakref.ref | None = None    # the weight the hook sits on (a weakref: not a parameter)
 
     def forward(self, ids: Tensor) -> Tensor:
         sparse = self.row_grad and self.weight.requires_grad and torch.is_grad_enabled() and not _data_parallel()
-        if sparse and self._hooked is not self.weight:   # the weight may have been replaced (loading, tying)
+        if sparse and (self._hooked is None or self._hooked() is not self.weight):  # replaced (loading, tying)
             self.weight.register_post_accumulate_grad_hook(self._densify)
-            self._hooked = self.weight
+            self._hooked = weakref.ref(self.weight)
         return F.embedding(ids, self.weight, sparse=sparse)
 
     def _densify(self, weight: Tensor) -> None:

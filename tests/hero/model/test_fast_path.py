@@ -123,3 +123,9 @@ def test_cheap_dropout_is_inverted_dropout():
     assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(1.5)
+
+
+def test_row_grad_embedding_state_dict_is_nn_embeddings():
+    emb = RowGradEmbedding(10, 4)
+    emb(torch.tensor([1, 2])).sum().backward()
+    assert list(emb.state_dict()) == ["weight"] and [n for n, _ in emb.named_parameters()] == ["weight"]
