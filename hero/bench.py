@@ -35,7 +35,7 @@ def _captioning(quick: bool) -> dict:
 
 # section -> (module with main(argv) -> dict, its argv for a full run, for a --quick run)
 SECTIONS = {
-    "train": ("hero.train.bench", [], ["--quick"]),          # samples/s, MFU vs measured matmul, fp32/bf16, 1 vs 2 ranks, eager
+    "train": ("hero.train.bench", ["--ranks"], ["--quick"]),  # default vs reference path interleaved: ms/step, MFU, ratio
     "features": ("hero.feature_bench", [], ["--videos", "8"]),  # extraction clips/s, decode share; store reads
     "eval": ("hero.eval.bench", [], ["--videos", "300", "--queries", "80"]),  # VCMR queries/s, peak memory
     "captioning": (_captioning, None, None),                   # decode tokens/s with and without the KV cache

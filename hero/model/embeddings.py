@@ -2,10 +2,66 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
+from hero.model.dropout import Dropout
+
+
+def _data_parallel() -> bool:
+    """True inside a multi-process job: DDP all-reduces dense gradient buckets, so lookups stay dense there."""
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class RowGradEmbedding(nn.Embedding):
+    """`nn.Embedding` whose weight gradient is built from the rows a step looked up, not a zero-filled table.
+
+    A 50k-row vocabulary table in a step that reads a few hundred rows: the dense backward allocates and
+    zero-fills the whole [rows, D] gradient for every use, and autograd adds those tables up. Here each lookup's
+    gradient is sparse (its rows), autograd concatenates them, and after backward they are added into a
+    persistent dense buffer whose previously written rows were zeroed: the optimizer and gradient clipping see
+    the same dense ``.grad`` as with `nn.Embedding` (equal up to summation order). A dense gradient reaching
+    the same weight elsewhere (a decoder tied to it) simply makes ``.grad`` dense, as before. Inside a
+    multi-process job the lookup stays dense (DDP reduces dense buckets).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
+        super().__init__(num_embeddings, embedding_dim)
+        self.row_grad = True
+        """False: the plain dense gradient (the reference path of the benchmark)."""
+        self._buffer: Tensor | None = None
+        self._written: Tensor | None = None   # rows of the buffer that may be non-zero; None = all of them
+        self._hooked: weakref.ref | None = None    # the weight the hook sits on (a weakref: not a parameter)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        sparse = self.row_grad and self.weight.requires_grad and torch.is_grad_enabled() and not _data_parallel()
+        if sparse and (self._hooked is None or self._hooked() is not self.weight):  # replaced (loading, tying)
+            self.weight.register_post_accumulate_grad_hook(self._densify)
+            self._hooked = weakref.ref(self.weight)
+        return F.embedding(ids, self.weight, sparse=sparse)
+
+    def _densify(self, weight: Tensor) -> None:
+        grad = weight.grad
+        if grad is None or not grad.is_sparse:
+            if grad is not None and grad is self._buffer:  # a later micro-batch was added into it in place
+                self._written = None
+            return
+        buf = self._buffer
+        if buf is None or buf.shape != weight.shape or buf.dtype != grad.dtype or buf.device != grad.device:
+            buf = self._buffer = torch.zeros(weight.shape, dtype=grad.dtype, device=grad.device)
+        elif self._written is None:
+            buf.zero_()
+        else:
+            buf.index_fill_(0, self._written, 0)
+        rows = grad._indices()[0]
+        buf.index_add_(0, rows, grad._values())
+        self._written = rows
+        weight.grad = buf
 
 
 class TextEmbedding(nn.Module):
@@ -13,11 +69,11 @@ class TextEmbedding(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.word = nn.Embedding(cfg.embedding_rows, cfg.hidden_size)
+        self.word = RowGradEmbedding(cfg.embedding_rows, cfg.hidden_size)
         self.position = nn.Embedding(cfg.max_text_positions, cfg.hidden_size)
         self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.offset = cfg.text_position_offset
         self.type_id = cfg.text_type_id
 
@@ -68,7 +124,7 @@ class FrameEmbedding(nn.Module):
         self.mask_vector = nn.Parameter(torch.zeros(cfg.feature_dim))
         self.register_buffer("unmasked_vector", torch.zeros(cfg.feature_dim) if cfg.compat == "original" else None)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         fill_missing_buffer(self, state_dict, prefix, "unmasked_vector")
@@ -96,7 +152,7 @@ class FrameResidual(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.embedding_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.proj = nn.Linear(cfg.feature_dim, cfg.hidden_size)
 
     def forward(self, feats: Tensor) -> Tensor:
@@ -110,7 +166,7 @@ class PositionEmbedding(nn.Module):
         super().__init__()
         self.position = nn.Embedding(cfg.max_text_positions, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: [N, L, D] -> [N, L, D] with positions 0..L-1 added."""

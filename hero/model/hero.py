@@ -13,8 +13,9 @@ from torch import Tensor, nn
 
 from hero.data.batch import VideoBatch
 from hero.model.config import ModelConfig
-from hero.model.embeddings import (FrameEmbedding, FrameResidual, PositionEmbedding, TextEmbedding, add_mask_vectors,
-                                   fill_missing_buffer)
+from hero.model.dropout import Dropout
+from hero.model.embeddings import (FrameEmbedding, FrameResidual, PositionEmbedding, RowGradEmbedding, TextEmbedding,
+                                   add_mask_vectors, fill_missing_buffer)
 from hero.model.transformer import Encoder
 
 
@@ -24,7 +25,8 @@ class HeroOutput:
 
     frame_states: [B, T, D]   temporal-level (contextualised) frame embeddings, used by every video head
     frame_mask:   [B, T]      bool, real frames
-    text_states:  [S, Lt, D]  subtitle token states at the cross-modal level (MLM reads these)
+    text_states:  [S, Lt, D]  subtitle token states at the cross-modal level (``forward(text_states=True)``, else
+                              None: the frame outputs alone are computed there)
     fused_frames: [B, T, D]   temporal-level input: cross-modal frame output + feature residual (HERO's
                               `forward_repr(encode_clip=False)`), in the (possibly shuffled) input order
     extra_states: [B, Lx, D]  temporal-level states of the appended text (``forward(extra_text=...)``), else None
@@ -32,7 +34,7 @@ class HeroOutput:
 
     frame_states: Tensor
     frame_mask: Tensor
-    text_states: Tensor
+    text_states: Tensor | None
     fused_frames: Tensor | None = None
     extra_states: Tensor | None = None
 
@@ -46,6 +48,20 @@ def init_weights(module: nn.Module, std: float) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def use_reference_path(module: nn.Module, reference: bool = True) -> nn.Module:
+    """Switch every HERO encoder inside ``module`` to the reference implementation (or back): the cross-modal level
+    padded, torch's own dropout, the dense word-embedding gradient. Same weights and results up to float
+    rounding and dropout draws; the benchmark and the equivalence tests run it side by side with the default."""
+    for m in module.modules():
+        if isinstance(m, Hero):
+            m.packed = not reference
+        elif isinstance(m, Dropout):
+            m.cheap_mask = not reference
+        elif isinstance(m, RowGradEmbedding):
+            m.row_grad = not reference
+    return module
 
 
 def gather_clip_frames(feats: Tensor, sub_video: Tensor, sub_frames: Tensor) -> Tensor:
@@ -94,6 +110,8 @@ class Hero(nn.Module):
             self.temporal = Encoder(cfg, cfg.temporal_layers)
         else:
             self.flat = Encoder(cfg, cfg.cross_layers + cfg.temporal_layers)
+        self.packed = True
+        """Cross-modal level on valid positions only (`Encoder`); False: the padded reference form."""
         self.apply(lambda m: init_weights(m, cfg.init_std))
         nn.init.normal_(self.frame_embed.mask_vector, std=cfg.init_std)
         if cfg.encoder == "hierarchical":
@@ -114,16 +132,21 @@ class Hero(nn.Module):
         ids, mask: [N, L] -> [N, L, D]
         """
         layers = self.cross if self.cfg.encoder == "hierarchical" else self.flat
-        return layers(self.text_embed(ids), mask)
+        return layers(self.text_embed(ids), mask, packed=self.packed)
 
     # ------------------------------------------------------------------ hierarchical
     def _frame_type(self) -> Tensor:
         return self.text_embed.token_type.weight[self.cfg.frame_type_id]
 
     def _cross_modal(self, batch: VideoBatch, feats: Tensor, masked: Tensor | None, sub_ids: Tensor,
-                     extra_text: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+                     extra_text: tuple[Tensor, Tensor] | None = None,
+                     read: Tensor | str = "all") -> tuple[Tensor, Tensor]:
         """One sequence per subtitle: [its frames ; its tokens (; its video's extra text)].
-        Returns frame slots [S, F, D] and subtitle text [S, Lt, D]."""
+        Returns frame slots [S, F, D] and subtitle text [S, Lt, D].
+
+        ``read`` says which outputs the caller uses, so that the packed form computes only those (see
+        `Encoder.forward`; the others come back as zeros): "all", "frames", or a [S, Lt] bool of text positions.
+        """
         F_ = batch.sub_frames.shape[1]
         frame_valid = batch.sub_frames >= 0                                        # [S, F]
         # Project each video frame once ([B, T, D]), then gather the subtitles' frames: a frame belongs to at
@@ -145,15 +168,26 @@ class Hero(nn.Module):
             text_valid = torch.cat([text_valid, x_mask], dim=1)
         x = torch.cat([self.frame_embed.finish(frames, pos, self._frame_type()), text], dim=1)
         valid = torch.cat([frame_valid, text_valid], dim=1)                       # [S, F + Lt (+ Lx)]
-        y = self.cross(x, valid)
+        outputs = None
+        if isinstance(read, Tensor):
+            outputs = torch.zeros_like(valid)
+            outputs[:, F_:F_ + read.shape[1]] = read
+        elif read == "frames":
+            outputs = torch.cat([frame_valid, torch.zeros_like(text_valid)], dim=1)
+        y = self.cross(x, valid, packed=self.packed, outputs=outputs)
         return y[:, :F_], y[:, F_:F_ + sub_ids.shape[1]]
 
-    def encode_subtitles(self, batch: VideoBatch, sub_ids: Tensor | None = None) -> Tensor:
-        """Subtitle token states [S, Lt, D] with unmasked frames (the MLM path: no temporal level in HERO)."""
+    def encode_subtitles(self, batch: VideoBatch, sub_ids: Tensor | None = None, read: Tensor | None = None) -> Tensor:
+        """Subtitle token states [S, Lt, D] with unmasked frames (the MLM path: no temporal level in HERO).
+
+        read: [S, Lt] bool, the positions the caller uses (MLM: the masked tokens); the others may be zeros,
+        and subtitles without one are not encoded at all.
+        """
         sub_ids = batch.sub_ids if sub_ids is None else sub_ids
         if self.cfg.encoder == "flat":
             return self._flat(batch, batch.frame_feats, None, None, sub_ids).text_states
-        return self._cross_modal(batch, batch.frame_feats, None, sub_ids)[1]
+        return self._cross_modal(batch, batch.frame_feats, None, sub_ids,
+                                 read=batch.sub_mask if read is None else read)[1]
 
     def forward(
         self,
@@ -163,6 +197,7 @@ class Hero(nn.Module):
         frame_permutation: Tensor | None = None,
         sub_ids: Tensor | None = None,
         extra_text: tuple[Tensor, Tensor] | None = None,
+        text_states: bool = False,
     ) -> HeroOutput:
         """Encode a batch of videos.
 
@@ -177,6 +212,9 @@ class Hero(nn.Module):
                 statement (VIOLIN): appended to every subtitle's cross-modal sequence of that video, and its
                 text embeddings placed after the video's frames at the temporal level (positions n_frames + j).
                 Their temporal states come back as ``HeroOutput.extra_states`` [B, Lx, D].
+            text_states: also return the subtitle tokens' cross-modal states (``HeroOutput.text_states``); without
+                it the cross-modal level computes the frame outputs alone and ``text_states`` is None (the flat
+                encoder and the padded reference form return them either way).
         """
         if batch.num_frames > self.cfg.max_frames:
             raise ValueError(f"batch has {batch.num_frames} frames per video, model.max_frames is {self.cfg.max_frames}")
@@ -190,7 +228,9 @@ class Hero(nn.Module):
                              f"must both be [{batch.num_videos}, Lx]")
         if self.cfg.encoder == "flat":
             return self._flat(batch, feats, frame_masked, frame_permutation, sub_ids, extra_text)
-        frame_slots, text_states = self._cross_modal(batch, feats, frame_masked, sub_ids, extra_text)
+        frame_slots, texts = self._cross_modal(batch, feats, frame_masked, sub_ids, extra_text,
+                                               read="all" if text_states else "frames")
+        text_states = texts if text_states or not self.packed else None
         matched = scatter_clip_frames(frame_slots, batch.sub_video, batch.sub_frames, batch.num_videos, batch.num_frames)
         clip_feats = feats
         if frame_masked is not None:

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
+from hero.model.dropout import Dropout
 from hero.model.embeddings import PositionEmbedding
 from hero.model.transformer import Attention, attention_mask
 
@@ -17,7 +18,7 @@ class AttentionOnly(nn.Module):
         super().__init__()
         self.attn = Attention(cfg)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         return self.norm(x + self.drop(self.attn(x, mask)))
@@ -33,7 +34,7 @@ class QueryEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.in_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
-        self.in_drop = nn.Dropout(cfg.dropout)
+        self.in_drop = Dropout(cfg.dropout)
         self.in_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.position = PositionEmbedding(cfg)
         self.layers = nn.ModuleList(AttentionOnly(cfg) for _ in range(cfg.query_layers))

@@ -1,14 +1,23 @@
-"""The transformer block shared by every level of HERO (cross-modal, temporal, query, flat)."""
+"""The transformer block shared by every level of HERO (cross-modal, temporal, query, flat).
+
+An `Encoder` runs either on a padded batch ``[N, L, D]`` or *packed*: every per-position operation (QKV and
+output projections, feed-forward, LayerNorms, dropout) on the valid positions only (``[P, D]``), and only the
+attention itself on the padded ``[N, L]`` layout, so that a sequence attends to its own positions. Where many
+positions are padding (HERO's cross-modal level: each subtitle padded to the longest frames + tokens) the packed
+form does the same math with less work; the padded form is the reference (``Encoder.forward(packed=False)``).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
+from hero.model.dropout import Dropout
 
 NEG_INF_ADDITIVE = -10000.0  # the original's additive mask value (HERO quirk)
 
@@ -25,6 +34,28 @@ def attention_mask(valid: Tensor, mode: str, dtype: torch.dtype) -> Tensor:
     return (1.0 - mask.to(dtype)) * NEG_INF_ADDITIVE
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Where the valid positions of a padded ``[N, L]`` batch are: ``index`` [P] into its N * L flat positions."""
+
+    index: Tensor
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, valid: Tensor) -> Packing:
+        """valid: [N, L] bool."""
+        return cls(index=valid.reshape(-1).nonzero().squeeze(1), shape=(valid.shape[0], valid.shape[1]))
+
+    def pack(self, x: Tensor) -> Tensor:
+        """[N, L, ...] -> [P, ...] (the valid positions, in row-major order)."""
+        return x.flatten(0, 1).index_select(0, self.index)
+
+    def unpack(self, y: Tensor) -> Tensor:
+        """[P, ...] -> [N, L, ...], zeros at padded positions."""
+        out = y.new_zeros(self.shape[0] * self.shape[1], *y.shape[1:])
+        return out.index_copy(0, self.index, y).view(*self.shape, *y.shape[1:])
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused QKV projection; SDPA or an explicit eager reference."""
 
@@ -36,10 +67,24 @@ class Attention(nn.Module):
         self.dropout = cfg.attention_dropout
         self.impl = cfg.attention_impl
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x: [B, L, D]; mask: [B, 1, 1, L] from `attention_mask`; returns [B, L, D]."""
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, h, L, hd]
+    def forward(self, x: Tensor, mask: Tensor, packing: Packing | None = None, select: Tensor | None = None) -> Tensor:
+        """x: [B, L, D], or packed [P, D] with ``packing``; mask: [B, 1, 1, L] from `attention_mask`.
+
+        Returns the same shape as x; with ``select`` ([O] long, packed form only) the outputs of those packed
+        positions alone, [O, D]: queries are projected there only, keys and values everywhere.
+        """
+        if select is None:
+            qkv = self.qkv(x)
+        else:
+            D = x.shape[-1]
+            w, b = self.qkv.weight, self.qkv.bias
+            q = x.new_zeros(x.shape[0], D).index_copy(0, select, F.linear(x.index_select(0, select), w[:D], b[:D]))
+            qkv = torch.cat([q, F.linear(x, w[D:], b[D:])], dim=1)
+        if packing is not None:                       # projections ran on valid positions; attention needs [B, L]
+            qkv = packing.unpack(qkv)
+        B, L, D3 = qkv.shape
+        D = D3 // 3
+        q, k, v = qkv.view(B, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, h, L, hd]
         p = self.dropout if self.training else 0.0
         if self.impl == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype) if mask.is_floating_point() else mask,
@@ -48,7 +93,10 @@ class Attention(nn.Module):
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # [B, h, L, L]
             scores = scores + mask.to(scores.dtype) if mask.is_floating_point() else scores.masked_fill(~mask, float("-inf"))
             y = F.dropout(scores.softmax(-1), p, self.training) @ v
-        return self.out(y.transpose(1, 2).reshape(B, L, D))
+        y = y.transpose(1, 2).reshape(B, L, D)
+        if packing is not None:
+            y = packing.pack(y)
+        return self.out(y if select is None else y.index_select(0, select))
 
 
 class MLP(nn.Module):
@@ -71,19 +119,21 @@ class Block(nn.Module):
         self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.mlp = MLP(cfg)
         self.mlp_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.pre_norm = cfg.norm_style == "pre"
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, packing: Packing | None = None, select: Tensor | None = None) -> Tensor:
+        """x: [B, L, D] or packed [P, D]; with ``select`` (packed only) the outputs of those positions, [O, D]."""
+        picked = x if select is None else x.index_select(0, select)
         if self.pre_norm:
-            x = x + self.drop(self.attn(self.attn_norm(x), mask))
+            x = picked + self.drop(self.attn(self.attn_norm(x), mask, packing, select))
             return x + self.drop(self.mlp(self.mlp_norm(x)))
-        x = self.attn_norm(x + self.drop(self.attn(x, mask)))
+        x = self.attn_norm(picked + self.drop(self.attn(x, mask, packing, select)))
         return self.mlp_norm(x + self.drop(self.mlp(x)))
 
 
 class Encoder(nn.Module):
-    """A stack of `Block`s over a padded batch of sequences."""
+    """A stack of `Block`s over a batch of sequences, padded or packed (see the module docstring)."""
 
     def __init__(self, cfg: ModelConfig, num_layers: int) -> None:
         super().__init__()
@@ -91,9 +141,36 @@ class Encoder(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if cfg.norm_style == "pre" else None
         self.mask_mode = cfg.attention_mask
 
-    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
-        """x: [B, L, D]; valid: [B, L] bool; returns [B, L, D]."""
+    def forward(self, x: Tensor, valid: Tensor, packed: bool = False, outputs: Tensor | None = None) -> Tensor:
+        """x: [B, L, D]; valid: [B, L] bool; returns [B, L, D].
+
+        ``packed=True`` computes every per-position operation on the valid positions only and returns zeros at
+        the padded ones (the padded form returns what the layers computed there: values nothing should read).
+        ``outputs`` ([B, L] bool, packed form only) names the positions whose result the caller reads: a
+        sequence without one is skipped, and the last layer runs queries, feed-forward and norms there alone
+        (keys and values still come from every valid position); the other positions come back as zeros.
+        The padded form ignores it and computes everything (the reference).
+        """
+        if not packed:
+            return self.run(x, valid)
+        if outputs is not None:
+            outputs = outputs & valid
+            rows = outputs.any(1).nonzero().squeeze(1)
+            if rows.numel() < valid.shape[0]:                   # sequences nobody reads are skipped
+                y = self.forward(x.index_select(0, rows), valid.index_select(0, rows), True, outputs.index_select(0, rows))
+                return y.new_zeros(x.shape[0], *y.shape[1:]).index_copy(0, rows, y)
+        packing = Packing.of(valid)
+        if outputs is None:
+            return packing.unpack(self.run(packing.pack(x), valid, packing))
+        select = outputs.reshape(-1).index_select(0, packing.index).nonzero().squeeze(1)   # [O] into packed
+        y = self.run(packing.pack(x), valid, packing, select)
+        return Packing(index=packing.index.index_select(0, select), shape=packing.shape).unpack(y)
+
+    def run(self, x: Tensor, valid: Tensor, packing: Packing | None = None, select: Tensor | None = None) -> Tensor:
+        """The layers on x: [B, L, D], or on packed [P, D] given its ``packing`` of ``valid`` [B, L]; ``select``
+        ([O] into the packed positions): the last layer computes those outputs only ([O, D])."""
         mask = attention_mask(valid, self.mask_mode, x.dtype)
-        for layer in self.layers:
-            x = layer(x, mask)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, packing, select if i == last else None)
         return self.final_norm(x) if self.final_norm is not None else x

@@ -33,7 +33,8 @@ class MlmHead(nn.Module):
     def forward(self, states: Tensor, word_weight: Tensor) -> Tensor:
         """states: [N, D]; word_weight: [V_padded, D] -> logits [N, vocab_size] (padding rows sliced off)."""
         h = self.norm(F.gelu(self.dense(states)))
-        return (h @ word_weight.t() + self.bias)[:, : self.vocab_size]
+        # linear(), not h @ W.t(): under bf16 autocast the tied [V, D] table is cast without a transposed copy
+        return F.linear(h, word_weight, self.bias)[:, : self.vocab_size]
 
 
 def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -75,7 +76,7 @@ class Mlm:
         where = inputs.labels >= 0
         if not where.any():
             return TaskOutput(loss=nothing_to_score(head), count=0, counters=counters)
-        states = encoder.encode_subtitles(inputs.batch)                          # [S, Lt, D]
+        states = encoder.encode_subtitles(inputs.batch, read=where)              # [S, Lt, D], masked positions
         logits = head(states[where], encoder.word_embeddings())
         labels = inputs.labels[where]
         loss = mlm_loss(logits, labels)

@@ -233,8 +233,9 @@ class TrainConfig:
     """Checkpoint every this many steps (0 = only at the end / at ``stop_after``)."""
     keep_last_k: int = 3
     """Checkpoints kept in run_dir; at least 2, since the newest may be half-written when a job dies."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Autocast dtype; weights and optimizer state stay fp32. fp16 uses a GradScaler."""
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    """Autocast dtype; weights and optimizer state stay fp32. fp16 uses a GradScaler. `auto`: bf16 on a GPU that
+    supports it and on a CPU with native bf16 matmul (avx512_bf16 or AMX), fp32 elsewhere."""
     seed: int = 0
     """Seeds initialisation, the task stream, the data order and every per-step random draw."""
     run_dir: str = "runs/default"

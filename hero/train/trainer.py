@@ -43,7 +43,7 @@ from hero.train.finetune import batch_videos
 from hero.train.data import build_dataset, build_sampler, mix_seed
 from hero.train.distributed import DistInfo, all_gather_own_first, all_reduce_mean, all_reduce_sum
 from hero.train.optim import build_optimizer, build_scheduler
-from hero.train.precision import autocast, grad_scaler
+from hero.train.precision import autocast, flush_denormals, grad_scaler
 from hero.train.sinks import MetricSink, build_sinks
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Trainer:
                  sinks: list[MetricSink] | None = None) -> None:
         cfg = with_data_facts(cfg)  # model.feature_dim from the feature store: what checkpoints record
         self.cfg, self.dist, self.on_eval = cfg, dist, on_eval
+        flush_denormals()  # before any parallel region, so torch's CPU threads inherit it
         t = cfg.train
         self.run_dir = Path(t.run_dir)
         self.layout = batch_layout(t, dist.world_size)

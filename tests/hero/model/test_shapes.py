@@ -12,7 +12,7 @@ from hero.presets import get_preset
 def test_output_shapes(encoder):
     p = get_preset("hero-tiny", encoder=encoder)
     b = random_video_batch(p.model, p.tokens, num_videos=3)
-    out = Hero(p.model).eval()(b)
+    out = Hero(p.model).eval()(b, text_states=True)
     B, T = b.frame_mask.shape
     assert out.frame_states.shape == (B, T, p.model.hidden_size)
     assert out.text_states.shape == (*b.sub_ids.shape, p.model.hidden_size)
@@ -38,9 +38,9 @@ def test_padding_never_changes_valid_outputs(encoder, compat):
     b = random_video_batch(p.model, p.tokens, num_videos=3, frames=(3, 14), generator=torch.Generator().manual_seed(7))
     model = Hero(p.model).eval()
     with torch.no_grad():
-        full = model(b)
+        full = model(b, text_states=True)
         for v in range(3):
-            alone = model(_single(b, v))
+            alone = model(_single(b, v), text_states=True)
             n = int(b.frame_mask[v].sum())
             torch.testing.assert_close(full.frame_states[v, :n], alone.frame_states[0], atol=2e-5, rtol=1e-4)
             rows = (b.sub_video == v).nonzero(as_tuple=True)[0]

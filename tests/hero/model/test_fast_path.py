@@ -1,0 +1,131 @@
+"""The default (fast) encoder path against the reference path: packed cross-modal level, outputs computed only
+where read, cheaper dropout masks, the word-embedding gradient built from the rows used."""
+
+import pytest
+import torch
+from torch import nn
+
+from hero.config import to_dict
+from hero.data.masking import mask_frames
+from hero.data.random_batch import random_video_batch
+from hero.model import Hero, use_reference_path
+from hero.model.config import original_compat
+from hero.model.dropout import Dropout, dropout
+from hero.model.embeddings import RowGradEmbedding
+from hero.presets import get_preset
+
+TOL = {"atol": 2e-5, "rtol": 1e-4}
+
+
+def _preset(compat: str, norm_style: str = "post"):
+    p = get_preset("hero-tiny", cross_layers=2, temporal_layers=2)
+    model = to_dict(p.model)
+    if compat == "original":
+        model = original_compat(model)
+    else:
+        model["norm_style"] = norm_style
+    return get_preset("hero-tiny", **model)
+
+
+def _batch(p, seed=7):
+    return random_video_batch(p.model, p.tokens, num_videos=3, frames=(3, 14), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("compat,norm_style", [("native", "post"), ("native", "pre"), ("original", "post")])
+def test_packed_cross_modal_level_equals_padded(compat, norm_style):
+    p = _preset(compat, norm_style)
+    b = _batch(p)
+    model = Hero(p.model).eval()
+    masked = mask_frames(b.frame_mask, prob=0.3, generator=torch.Generator().manual_seed(1))
+    extra = (torch.randint(5, 100, (3, 4)), torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool))
+    read = b.sub_mask & (torch.rand(b.sub_mask.shape, generator=torch.Generator().manual_seed(2)) < 0.3)
+    read[:, 0] = False
+    with torch.no_grad():
+        outs = {}
+        for reference in (True, False):
+            use_reference_path(model, reference)
+            outs[reference] = (model(b, frame_masked=masked, text_states=True), model(b, frame_masked=masked),
+                               model(b, extra_text=extra), model.encode_subtitles(b, read=read),
+                               model.encode_text(b.sub_ids, b.sub_mask))
+    (ref_all, _, ref_extra, ref_mlm, ref_text), (all_, frames, extra_out, mlm, text) = outs[True], outs[False]
+    for out in (all_, frames):
+        torch.testing.assert_close(out.frame_states, ref_all.frame_states, **TOL)
+        torch.testing.assert_close(out.fused_frames, ref_all.fused_frames, **TOL)
+    valid = b.sub_mask
+    torch.testing.assert_close(all_.text_states[valid], ref_all.text_states[valid], **TOL)
+    assert frames.text_states is None                       # nothing computed for text nobody reads
+    torch.testing.assert_close(extra_out.frame_states, ref_extra.frame_states, **TOL)
+    torch.testing.assert_close(extra_out.extra_states, ref_extra.extra_states, **TOL)
+    torch.testing.assert_close(mlm[read], ref_mlm[read], **TOL)
+    assert read.any() and (mlm[~read] == 0).all()           # positions nobody reads are not computed
+    torch.testing.assert_close(text[valid], ref_text[valid], **TOL)
+
+
+def test_packed_level_gradients_equal_padded():
+    """Without dropout, one backward pass gives the same parameter gradients on both paths."""
+    p = get_preset("hero-tiny", cross_layers=2, dropout=0.0, attention_dropout=0.0)
+    b = _batch(p, seed=3)
+    model = Hero(p.model)
+    grads = {}
+    for reference in (True, False):
+        use_reference_path(model, reference)
+        model.zero_grad(set_to_none=True)
+        out = model(b)
+        (out.frame_states[b.frame_mask].square().sum() + model.encode_subtitles(b)[b.sub_mask].sum()).backward()
+        grads[reference] = {n: q.grad.to_dense().clone() for n, q in model.named_parameters() if q.grad is not None}
+    assert grads[True].keys() == grads[False].keys()
+    for name in grads[True]:
+        torch.testing.assert_close(grads[False][name], grads[True][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_row_grad_embedding_matches_dense_across_steps_and_accumulation():
+    """Each backward's ``.grad`` equals nn.Embedding's: stale rows of the reused buffer are cleared, a second
+    micro-batch accumulates, and a dense gradient from a tied use makes the gradient dense."""
+    torch.manual_seed(0)
+    fast, dense = RowGradEmbedding(40, 8), nn.Embedding(40, 8)
+    dense.weight.data.copy_(fast.weight.data)
+    steps = [[torch.tensor([[1, 2, 2, 5]])], [torch.tensor([[7, 8]]), torch.tensor([[8, 30]])], [torch.tensor([[3]])]]
+    for k, micro in enumerate(steps):
+        for emb in (fast, dense):
+            emb.weight.grad = None
+            for ids in micro:
+                w = torch.arange(1.0, 1.0 + ids.numel() * 8).view(*ids.shape, 8)
+                loss = (emb(ids) * w).sum()
+                if k == 2:                                    # a tied decoder: a dense gradient as well
+                    loss = loss + (emb.weight @ torch.ones(8)).square().sum()
+                loss.backward()
+        assert not fast.weight.grad.is_sparse
+        torch.testing.assert_close(fast.weight.grad, dense.weight.grad)
+
+
+def test_reference_path_switch_reaches_every_part():
+    p = get_preset("hero-tiny")
+    model = use_reference_path(Hero(p.model))
+    assert not model.packed and not model.text_embed.word.row_grad
+    assert all(not m.cheap_mask for m in model.modules() if isinstance(m, Dropout))
+    use_reference_path(model, False)
+    assert model.packed and model.text_embed.word.row_grad
+    assert all(m.cheap_mask for m in model.modules() if isinstance(m, Dropout))
+
+
+def test_cheap_dropout_is_inverted_dropout():
+    x = torch.randn(400_000, requires_grad=True)
+    torch.manual_seed(5)
+    y = dropout(x, 0.1, True)
+    kept = y != 0
+    frac = kept.float().mean().item()
+    assert abs(frac - 0.9) < 5 * (0.9 * 0.1 / x.numel()) ** 0.5   # 5 sigma
+    torch.testing.assert_close(y[kept], x[kept] / 0.9)
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, kept.float() / 0.9)
+    torch.manual_seed(5)
+    assert torch.equal(dropout(x.detach(), 0.1, True) != 0, kept)  # a function of the seed (exact resume)
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.5)
+
+
+def test_row_grad_embedding_state_dict_is_nn_embeddings():
+    emb = RowGradEmbedding(10, 4)
+    emb(torch.tensor([1, 2])).sum().backward()
+    assert list(emb.state_dict()) == ["weight"] and [n for n, _ in emb.named_parameters()] == ["weight"]
