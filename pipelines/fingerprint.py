@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import functools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,23 @@ def tree_fingerprint(root: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def read_json(path: str | Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+def code_fingerprint(folders: Sequence[str], root: str | Path | None = None) -> str:
+    """sha256 (16 hex) over (path relative to ``root``, bytes) of every ``.py`` file under ``folders`` (relative to
+    ``root``, by default the project root): the version of the code a result depends on. It reads the sources (a
+    few hundred kB), changes with their content only, and is the same in any clone of the same commit."""
+    from pipelines.settings import project_root
+
+    return _code_fingerprint(tuple(folders), Path(root) if root is not None else project_root())
+
+
+@functools.lru_cache(maxsize=32)
+def _code_fingerprint(folders: tuple[str, ...], root: Path) -> str:
+    h = hashlib.sha256()
+    for folder in sorted(folders):
+        files = sorted(p for p in (root / folder).rglob("*.py") if "__pycache__" not in p.parts)
+        if not files:
+            raise FileNotFoundError(f"{root / folder}: no Python sources to fingerprint")
+        for p in files:
+            data = p.read_bytes()
+            h.update(f"{p.relative_to(root).as_posix()}\0{len(data)}\0".encode() + data)
+    return h.hexdigest()[:16]

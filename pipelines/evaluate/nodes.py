@@ -9,52 +9,57 @@ from typing import Any
 import torch
 
 from pipelines import tracking
-from pipelines.paths import layer
-from pipelines.reporting import plot_retrieved_moments, results_table, write_json_atomic
+from pipelines.datasets import open_manifest, open_store
+from pipelines.paths import layer, resolve
+from pipelines.reporting import plot_retrieved_moments, results_table
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manifest_info: dict[str, Any],
                   features_info: dict[str, Any], *, dataset: str, out_root: Path | None = None) -> dict[str, Any]:
-    """Predict ``evaluate.split`` with each finetuned model, write the predictions and score them.
+    """Predict ``evaluate.split`` with each finetuned model, write the predictions and score them; the metrics,
+    the prediction file and the pictures go to each job's MLflow run.
 
     Returns:
         ``{init: {"<dataset>/<split>/<metric>": value, …}}``; predictions go to
         ``data/07_model_output/<dataset>/<init>/<split>_predictions.json[l]``.
     """
-    from hero.corpus.manifest import Manifest
-    from hero.eval.predict import predict_split, retrieval_examples
-    from hero.features.store import FeatureStore
-    from hero.presets import preset_tokenizer
-    from hero.train.finetune import load_task_model
-
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    manifest = Manifest.load(manifest_info["path"])
-    store = FeatureStore(features_info["path"])
-    split = evaluate.get("split", "val")
+    manifest, store = open_manifest(manifest_info), open_store(features_info)
     out: dict[str, Any] = {}
     for init, info in finetune_info.items():
-        model, preset = load_task_model(info["run_dir"])
-        tokenizer = preset_tokenizer(preset)
         out_dir = (out_root or layer("07_model_output")) / dataset / init
-        res = predict_split(model, dataset, manifest, store, tokenizer, split, out_dir,
-                            **evaluate.get("options", {}).get(dataset, {}))
-        metrics = res["metrics"]
-        tracking.log_metrics_to(info.get("mlflow_run_id"), metrics)
-        tracking.log_artifact_to(info.get("mlflow_run_id"), res["predictions"], "predictions")
-        if dataset in ("tvr", "how2r", "didemo"):  # a picture of what the model retrieves for a few queries
-            examples = retrieval_examples(res["predictions"], manifest, dataset, split, num_queries=6, top_k=5)
-            png = plot_retrieved_moments(examples, out_dir / f"{split}_retrieved_moments.png",
-                                         title=f"{dataset} {split}: top moments ({init})")
-            if png:
-                tracking.log_artifact_to(info.get("mlflow_run_id"), png, "plots")
-            html = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
-            if html:
-                tracking.log_artifact_to(info.get("mlflow_run_id"), html, "reports")
+        metrics, files = evaluate_run(info["run_dir"], dataset, manifest, store, evaluate, out_dir, init)
+        run = tracking.current().run(info.get("mlflow_run_id"))
+        run.log_metrics(metrics)
+        for folder, path in files.items():
+            run.log_artifact(path, folder)
         out[init] = metrics
         log.info("%s (%s): %s", dataset, init, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     return out
+
+
+def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str, Any], out_dir: Path,
+                 init: str) -> tuple[dict[str, float], dict[str, Path]]:
+    """One finetuned run's metrics on ``evaluate.split``, and its files by kind (predictions; for moment retrieval a
+    picture of the top moments of a few queries and the HTML search page)."""
+    from hero.eval.predict import predict_split, retrieval_examples
+    from hero.presets import preset_tokenizer
+    from hero.train.finetune import load_task_model
+
+    split = evaluate.get("split", "val")
+    model, preset = load_task_model(resolve(run_dir))
+    tokenizer = preset_tokenizer(preset)
+    res = predict_split(model, dataset, manifest, store, tokenizer, split, out_dir,
+                        **evaluate.get("options", {}).get(dataset, {}))
+    files = {"predictions": res["predictions"]}
+    if dataset in ("tvr", "how2r", "didemo"):  # a picture of what the model retrieves for a few queries
+        examples = retrieval_examples(res["predictions"], manifest, dataset, split, num_queries=6, top_k=5)
+        files["plots"] = plot_retrieved_moments(examples, out_dir / f"{split}_retrieved_moments.png",
+                                                title=f"{dataset} {split}: top moments ({init})")
+        files["reports"] = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
+    return res["metrics"], {k: v for k, v in files.items() if v}
 
 
 def search_report(model, manifest, store, tokenizer, dataset: str, split: str, out_dir: Path, init: str) -> Path | None:
@@ -78,17 +83,20 @@ HEADLINES = {  # the metrics each task is judged by in the summary: HERO's headl
 """TVR also shows SVMR R@1 at tIoU 0.5: at the demo budget VCMR R@1 at tIoU 0.7 is near zero for every model."""
 
 
-def summarize(evaluate: dict[str, Any], **task_metrics: dict[str, Any]) -> str:
-    """All tasks' metrics into ``data/08_reporting/metrics.json`` and a pretrained-vs-scratch table.
-
-    The flat metrics are ``{"<dataset>/<split>/<metric>": value}`` for the pretrained models, with the
-    from-scratch ones under ``scratch/…``; they also go to the pipeline's MLflow run.
+def summarize(evaluate: dict[str, Any], **task_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The pretrained-vs-scratch table and the metrics, in four outputs.
 
     Returns:
-        the markdown table (saved by the catalog as data/08_reporting/results.md).
+        ``results_table`` (markdown: data/08_reporting/results.md, also an MLflow artifact); ``metrics``: every
+        metric, ``{"<dataset>/<split>/<metric>": value}`` for the pretrained models and ``scratch/…`` for the
+        others (data/08_reporting/metrics.json); ``headline_metrics``: the headline metrics per task and init, the
+        small file DVC and git track (reports/metrics.json: ``dvc metrics diff``, ``dvc exp show``);
+        ``headline``: one number per task, the pretrained model's headline metric, for the pipeline's MLflow run.
     """
     split = evaluate.get("split", "val")
     flat: dict[str, float] = {}
+    headlines: dict[str, dict[str, dict[str, float]]] = {}
+    parent: dict[str, dict[str, float]] = {}
     rows = []
     for dataset, per_init in sorted(task_metrics.items()):
         dataset = dataset.removesuffix("_metrics")
@@ -101,10 +109,13 @@ def summarize(evaluate: dict[str, Any], **task_metrics: dict[str, Any]) -> str:
             rows.append({"task": dataset, "metric": metric, "pretrained": pre if pre is not None else "",
                          "scratch": scr if scr is not None else "",
                          "gain": (pre - scr) if pre is not None and scr is not None else ""})
+            found = {init: float(m[f"{dataset}/{split}/{metric}"]) for init, m in per_init.items()
+                     if f"{dataset}/{split}/{metric}" in m}
+            if found:
+                headlines.setdefault(dataset, {})[metric] = found
+            if pre is not None and not any(k.startswith(f"{dataset}/") for k in parent):  # the first: HERO's number
+                parent[tracking.metric_name(f"{dataset}/{metric}")] = {"value": float(pre), "step": 0}
     table = results_table(rows, ["task", "metric", "pretrained", "scratch", "gain"])
-    path = write_json_atomic(layer("08_reporting") / "metrics.json", flat)
-    tracking.log_metrics(flat)
-    print(f"\nDownstream results ({split}; {path}):\n{table}\n"
-          f"MLflow: mlflow ui --backend-store-uri sqlite:///{Path('mlruns/mlflow.db').resolve()}  (runs under "
-          f"experiment 'hero-platform'; one run per pipeline run, a child run per finetuned task)")
-    return table + "\n"
+    print(f"\nDownstream results ({split}):\n{table}\n"  # the run's answer, on the console whatever the log level
+          "MLflow: make ui (one run per pipeline run, named for it; a child run per training job)")
+    return {"results_table": table + "\n", "metrics": flat, "headline_metrics": headlines, "headline": parent}

@@ -17,5 +17,7 @@ def create_pipeline(datasets=DATASETS, **kwargs) -> Pipeline:
         ))
     pipes.append(Pipeline([node(summarize, inputs={"evaluate": "params:evaluate",
                                                    **{f"{ds}_metrics": f"{ds}.eval_metrics" for ds in datasets}},
-                                outputs="results_table", name="summarize", tags=["evaluate"])]))
+                                outputs={"results_table": "results_table", "metrics": "metrics",
+                                         "headline_metrics": "headline_metrics", "headline": "headline"},
+                                name="summarize", tags=["evaluate"])]))
     return sum(pipes, Pipeline([]))
