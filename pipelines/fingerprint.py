@@ -32,11 +32,12 @@ def tree_fingerprint(root: str | Path) -> str:
 
 def code_fingerprint(folders: Sequence[str], root: str | Path | None = None) -> str:
     """sha256 (16 hex) over (path relative to ``root``, bytes) of every ``.py`` file under ``folders`` (relative to
-    ``root``, by default the project root): the version of the code a result depends on. It reads the sources (a
-    few hundred kB), changes with their content only, and is the same in any clone of the same commit."""
-    from pipelines.settings import project_root
+    ``root``, by default the folder holding the ``hero`` package this process runs): the version of the code a
+    result depends on. It reads the sources (a few hundred kB, once per process), changes with their content only,
+    and is the same in any clone of the same commit."""
+    import hero
 
-    return _code_fingerprint(tuple(folders), Path(root) if root is not None else project_root())
+    return _code_fingerprint(tuple(folders), Path(root) if root is not None else Path(hero.__file__).resolve().parents[1])
 
 
 @functools.lru_cache(maxsize=32)

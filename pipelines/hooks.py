@@ -171,8 +171,7 @@ class TrackRuns:
             params = catalog.load("parameters")
         except Exception:  # noqa: BLE001 - a catalog without parameters: the title names the pipeline only
             params = {}
-        tracker.parent.set_tags({"mlflow.runName": run_title(run_params, params, pipeline.inputs()),
-                                 **tracker.commit_tags()})
+        tracker.parent.set_tags({"mlflow.runName": run_title(run_params, params, pipeline), **tracker.commit_tags()})
         tracking.install(tracker)
 
     @hook_impl
@@ -204,10 +203,14 @@ class TrackRuns:
         tracking.install(None)
 
 
-def run_title(run_params: Mapping[str, Any], params: Mapping[str, Any], inputs: set[str] | frozenset[str] = frozenset()) -> str:
+def run_title(run_params: Mapping[str, Any], params: Mapping[str, Any], pipeline=None) -> str:
     """The parent run's name: the pipeline (and ``--tags``) plus the settings that tell two runs apart at a glance,
     e.g. ``default · hero-mini · pretrain 200 steps · finetune 60 steps`` or
-    ``ablation [ablation] · hero-mini · ablation_variant=flat_all · env test``."""
+    ``ablation [ablation] · hero-mini · ablation_variant=flat_all · env test``: the steps of the pretrain and finetune
+    stages the pipeline runs, and the variant parameters (``*_variant``) its nodes read."""
+    nodes = list(pipeline.nodes) if pipeline is not None else []
+    stages = {t for n in nodes for t in n.tags}
+    inputs = {i for n in nodes for i in n.inputs}
     names = run_params.get("pipeline_names") or run_params.get("pipeline_name") or ["__default__"]
     names = [names] if isinstance(names, str) else list(names)
     title = "+".join("default" if n == "__default__" else n for n in names)
@@ -223,7 +226,7 @@ def run_title(run_params: Mapping[str, Any], params: Mapping[str, Any], inputs: 
     if preset:
         parts.append(str(preset))
     for block in ("pretrain", "finetune"):
-        if f"params:{block}" in inputs and steps(block):
+        if block in stages and steps(block):
             parts.append(f"{block} {steps(block)} steps")
     parts += [f"{k.removeprefix('params:')}={params.get(k.removeprefix('params:'))}" for k in sorted(inputs)
               if k.startswith("params:") and k.endswith("_variant")]

@@ -17,10 +17,15 @@ from hero.storage import StorageError, is_remote, open_storage
 from hero.storage.lock import hold
 from hero.storage.s3 import S3Storage
 from pipelines.datasets import Ingestion
-from pipelines.fingerprint import params_hash, tree_fingerprint
+from pipelines.fingerprint import code_fingerprint, params_hash, tree_fingerprint
 from pipelines.paths import layer, relative, resolve
 
 log = logging.getLogger(__name__)
+
+SYNTH_CODE = ("hero/synth",)
+"""The code a synthetic corpus's folder name covers besides its settings (the corpus stage of dvc.yaml depends on it)."""
+INGEST_CODE = ("hero/corpus",)
+"""The code a manifest's key covers besides its inputs (the corpus stage of dvc.yaml depends on it)."""
 
 
 def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
@@ -49,11 +54,12 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
     if path == "synthetic":
         params = dict(corpus.get("synthetic", {}))
         synth = from_dict(SynthConfig, params, _path="corpus.synthetic")
-        if synth.domain == "tv":  # the folder a tv corpus had before domains existed: no regeneration
+        code = code_fingerprint(SYNTH_CODE)  # the generator's version: another one makes other bytes
+        if synth.domain == "tv":
             params.pop("domain", None)
-            name = f"synthetic-{params_hash(params)}"
+            name = f"synthetic-{params_hash({**params, 'code': code})}"
         else:
-            name = f"synthetic-{synth.domain}-{params_hash(params)}"
+            name = f"synthetic-{synth.domain}-{params_hash({**params, 'code': code})}"
         root = layer("01_raw") / name
         with hold(root.with_name(f".{name}.lock"), f"generating {root}"):  # runs started together make it once
             if (root / "meta" / "config.json").exists():
@@ -147,12 +153,13 @@ def build_manifest(corpus_info: dict[str, Any], corpus: dict[str, Any]) -> Inges
     `hero.features.prebuilt.ingest_features_corpus`: its videos are the features' videos, with their clip counts and
     the hashes of their feature bytes.
 
-    The key hashes the corpus's fingerprint, the reader settings and the corpus location as recorded (relative to
-    the project when inside it).
+    The key hashes the corpus's fingerprint, the reader settings, the corpus location as recorded (relative to
+    the project when inside it) and the ingestion code.
     """
     cfg = from_dict(CorpusConfig, {**corpus.get("reader", {}), "path": resolve(corpus_info["path"])},
                     _path="corpus.reader")
-    parts = {"corpus": corpus_info["fingerprint"], "reader": corpus.get("reader", {}), "path": corpus_info["path"]}
+    parts = {"corpus": corpus_info["fingerprint"], "reader": corpus.get("reader", {}), "path": corpus_info["path"],
+             "code": code_fingerprint(INGEST_CODE)}
     features = corpus_info.get("features")
     if not features:
         return Ingestion(parts, lambda: ingest_corpus(cfg))
