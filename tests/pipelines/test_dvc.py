@@ -41,7 +41,7 @@ def test_dvc_repro_is_clean_portable_and_reruns_only_what_changed(project, kedro
     for stage in ("corpus", "features", "pretrain", "finetune", "evaluate"):
         assert f"Running stage '{stage}'" in first
     assert (project / "dvc.lock").exists()
-    assert UP_TO_DATE in _run(DVC + ["status"], project, env)
+    assert UP_TO_DATE in _run(DVC + ["status", "--with-deps", "evaluate"], project, env)  # the main DAG (and its upstream)
     assert _files_naming(project, str(project)) == []  # records, manifests, configs: paths relative to the project
 
     # the metrics file holds the headline metrics only (one short line each), the plot is an image: no CDN
@@ -57,7 +57,7 @@ def test_dvc_repro_is_clean_portable_and_reruns_only_what_changed(project, kedro
     # the folder moves (a colleague's clone, another mount point): still clean, nothing to re-run
     moved = shutil.copytree(project, tmp_path / "moved" / "hero-platform", symlinks=True)
     shutil.rmtree(project)
-    assert UP_TO_DATE in _run(DVC + ["status"], moved, env)
+    assert UP_TO_DATE in _run(DVC + ["status", "--with-deps", "evaluate"], moved, env)
     second = _run(DVC + ["repro", "evaluate"], moved, env)
     assert "Running stage" not in second
 
@@ -68,7 +68,7 @@ def test_dvc_repro_is_clean_portable_and_reruns_only_what_changed(project, kedro
     assert "Running stage 'evaluate'" in third
     for stage in ("corpus", "features", "pretrain", "finetune"):
         assert f"Running stage '{stage}'" not in third
-    assert UP_TO_DATE in _run(DVC + ["status"], moved, env)
+    assert UP_TO_DATE in _run(DVC + ["status", "--with-deps", "evaluate"], moved, env)
     assert _files_naming(moved, str(moved)) == [] and _files_naming(moved, str(project)) == []
     diff = _run(DVC + ["metrics", "diff", "--all"], moved, env)  # against the committed results
     assert "reports/metrics.json" in diff and "tvc.cider.pretrained" in diff
