@@ -72,8 +72,22 @@ def search_report(model, manifest, store, tokenizer, dataset: str, split: str, o
         return None
     query = examples[0]["desc"]
     searcher = MomentSearcher.from_model(model, manifest, store, tokenizer, videos=manifest.split_videos(split) or None)
-    return write_search_report(out_dir / f"{split}_search.html", query, searcher.search(query, top_k=10), manifest,
+    page = write_search_report(out_dir / f"{split}_search.html", query, searcher.search(query, top_k=10), manifest,
                                store, title=f"{dataset} {split}: moment search ({init})")
+    return without_project_root(page)
+
+
+def without_project_root(path: Path) -> Path:
+    """``path`` (a text file) rewritten with the project folder's path taken out of the paths it shows (the page
+    names the corpus it searched): an output DVC tracks holds the same bytes in any clone."""
+    from hero.corpus.atomic import write_text_atomic
+    from pipelines.settings import project_root
+
+    text = path.read_text(encoding="utf-8")
+    prefix = project_root().as_posix().rstrip("/") + "/"
+    if prefix in text:
+        write_text_atomic(path, text.replace(prefix, ""))
+    return path
 
 
 HEADLINES = {  # the metrics each task is judged by in the summary: HERO's headline number first

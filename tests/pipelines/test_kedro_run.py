@@ -66,7 +66,7 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     # every child carries its job's config as params: the compare view sets pretrained against scratch
     for name, child in children.items():
         params = dict(db.execute("select key, value from params where run_uuid=?", (child,)).fetchall())
-        assert {"train.seed", "train.max_steps", "optim.lr", "train.init_from"} <= set(params), name
+        assert {"train.seed", "train.max_steps", "optim.lr", "data.path"} <= set(params), name
         if name.startswith("pretrain"):
             continue
         assert params["init"] in ("pretrained", "scratch") and params["task"] in DATASETS
