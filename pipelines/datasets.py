@@ -382,6 +382,23 @@ class FigureDataset(AbstractDataset):
         return {"filepath": relative(self._filepath)}
 
 
-__all__ = ["DONE", "Extraction", "FeatureStoreDataset", "FigureDataset", "Ingestion", "JobSet", "ManifestDataset",
-           "RunDirDataset", "SweepBestDataset", "TRAINING_CODE", "TrainingJob", "is_uri", "open_manifest", "open_store",
-           "portable", "read_metrics", "run_job", "side_by_side"]
+__all__ = [
+    "DONE",
+    "TRAINING_CODE",
+    "Extraction",
+    "FeatureStoreDataset",
+    "FigureDataset",
+    "Ingestion",
+    "JobSet",
+    "ManifestDataset",
+    "RunDirDataset",
+    "SweepBestDataset",
+    "TrainingJob",
+    "is_uri",
+    "open_manifest",
+    "open_store",
+    "portable",
+    "read_metrics",
+    "run_job",
+    "side_by_side",
+]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path

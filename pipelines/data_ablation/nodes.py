@@ -23,7 +23,13 @@ from hero.data.channels import CHANNELS
 from pipelines import tracking
 from pipelines.ablation.nodes import MLFLOW_UI
 from pipelines.corpus.nodes import build_manifest, prepare_corpus
-from pipelines.datasets import FeatureStoreDataset, ManifestDataset, TrainingJob, run_job, side_by_side
+from pipelines.datasets import (
+    FeatureStoreDataset,
+    ManifestDataset,
+    TrainingJob,
+    run_job,
+    side_by_side,
+)
 from pipelines.evaluate.nodes import HEADLINES, evaluate_task
 from pipelines.features.nodes import extract_features
 from pipelines.finetune.nodes import job_launch

@@ -14,7 +14,6 @@ jobs' live loss curves (``pretrain/…``, ``finetune/…``), the val metrics at 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +24,13 @@ import optuna
 from hero.config import ConfigError, merge
 from hero.train.config import RunConfig
 from pipelines import tracking
-from pipelines.datasets import MLFLOW_SINK, TrainingJob, open_manifest, open_store, run_job
+from pipelines.datasets import (
+    MLFLOW_SINK,
+    TrainingJob,
+    open_manifest,
+    open_store,
+    run_job,
+)
 from pipelines.fingerprint import params_hash
 from pipelines.launch import launch_torchrun
 from pipelines.paths import layer
