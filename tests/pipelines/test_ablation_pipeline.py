@@ -41,7 +41,7 @@ def test_ablation_variant_runs_its_tasks_side_by_side_as_child_runs(project):
     children = {name for (name,) in db.execute(
         "select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
         "where t.key = 'mlflow.parentRunId' and t.value = ?", (parent,))}
-    assert children == {"ablation/flat_all/tvr", "ablation/flat_all/retrieval"}
+    assert children == {"flat_all: pretrain hero-mini 4 steps", "flat_all: tvr", "flat_all: retrieval"}
     with KedroSession.create(project_path=project, env="test") as session:
         session.run(pipeline_names=["ablation_table"])
     assert "flat_all" in (project / "docs/results.md").read_text()

@@ -132,8 +132,11 @@ def test_a_domain_variant_and_a_channel_variant_end_to_end(project):
         assert all(isinstance(row[f"{corpus}/tvr/{m}"], float) for m in ("vcmr_r1_iou0.7", "svmr_r1_iou0.5"))
     db = sqlite3.connect(project / "mlruns/mlflow.db")
     parent = row["mlflow_run_id"]
-    assert {"pretrain/train/tv/loss", "pretrain/train/howto/loss"} <= _metric_keys(db, parent)
-    assert _children(db, parent) == {"data_ablation/both/tv/tvr", "data_ablation/both/howto/tvr"}
+    children = _children(db, parent)
+    (pretrain,) = [name for name in children if name.startswith("both: pretrain")]  # the mixture's own run
+    assert children == {pretrain, "data_ablation/both/tv/tvr", "data_ablation/both/howto/tvr"}
+    (pre_id,) = [r for (r,) in db.execute("select run_uuid from runs where name = ?", (pretrain,))]
+    assert {"train/tv/loss", "train/howto/loss"} <= _metric_keys(db, pre_id)  # per-corpus losses
     pre_cfg = yaml.safe_load(next((project / "data/06_models/data_ablation/both/pretrain").glob("*/config.yaml")).read_text())
     assert {n: c["weight"] for n, c in pre_cfg["data"]["corpora"].items()} == {"tv": 1.0, "howto": 1.0}
 
