@@ -220,8 +220,8 @@ def install(tracker: Tracker | None) -> None:
 class MlflowSink:
     """A `hero.train` metric sink (``pipelines.tracking:MlflowSink``) for rank 0 of a launched job.
 
-    Logs into the run named by ``MLFLOW_RUN_ID`` (set by the launcher from `job_env`); never creates a run
-    of its own, so there is exactly one run per pipeline run and none per rank.
+    Logs into the run named by ``MLFLOW_RUN_ID`` (the job's child run: `Run.env`, passed on by the launcher); never
+    creates a run of its own, so there is exactly one run per job and none per rank.
     """
 
     def __init__(self, run_dir: str | Path | None = None) -> None:
