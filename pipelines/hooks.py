@@ -145,3 +145,91 @@ class RedactSecrets:
             yield
         finally:
             inputs.update(real)
+
+
+class TrackRuns:
+    """Owns the MLflow runs of a pipeline run below kedro-mlflow's parent run.
+
+    Before the pipeline runs (after kedro-mlflow has opened the parent) it names the parent for what it runs
+    (`run_title`), tags the git commit with MLflow's own tag, and installs a `pipelines.tracking.Tracker`, which
+    opens a child run per training job. Every corpus manifest and feature store the pipeline reads or writes is
+    logged on the parent as an MLflow dataset input. When the pipeline ends, or fails, the tracker is removed.
+    """
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run: its run is the parent
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        import mlflow
+
+        from pipelines import tracking
+
+        active = mlflow.active_run()
+        if active is None:
+            tracking.install(None)
+            return
+        tracker = tracking.Tracker(active.info.run_id, tracking.git_commit())
+        try:
+            params = catalog.load("parameters")
+        except Exception:  # noqa: BLE001 - a catalog without parameters: the title names the pipeline only
+            params = {}
+        tracker.parent.set_tags({"mlflow.runName": run_title(run_params, params, pipeline), **tracker.commit_tags()})
+        tracking.install(tracker)
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        self._note(data)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        self._note(data)
+
+    @staticmethod
+    def _note(data: Any) -> None:
+        from pipelines import tracking
+
+        tracker = tracking.current()
+        if tracker.enabled and isinstance(data, Mapping):
+            tracker.note_inputs(tracking.inputs_of([data]))
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow ends the parent run
+    def after_pipeline_run(self) -> None:
+        from pipelines import tracking
+
+        tracking.install(None)
+
+    @hook_impl(tryfirst=True)
+    def on_pipeline_error(self) -> None:
+        from pipelines import tracking
+
+        tracking.install(None)
+
+
+def run_title(run_params: Mapping[str, Any], params: Mapping[str, Any], pipeline=None) -> str:
+    """The parent run's name: the pipeline (and ``--tags``) plus the settings that tell two runs apart at a glance,
+    e.g. ``default · hero-mini · pretrain 200 steps · finetune 60 steps`` or
+    ``ablation [ablation] · hero-mini · ablation_variant=flat_all · env test``: the steps of the pretrain and finetune
+    stages the pipeline runs, and the variant parameters (``*_variant``) its nodes read."""
+    nodes = list(pipeline.nodes) if pipeline is not None else []
+    stages = {t for n in nodes for t in n.tags}
+    inputs = {i for n in nodes for i in n.inputs}
+    names = run_params.get("pipeline_names") or run_params.get("pipeline_name") or ["__default__"]
+    names = [names] if isinstance(names, str) else list(names)
+    title = "+".join("default" if n == "__default__" else n for n in names)
+    tags = list(run_params.get("tags") or [])
+    if tags and tags != names:
+        title += f" [{','.join(tags)}]"
+    parts = [title]
+
+    def steps(block: str) -> Any:
+        return ((params.get(block) or {}).get("run") or {}).get("train", {}).get("max_steps")
+
+    preset = ((params.get("pretrain") or {}).get("run") or {}).get("preset")
+    if preset:
+        parts.append(str(preset))
+    for block in ("pretrain", "finetune"):
+        if block in stages and steps(block):
+            parts.append(f"{block} {steps(block)} steps")
+    parts += [f"{k.removeprefix('params:')}={params.get(k.removeprefix('params:'))}" for k in sorted(inputs)
+              if k.startswith("params:") and k.endswith("_variant")]
+    if run_params.get("env") not in (None, "", "local", "base"):
+        parts.append(f"env {run_params['env']}")
+    return " · ".join(parts)

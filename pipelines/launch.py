@@ -167,16 +167,18 @@ def shareable_env(extra_env: Mapping[str, str]) -> dict[str, str]:
 
 
 def prepare_run_dir(run_config: dict[str, Any], run_dir: str | Path, launch: LaunchConfig,
-                    extra_env: Mapping[str, str] | None = None) -> Path:
-    """Write ``run_dir/config.yaml`` (``train.run_dir`` set to ``run_dir``) and, for a multi-node job, the job
-    environment the joining nodes need (`JOB_ENV`, rewritten every launch so no stale MLflow run id stays).
+                    extra_env: Mapping[str, str] | None = None, root: Path | None = None) -> Path:
+    """Write ``run_dir/config.yaml`` (``train.run_dir`` set to ``run_dir`` as given: a relative one is taken from
+    ``root``, the folder the job runs in) and, for a multi-node job, the job environment the joining nodes need
+    (`JOB_ENV`, rewritten every launch so no stale MLflow run id stays).
 
     Returns:
         The config's path.
     """
-    run_dir = Path(run_dir)
+    where = Path(run_dir)
+    cfg = {**run_config, "train": {**run_config.get("train", {}), "run_dir": where.as_posix()}}
+    run_dir = where if where.is_absolute() or root is None else root / where
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = {**run_config, "train": {**run_config.get("train", {}), "run_dir": str(run_dir)}}
     config_path = run_dir / "config.yaml"
     write_text_atomic(config_path, yaml.safe_dump(cfg, sort_keys=False))
     if launch.nnodes > 1:
@@ -198,7 +200,7 @@ def launch_torchrun(
         run_config: the job's config as plain data (``hero.train`` validates it; ``train.run_dir`` is set here).
         run_dir: the job's directory: config.yaml, checkpoints, metrics.jsonl, launch.log.
         launch: processes/nodes/rendezvous (a `LaunchConfig` or its dict form).
-        extra_env: more environment for the job (the MLflow run id from `pipelines.tracking.job_env`).
+        extra_env: more environment for the job (its MLflow run, `pipelines.tracking.Run.env`).
         module: the job's entry module (``hero.train``; tests run instrumented ones).
         label: put before each of the job's lines on the console (``[finetune/tvr-scratch] ...``), so jobs
             running side by side can be told apart; launch.log keeps the lines as they are.
@@ -209,19 +211,26 @@ def launch_torchrun(
     Raises:
         TorchrunError: the job exited non-zero; the message carries the exit code and the log's tail.
     """
+    from pipelines.paths import relative, resolve
+    from pipelines.settings import project_root
+
     launch = launch if isinstance(launch, LaunchConfig) else from_dict(LaunchConfig, launch or {}, _path="launch")
-    run_dir = Path(run_dir).resolve()
-    config_path = prepare_run_dir(run_config, run_dir, launch, extra_env)
-    cmd = torchrun_command(config_path, launch, module)
+    # The job runs in the project folder and its config names its run dir relative to it (when inside it): the
+    # config, and every checkpoint that copies it, stays true when the folder is moved or cloned.
+    where = relative(run_dir)
+    config_path = prepare_run_dir(run_config, where, launch, extra_env, root=project_root())
+    cmd = torchrun_command(relative(config_path), launch, module)
     if launch.nnodes > 1 and not launch.wrapper:
-        log.info("this machine is 1 of %d nodes; on each other node run: python -m pipelines.launch --config %s",
-                 launch.nnodes, config_path)
-    run_streaming(cmd, job_environment(launch, extra_env), run_dir / "launch.log", launch.tail_lines, label)
+        log.info("this machine is 1 of %d nodes; on each other node, in the project folder, run: "
+                 "python -m pipelines.launch --config %s", launch.nnodes, relative(config_path))
+    run_dir = Path(resolve(where))
+    run_streaming(cmd, job_environment(launch, extra_env), run_dir / "launch.log", launch.tail_lines, label,
+                  cwd=project_root())
     return run_dir
 
 
 def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, tail_lines: int = 60,
-                  label: str | None = None) -> None:
+                  label: str | None = None, cwd: str | Path | None = None) -> None:
     """Run ``cmd``, passing each output line to the log (after ``[label] ``) and appending it to ``log_path``.
 
     Raises:
@@ -233,7 +242,7 @@ def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, ta
     prefix = f"[{label}] " if label else ""
     with open(log_path, "a", encoding="utf-8") as logf:
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(env),
-                                start_new_session=True, bufsize=1)
+                                start_new_session=True, bufsize=1, cwd=cwd)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -293,8 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     job_env_path = config_path.parent / JOB_ENV
     shared = json.loads(job_env_path.read_text()) if job_env_path.is_file() else {}
     try:
+        from pipelines.settings import project_root
+
+        # the config's paths are relative to the project (`launch_torchrun`): the job runs there on this node too
         run_streaming(cmd, job_environment(launch, shared), config_path.parent / f"launch-{socket.gethostname()}.log",
-                      launch.tail_lines)
+                      launch.tail_lines, cwd=project_root())
     except TorchrunError as err:
         log.error("%s", err)
         return err.returncode

@@ -4,6 +4,7 @@ the project."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -38,3 +39,43 @@ def layer(name: str) -> Path:
     p = data_root() / name
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def reports(*parts: str) -> Path:
+    """``reports/`` at the project root: the small metrics and plot files git and DVC track (``dvc metrics diff``,
+    ``dvc exp show``, ``dvc plots show``)."""
+    return project_root().joinpath("reports", *parts)
+
+
+def is_uri(path: str | os.PathLike) -> bool:
+    """``s3://bucket/x`` and the like: a location no folder move changes."""
+    return "://" in str(path)
+
+
+def relative(path: str | os.PathLike) -> str:
+    """``path`` as the project records it: relative to the project root (forward slashes) when it lies inside the
+    project, so a record stays true when the folder is moved or cloned elsewhere; a URI, or a path outside the
+    project (a user's corpus under /data), as given."""
+    text = str(path)
+    if is_uri(text):
+        return text
+    p = Path(text)
+    if not p.is_absolute():
+        return p.as_posix()
+    root = project_root()
+    for candidate in (p, p.resolve()):
+        try:
+            return candidate.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return p.as_posix()
+
+
+def resolve(path: str | os.PathLike) -> str:
+    """The location ``path`` (a record's value) names from any working directory: a project-relative path joined to
+    the project root; absolute paths and URIs as they are."""
+    text = str(path)
+    if is_uri(text):
+        return text
+    p = Path(text).expanduser()
+    return str(p if p.is_absolute() else project_root() / p)

@@ -1,10 +1,11 @@
-"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`, `MlflowStoreLock`, `RedactSecrets`."""
+"""Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`,
+`MlflowStoreLock`, `RedactSecrets`, `TrackRuns` (the child runs)."""
 
 import os
 from pathlib import Path
 
 from pipelines.config_loader import LocalLastConfigLoader
-from pipelines.hooks import MlflowStoreLock, RedactSecrets, SecretGuard
+from pipelines.hooks import MlflowStoreLock, RedactSecrets, SecretGuard, TrackRuns
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,7 +15,7 @@ def project_root() -> Path:
     return Path(os.environ.get("HERO_PROJECT_ROOT", PROJECT_ROOT)).resolve()
 
 
-HOOKS = (SecretGuard(), MlflowStoreLock(), RedactSecrets())
+HOOKS = (SecretGuard(), MlflowStoreLock(), RedactSecrets(), TrackRuns())
 
 CONFIG_LOADER_CLASS = LocalLastConfigLoader   # conf/local is read last under any --env too (pipelines/config_loader.py)
 CONFIG_LOADER_ARGS = {

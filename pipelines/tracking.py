@@ -1,9 +1,12 @@
 """MLflow glue: the only module of the repository that imports mlflow.
 
-kedro-mlflow owns the run of a `kedro run` (params, returned metrics, artifacts through the catalog). This
-module adds what a hook cannot do: hand the active run to a torchrun job (`job_env`), so that its rank 0
-logs live step metrics into that run through `MlflowSink`, and open nested child runs (`child_run`) for
-per-task finetunes and sweep trials.
+kedro-mlflow opens one run per `kedro run` (the parent: the node parameters, and what catalog datasets such as
+the headline metrics log). Everything below it belongs to one `Tracker`, which the `pipelines.hooks.TrackRuns`
+hook installs for the length of the pipeline run: it opens a child run per training job (`Tracker.child`), named
+for what it is, with the job's resolved config as params, the git commit and the data it read as dataset inputs,
+and hands its id to the job (`Run.env`), so that rank 0 logs live step metrics into it (`MlflowSink`). Nodes and
+datasets never open runs: they ask `current()` for the tracker, which is a no-op when no pipeline run is tracked
+(a node called from a test, kedro-mlflow disabled).
 """
 
 from __future__ import annotations
@@ -11,88 +14,214 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
-from mlflow.entities import Metric
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
-
-def job_env(prefix: str = "") -> dict[str, str]:
-    """Environment variables that point a training job at the active MLflow run (empty when none is active)."""
-    run = mlflow.active_run()
-    if run is None:
-        return {}
-    return {"MLFLOW_RUN_ID": run.info.run_id, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-            "HERO_MLFLOW_PREFIX": prefix}
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+"""MLflow's own tag for the commit a run ran (the UI shows it on the run page)."""
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 500
 
 
-@contextlib.contextmanager
-def child_run(name: str, tags: Mapping[str, str] | None = None, *, parent_run_id: str | None = None) -> Iterator[str | None]:
-    """A nested MLflow run under the active one (a finetuned task, a sweep trial); yields its id.
+@dataclass(frozen=True)
+class DataInput:
+    """A dataset a run read, as MLflow records it (``mlflow.log_input``): what it is, its content fingerprint and
+    where it lives (relative to the project)."""
 
-    ``parent_run_id`` opens it under that run instead: MLflow's active run is per thread, so a worker thread
-    (e.g. one of the finetune jobs run side by side) names the pipeline's run explicitly.
-    """
-    if parent_run_id is not None:
-        parent = MlflowClient().get_run(parent_run_id)
-        with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, experiment_id=parent.info.experiment_id,
-                              tags=dict(tags or {})) as run:
-            yield run.info.run_id
-        return
-    if mlflow.active_run() is None:
-        yield None
-        return
-    with mlflow.start_run(run_name=name, nested=True, tags=dict(tags or {})) as run:
-        yield run.info.run_id
+    name: str
+    digest: str
+    source: str
+    context: str = "training"
 
 
-def log_params(params: Mapping[str, object], prefix: str = "") -> None:
-    """Flattened params into the active run (values longer than MLflow's limit are truncated; secrets are
-    stored as ``***``, `pipelines.hooks.redact`)."""
-    if mlflow.active_run() is None:
-        return
+def inputs_of(records: Iterable[Any]) -> list[DataInput]:
+    """The MLflow dataset inputs among pipeline records: a corpus manifest's and a feature store's (their ``kind``,
+    ``key`` and ``path``, `pipelines.datasets`); anything else is skipped."""
+    out = []
+    for r in records:
+        if isinstance(r, Mapping) and r.get("kind") in ("corpus manifest", "feature store") and r.get("key"):
+            out.append(DataInput(str(r["kind"]), str(r["key"]), str(r.get("path", ""))))
+    return out
+
+
+def flat_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``params`` flattened to dotted keys with string values as MLflow stores them (long values truncated),
+    every secret replaced by ``***`` (`pipelines.hooks.redact`)."""
     from pipelines.hooks import redact
 
-    params = redact(params, prefix)
-    flat = {}
+    flat: dict[str, str] = {}
 
-    def walk(obj, key):
-        if isinstance(obj, Mapping):
+    def walk(obj: Any, key: str) -> None:
+        if isinstance(obj, Mapping) and obj:
             for k, v in obj.items():
                 walk(v, f"{key}.{k}" if key else str(k))
         else:
-            flat[key] = str(obj)[:500]
+            flat[key] = str(obj)[:MAX_PARAM_CHARS]
 
-    walk(params, prefix)
-    for i in range(0, len(flat), 100):
-        mlflow.log_params(dict(list(flat.items())[i:i + 100]))
-
-
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    if mlflow.active_run() is not None and metrics:
-        mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.items()}, step=step)
+    walk(redact(params, prefix), prefix)
+    return flat
 
 
-def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
-    if mlflow.active_run() is not None and Path(path).exists():
-        mlflow.log_artifact(str(path), artifact_path)
+def metric_name(key: str) -> str:
+    return key.replace("@", "_at_")
 
 
-def set_tags(tags: Mapping[str, str]) -> None:
-    if mlflow.active_run() is not None:
-        mlflow.set_tags(dict(tags))
+class Run:
+    """One MLflow run of the tracker (a child run, or a finished one that evaluation adds to), written through
+    the client: MLflow's "active run" is per thread, and jobs run side by side in threads."""
+
+    def __init__(self, client: MlflowClient | None, run_id: str | None) -> None:
+        self.client, self.run_id = client, run_id
+
+    def env(self, prefix: str = "") -> dict[str, str]:
+        """Environment that points a training job at this run (`MlflowSink`); empty for no run."""
+        if self.run_id is None:
+            return {}
+        return {"MLFLOW_RUN_ID": self.run_id, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+                "HERO_MLFLOW_PREFIX": prefix}
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.run_id is None or not metrics:
+            return
+        now = int(time.time() * 1000)
+        self._batch([Metric(metric_name(k), float(v), now, step or 0) for k, v in metrics.items()])
+
+    def replay(self, rows: Iterable[Mapping[str, Any]], prefix: str = "") -> int:
+        """A finished job's recorded step metrics (its metrics.jsonl rows) logged again at their steps, so a run
+        whose job was found done shows the same curves as the run that trained it; returns the points logged."""
+        if self.run_id is None:
+            return 0
+        now = int(time.time() * 1000)
+        batch = [Metric(metric_name(prefix + k), float(v), now, int(r["step"])) for r in rows for k, v in r.items()
+                 if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        self._batch(batch)
+        return len(batch)
+
+    def _batch(self, metrics: list[Metric]) -> None:
+        for i in range(0, len(metrics), 500):
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + 500])
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if self.run_id is None or not params:
+            return
+        items = [Param(k, v) for k, v in flat_params(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if self.run_id is not None and tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_inputs(self, inputs: Iterable[DataInput]) -> None:
+        if self.run_id is None:
+            return
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        found = []
+        for i in inputs:
+            with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways": all of them local
+                warnings.simplefilter("ignore", UserWarning)
+                source = resolve_dataset_source(i.source)
+            dataset = MetaDataset(source, name=i.name, digest=i.digest)._to_mlflow_entity()
+            found.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, i.context)]))
+        if found:
+            self.client.log_inputs(self.run_id, datasets=found)
+
+    def log_artifact(self, path: str | os.PathLike | None, artifact_path: str | None = None) -> None:
+        if self.run_id is not None and path is not None and Path(path).exists():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+
+class Tracker:
+    """The MLflow runs of one pipeline run: the parent (kedro-mlflow's) and the child runs it opens for jobs."""
+
+    def __init__(self, parent_run_id: str | None, commit: str = "unknown") -> None:
+        self.client = MlflowClient() if parent_run_id else None
+        self.parent = Run(self.client, parent_run_id)
+        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id if self.client else None
+        self.commit = commit
+        self._inputs: dict[tuple[str, str], DataInput] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    def commit_tags(self) -> dict[str, str]:
+        """`GIT_COMMIT_TAG` (the bare sha) and ``git.dirty`` (uncommitted changes to tracked files); none outside git."""
+        sha, _, dirty = self.commit.partition("+")
+        if sha == "unknown":  # not a git work tree (an exported copy): no commit to name
+            return {}
+        return {GIT_COMMIT_TAG: sha, "git.dirty": "true" if dirty else "false"}
+
+    def note_inputs(self, inputs: Iterable[DataInput]) -> None:
+        """Datasets the pipeline read, logged on the parent once each."""
+        with self._lock:
+            new = [i for i in inputs if (i.name, i.digest) not in self._inputs]
+            self._inputs.update({(i.name, i.digest): i for i in new})
+        self.parent.log_inputs(new)
+
+    @contextlib.contextmanager
+    def child(self, title: str, *, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
+              inputs: Iterable[DataInput] = (), parent: Run | None = None) -> Iterator[Run]:
+        """A child run named ``title`` under the pipeline's run (or under ``parent``), with ``params`` (flattened,
+        secrets as ``***``), ``tags``, the git commit and ``inputs``; FINISHED when the block ends, FAILED when it
+        raises. Without a tracked pipeline run: a `Run` that logs nothing."""
+        if self.client is None:
+            yield Run(None, None)
+            return
+        parent = parent or self.parent
+        run = self.client.create_run(self.experiment_id, run_name=title,
+                                     tags={PARENT_TAG: parent.run_id, **self.commit_tags(),
+                                           **{k: str(v) for k, v in (tags or {}).items()}})
+        child = Run(self.client, run.info.run_id)
+        status = "FAILED"
+        try:
+            child.log_params(params or {})
+            child.log_inputs(inputs)
+            yield child
+            status = "FINISHED"
+        finally:
+            self.client.set_terminated(child.run_id, status)
+
+    def run(self, run_id: str | None) -> Run:
+        """A run of this store by id (a job's child run that evaluation adds its metrics to), or a no-op one."""
+        return Run(self.client or (MlflowClient() if run_id else None), run_id)
+
+
+_CURRENT: Tracker | None = None
+_NO_TRACKING = Tracker(None)
+
+
+def current() -> Tracker:
+    """The tracker of the pipeline run in progress (`TrackRuns` installs it), or one that logs nothing."""
+    return _CURRENT or _NO_TRACKING
+
+
+def install(tracker: Tracker | None) -> None:
+    """Make ``tracker`` the current one (None: no tracking); the hook calls it at the start and end of a run."""
+    global _CURRENT
+    _CURRENT = tracker
 
 
 class MlflowSink:
     """A `hero.train` metric sink (``pipelines.tracking:MlflowSink``) for rank 0 of a launched job.
 
-    Logs into the run named by ``MLFLOW_RUN_ID`` (set by the launcher from `job_env`); never creates a run
-    of its own, so there is exactly one run per pipeline run and none per rank.
+    Logs into the run named by ``MLFLOW_RUN_ID`` (the job's child run: `Run.env`, passed on by the launcher); never
+    creates a run of its own, so there is exactly one run per job and none per rank.
     """
 
     def __init__(self, run_dir: str | Path | None = None) -> None:
@@ -114,27 +243,6 @@ class MlflowSink:
         pass
 
 
-def log_metrics_to(run_id: str | None, metrics: Mapping[str, float], step: int | None = None) -> None:
-    """Final metrics into a given run (a finished child run), e.g. a finetune's evaluation."""
-    if not run_id or not metrics:
-        return
-    now = int(time.time() * 1000)
-    batch = [Metric(k.replace("@", "_at_"), float(v), now, step or 0) for k, v in metrics.items()]
-    client = MlflowClient()
-    for i in range(0, len(batch), 500):
-        client.log_batch(run_id, metrics=batch[i:i + 500])
-
-
-def log_artifact_to(run_id: str | None, path: str | Path, artifact_path: str | None = None) -> None:
-    if run_id and Path(path).exists():
-        MlflowClient().log_artifact(run_id, str(path), artifact_path)
-
-
-def active_run_id() -> str | None:
-    run = mlflow.active_run()
-    return run.info.run_id if run else None
-
-
 def git_commit() -> str:
     """The project's git commit (with ``+dirty`` when the work tree has changes), or ``unknown``."""
     import subprocess
@@ -149,11 +257,6 @@ def git_commit() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def active_experiment_id() -> str | None:
-    run = mlflow.active_run()
-    return run.info.experiment_id if run else None
 
 
 def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> bool:

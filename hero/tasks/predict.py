@@ -69,7 +69,8 @@ def predict_split(task_model: torch.nn.Module, dataset: str, manifest: Manifest,
             the keys of ``evaluate.options.<dataset>``).
     Returns:
         ``{"metrics": {"<dataset>/<split>/<metric>": value}, "predictions": str path, "count": examples,
-        "seconds": wall time}`` (metrics empty when ``score`` is False).
+        "seconds": wall time, "annotations": the ground-truth file, "num_videos": the retrieval corpus size or
+        None}`` (metrics empty when ``score`` is False).
     Raises:
         FileNotFoundError: ``score`` and the annotation file is missing (names the file).
         ConfigError: an unknown dataset or option key, a model of another task.
@@ -102,7 +103,8 @@ def predict_split(task_model: torch.nn.Module, dataset: str, manifest: Manifest,
     seconds = time.perf_counter() - t0
     log.info("%s/%s: %d predictions in %.1fs -> %s", dataset, split, written.count, seconds, out_path)
     metrics = flatten_metrics(dataset, split, task_cls.score(out_path, ann, opts, written)) if score else {}
-    return {"metrics": metrics, "predictions": str(out_path), "count": written.count, "seconds": seconds}
+    return {"metrics": metrics, "predictions": str(out_path), "count": written.count, "seconds": seconds,
+            "annotations": str(ann), "num_videos": written.num_videos}
 
 
 def retrieval_examples(submission: PathLike | TvrSubmission, manifest: Manifest, dataset: str = "tvr",

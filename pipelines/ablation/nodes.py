@@ -9,11 +9,12 @@ from typing import Any
 
 from hero.config import merge
 from pipelines import tracking
+from pipelines.datasets import TrainingJob, run_job, side_by_side
 from hero.tasks import headlines
 from pipelines.evaluate.nodes import evaluate_task
-from pipelines.finetune.nodes import job_launch, side_by_side
-from pipelines.paths import layer
-from pipelines.pretrain.nodes import corpus_run_config, run_job
+from pipelines.finetune.nodes import job_launch
+from pipelines.paths import layer, reports
+from pipelines.pretrain.nodes import corpus_run_config, job_title
 from pipelines.reporting import read_json_file, results_table, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -28,26 +29,30 @@ def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str
 
     A variant sets ``encoder`` (hierarchical | flat), ``tasks`` (the pretraining mix) or ``pretrain: false``
     (finetune from the text-initialised model only). The result goes to
-    ``data/08_reporting/ablations/<variant>.json``: the headline metric of each task in ``ablation.tasks``.
+    ``reports/ablations/<variant>.json``: the headline metric of each task in ``ablation.tasks``.
     """
     name = variant_name
     if name not in ablation["variants"]:
         raise ValueError(f"ablation_variant: {name!r} is not one of {sorted(ablation['variants'])}")
     variant = ablation["variants"][name]
     model = {"encoder": variant.get("encoder", "hierarchical")}
-    tracking.set_tags({"ablation": name})
+    tracker = tracking.current()
+    tracker.parent.set_tags({"ablation": name})
     keys = {"manifest": manifest_info["key"], "features": features_info["key"]}
+    data = (manifest_info, features_info)
+    models = layer("06_models") / "ablation" / name
     pre_info = None
     if variant.get("pretrain", True):
         run = merge(pretrain["run"], {"model": model, "train": ablation.get("pretrain_train", {})})
         if "tasks" in variant:  # the variant's mix replaces the default one (a merge would keep its other tasks)
             run = {**run, "pretrain": {**run.get("pretrain", {}), "tasks": dict(variant["tasks"])}}
-        pre_info = run_job(f"ablation/{name}/pretrain", corpus_run_config(run, manifest_info, features_info), launch,
-                           keys, mlflow_prefix="pretrain/")
-    row: dict[str, Any] = {"variant": name, "mlflow_run_id": tracking.active_run_id(),
-                           "mlflow_experiment_id": tracking.active_experiment_id()}
+        cfg = corpus_run_config(run, manifest_info, features_info)
+        pre_info = run_job(TrainingJob(name="pretrain", title=f"{name}: {job_title('pretrain', cfg)}", config=cfg,
+                                       inputs=keys, launch=launch, tags={"task": "pretrain", "ablation": name},
+                                       data=data), models)
+    row: dict[str, Any] = {"variant": name, "mlflow_run_id": tracker.parent.run_id,
+                           "mlflow_experiment_id": tracker.experiment_id}
     parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(ablation["tasks"])))
-    parent = tracking.active_run_id()
     task_launch = job_launch(launch, parallel)
     split = evaluate.get("split", "val")
 
@@ -55,17 +60,18 @@ def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str
         run = merge(merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {}), {"model": model})
         cfg = merge(corpus_run_config(run, manifest_info, features_info),
                     {"task": dataset, "train": {"init_from": pre_info["run_dir"] if pre_info else None}})
-        with tracking.child_run(f"ablation/{name}/{dataset}", tags={"task": dataset, "ablation": name},
-                                parent_run_id=parent if parallel > 1 else None) as run_id:
-            info = run_job(f"ablation/{name}/{dataset}", cfg, task_launch, {**keys, "pretrain": pre_info and pre_info["key"]})
-        return evaluate_task({"run": {**info, "mlflow_run_id": run_id}}, evaluate, manifest_info, features_info,
-                             dataset=dataset, out_root=layer("06_models") / "ablation" / name / "predictions")["run"]
+        job = TrainingJob(name=dataset, title=f"{name}: {dataset}", config=cfg, launch=task_launch, data=data,
+                          inputs={**keys, "pretrain": pre_info and pre_info["key"]},
+                          tags={"task": dataset, "ablation": name})
+        info = run_job(job, models)
+        return evaluate_task({"run": info}, evaluate, manifest_info, features_info, dataset=dataset,
+                             out_root=models / "predictions")["run"]
 
     results = side_by_side({dataset: functools.partial(one, dataset) for dataset in ablation["tasks"]}, parallel)
     for dataset, metrics in results.items():
         for metric in headlines(dataset):
             row[f"{dataset}/{metric}"] = metrics.get(f"{dataset}/{split}/{metric}")
-    write_json_atomic(layer("08_reporting") / "ablations" / f"{name}.json", row)
+    write_json_atomic(reports("ablations", f"{name}.json"), row)
     return row
 
 
@@ -77,7 +83,7 @@ def ablation_table(ablation: dict[str, Any], evaluate: dict[str, Any] | None = N
 
     rows = []
     for name in ablation["variants"]:
-        r = read_json_file(layer("08_reporting") / "ablations" / f"{name}.json")
+        r = read_json_file(reports("ablations", f"{name}.json"))
         if r is None:
             continue
         run, exp = r.get("mlflow_run_id"), r.get("mlflow_experiment_id")

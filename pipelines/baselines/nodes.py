@@ -59,7 +59,7 @@ def compute_baselines(manifest_info: dict[str, Any], baselines: dict[str, Any],
         ``{"path": baselines.json, "split": the evaluated split, "seconds": wall time}``.
     """
     from hero.config import from_dict
-    from hero.corpus.manifest import Manifest
+    from pipelines.datasets import open_manifest
     from hero.eval.baselines import BaselineConfig, run_baselines
 
     t0 = time.perf_counter()
@@ -67,10 +67,11 @@ def compute_baselines(manifest_info: dict[str, Any], baselines: dict[str, Any],
     params = dict(baselines or {})
     params["splits"] = list(dict.fromkeys([split, *params.get("splits", [])]))
     cfg = from_dict(BaselineConfig, params)
-    manifest = Manifest.load(manifest_info["path"])
+    manifest = open_manifest(manifest_info)
     results = run_baselines(manifest, layer("08_reporting") / "baselines", cfg, scorer_configs(evaluate))
     path = write_json_atomic(baselines_path(), results)
-    tracking.log_metrics({f"baseline/{name}/{key}": value for name, flat in results.items() for key, value in flat.items()})
+    tracking.current().parent.log_metrics(
+        {f"baseline/{name}/{key}": value for name, flat in results.items() for key, value in flat.items()})
     seconds = time.perf_counter() - t0
     print(f"\nBaselines ({split}; {path}; {seconds:.1f}s):\n{baseline_table(results, split)}\n")
     return {"path": str(path), "split": split, "seconds": round(seconds, 2)}

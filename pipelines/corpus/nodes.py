@@ -1,4 +1,8 @@
-"""Corpus nodes: a raw corpus (synthetic, the user's folder or the user's ``s3://`` prefix) -> a validated manifest."""
+"""Corpus nodes: a raw corpus (synthetic, the user's folder or the user's ``s3://`` prefix) -> a validated manifest.
+
+Paths recorded here are relative to the project when the corpus lies inside it (the synthetic one always does), so
+the records and the manifest's key are the same in any clone; the manifest's storage is `ManifestDataset`'s.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,19 @@ from typing import Any
 
 from hero.config import from_dict
 from hero.corpus.ingest import CorpusConfig, ingest_corpus
-from hero.corpus.manifest import Manifest
 from hero.storage import StorageError, is_remote, open_storage
 from hero.storage.lock import hold
 from hero.storage.s3 import S3Storage
-from pipelines import tracking
-from pipelines.fingerprint import params_hash, tree_fingerprint
-from pipelines.paths import layer
+from pipelines.datasets import Ingestion
+from pipelines.fingerprint import code_fingerprint, params_hash, tree_fingerprint
+from pipelines.paths import layer, relative, resolve
 
 log = logging.getLogger(__name__)
+
+SYNTH_CODE = ("hero/synth",)
+"""The code a synthetic corpus's folder name covers besides its settings (the corpus stage of dvc.yaml depends on it)."""
+INGEST_CODE = ("hero/corpus",)
+"""The code a manifest's key covers besides its inputs (the corpus stage of dvc.yaml depends on it)."""
 
 
 def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
@@ -46,24 +54,25 @@ def prepare_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
     if path == "synthetic":
         params = dict(corpus.get("synthetic", {}))
         synth = from_dict(SynthConfig, params, _path="corpus.synthetic")
-        if synth.domain == "tv":  # the folder a tv corpus had before domains existed: no regeneration
+        code = code_fingerprint(SYNTH_CODE)  # the generator's version: another one makes other bytes
+        if synth.domain == "tv":
             params.pop("domain", None)
-            name = f"synthetic-{params_hash(params)}"
+            name = f"synthetic-{params_hash({**params, 'code': code})}"
         else:
-            name = f"synthetic-{synth.domain}-{params_hash(params)}"
+            name = f"synthetic-{synth.domain}-{params_hash({**params, 'code': code})}"
         root = layer("01_raw") / name
         with hold(root.with_name(f".{name}.lock"), f"generating {root}"):  # runs started together make it once
             if (root / "meta" / "config.json").exists():
-                log.info("synthetic corpus %s already generated", root)
+                log.info("synthetic corpus %s already generated", relative(root))
             else:
                 generate_corpus(root, synth, overwrite=True)
-        source = "synthetic"
-    else:
-        root = Path(path.removeprefix("file://")).expanduser().resolve()
-        if not root.is_dir():
-            raise FileNotFoundError(f"corpus.path: {root} is not a folder (the layout of docs/data.md expected)")
-        source = "user"
-    return _corpus_info(str(root), source, tree_fingerprint(root))
+        # the folder's name hashes what made it (generation is deterministic): unlike file times, it survives a
+        # copy, a clone or a `dvc checkout`
+        return _corpus_info(str(root), "synthetic", name.rsplit("-", 1)[-1])
+    root = Path(path.removeprefix("file://")).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus.path: {root} is not a folder (the layout of docs/data.md expected)")
+    return _corpus_info(str(root), "user", tree_fingerprint(root))
 
 
 def _local(path: str, what: str) -> Path:
@@ -103,12 +112,11 @@ def features_only_corpus(corpus: dict[str, Any]) -> dict[str, Any]:
         video2dur = _local(corpus["video2dur"], "corpus.video2dur")
         parts["video2dur"] = hashlib.sha256(video2dur.read_bytes()).hexdigest()
     info = _corpus_info(root, "features-only", params_hash(parts))
-    return {**info, "features": str(features), "video2dur": str(video2dur) if video2dur else None}
+    return {**info, "features": relative(features), "video2dur": relative(video2dur) if video2dur else None}
 
 
 def _corpus_info(path: str, source: str, fingerprint: str) -> dict[str, Any]:
-    tracking.set_tags({"git_commit": tracking.git_commit(), "corpus_source": source, "corpus_fingerprint": fingerprint})
-    return {"path": path, "source": source, "fingerprint": fingerprint}
+    return {"path": relative(path), "source": source, "fingerprint": fingerprint}
 
 
 def remote_corpus(uri: str) -> tuple[str, str]:
@@ -139,35 +147,25 @@ def remote_corpus(uri: str) -> tuple[str, str]:
     return storage.root, fingerprint
 
 
-def build_manifest(corpus_info: dict[str, Any], corpus: dict[str, Any]) -> dict[str, Any]:
-    """Ingest the corpus into ``data/02_intermediate/manifest-<hash>.json`` unless an identical one exists.
+def build_manifest(corpus_info: dict[str, Any], corpus: dict[str, Any]) -> Ingestion:
+    """Ask for the corpus's manifest (`pipelines.datasets.ManifestDataset` ingests it unless a manifest of the same
+    key exists). A features-only corpus (``corpus_info["features"]``) is read by
+    `hero.features.prebuilt.ingest_features_corpus`: its videos are the features' videos, with their clip counts and
+    the hashes of their feature bytes.
 
-    A features-only corpus (``corpus_info["features"]``) is read by `hero.features.prebuilt.ingest_features_corpus`:
-    its videos are the features' videos, with their clip counts and the hashes of their feature bytes.
-
-    Returns:
-        ``{"path", "key", "root", "videos", "examples", "report"}``: the manifest's location, the corpus it
-        describes (a folder or an ``s3://`` URI) and a summary.
+    The key hashes the corpus's fingerprint, the reader settings, the corpus location as recorded (relative to
+    the project when inside it) and the ingestion code.
     """
-    cfg = from_dict(CorpusConfig, {**corpus.get("reader", {}), "path": corpus_info["path"]}, _path="corpus.reader")
-    parts = {"corpus": corpus_info["fingerprint"], "reader": corpus.get("reader", {}), "path": corpus_info["path"]}
+    cfg = from_dict(CorpusConfig, {**corpus.get("reader", {}), "path": resolve(corpus_info["path"])},
+                    _path="corpus.reader")
+    parts = {"corpus": corpus_info["fingerprint"], "reader": corpus.get("reader", {}), "path": corpus_info["path"],
+             "code": code_fingerprint(INGEST_CODE)}
     features = corpus_info.get("features")
-    if features:  # a features-only corpus (other corpora keep the key they had)
-        parts.update(features=features, video2dur=corpus_info.get("video2dur"))
-    key = params_hash(parts)
-    path = layer("02_intermediate") / f"manifest-{key}.json"
-    with hold(path.with_name(f".{path.name}.lock"), f"ingesting {path.name}"):
-        if path.exists():
-            log.info("manifest %s is up to date", path)
-            manifest = Manifest.load(path)
-        else:
-            if features:
-                from hero.features.prebuilt import ingest_features_corpus
+    if not features:
+        return Ingestion(parts, lambda: ingest_corpus(cfg))
+    from hero.features.prebuilt import ingest_features_corpus
 
-                manifest = ingest_features_corpus(cfg, features, video2dur=corpus_info.get("video2dur"))
-            else:
-                manifest = ingest_corpus(cfg)
-            manifest.save(path)
-    examples = {f"{t}/{s}": len(v) for t, splits in manifest.tasks.items() for s, v in splits.items()}
-    return {"path": str(path), "key": key, "root": manifest.root, "videos": len(manifest.videos), "examples": examples,
-            "report": manifest.report}
+    video2dur = corpus_info.get("video2dur")
+    parts.update(features=features, video2dur=video2dur)
+    return Ingestion(parts, lambda: ingest_features_corpus(cfg, resolve(features),
+                                                           video2dur=resolve(video2dur) if video2dur else None))

@@ -23,12 +23,19 @@ from hero.data.channels import CHANNELS
 from pipelines import tracking
 from pipelines.ablation.nodes import MLFLOW_UI
 from pipelines.corpus.nodes import build_manifest, prepare_corpus
+from pipelines.datasets import (
+    FeatureStoreDataset,
+    ManifestDataset,
+    TrainingJob,
+    run_job,
+    side_by_side,
+)
 from hero.tasks import datasets as known_datasets, headlines
 from pipelines.evaluate.nodes import evaluate_task
 from pipelines.features.nodes import extract_features
-from pipelines.finetune.nodes import job_launch, side_by_side
-from pipelines.paths import data_root, data_root_at, layer
-from pipelines.pretrain.nodes import corpus_run_config, run_job
+from pipelines.finetune.nodes import job_launch
+from pipelines.paths import data_root, data_root_at, layer, reports
+from pipelines.pretrain.nodes import corpus_run_config, job_title
 from pipelines.reporting import read_json_file, results_table, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -64,14 +71,25 @@ def build_corpora(data_ablation: dict[str, Any], corpus: dict[str, Any], feature
         source = cfg.get("synthetic") if cfg["path"] == "synthetic" else cfg["path"]
         log.info("data ablation: corpus %s (%s) under %s", name, source, root)
         with data_root_at(root):
-            m_info = build_manifest(prepare_corpus(cfg), cfg)
-            out[name] = {"manifest_info": m_info, "features_info": extract_features(m_info, features)}
+            out[name] = build_corpus(name, cfg, features)
     dims = {name: int(c["features_info"]["dim"]) for name, c in out.items()}
     if len(set(dims.values())) > 1:
         raise ValueError(f"data_ablation.corpora: feature dimensions differ ({dims}); one model reads every corpus, "
                          "so extract them with the same params:features")
-    tracking.set_tags({f"data_ablation.corpus.{n}": c["manifest_info"]["key"] for n, c in out.items()})
+    tracking.current().parent.set_tags({f"data_ablation.corpus.{n}": c["manifest_info"]["key"] for n, c in out.items()})
     return out
+
+
+def build_corpus(name: str, corpus: dict[str, Any], features: dict[str, Any]) -> dict[str, Any]:
+    """One corpus through the corpus and features nodes and their datasets, in the data layers of the current data
+    root (`pipelines.paths.data_root_at`); records named for the corpus, so corpora built at once do not mix."""
+    manifests = ManifestDataset(filepath=str(layer("02_intermediate") / f"manifest_info.{name}.json"))
+    manifests.save(build_manifest(prepare_corpus(corpus), corpus))
+    m_info = manifests.load()
+    stores = FeatureStoreDataset(filepath=str(layer("03_primary") / f"features_info.{name}.json"),
+                                 folder=str(layer("03_primary") / "features"))
+    stores.save(extract_features(m_info, features))
+    return {"manifest_info": m_info, "features_info": stores.load()}
 
 
 def mixture_run_config(run: dict[str, Any], corpora: dict[str, dict[str, Any]],
@@ -92,7 +110,7 @@ def run_data_ablation(variant_name: str, data_ablation: dict[str, Any], pretrain
     run — then finetunes every task of ``data_ablation.tasks`` on every corpus, side by side, each a child run.
 
     Returns:
-        the row written to ``data/08_reporting/data_ablations/<variant>.json``: ``<corpus>/<task>/<metric>`` for the
+        the row written to ``reports/data_ablations/<variant>.json``: ``<corpus>/<task>/<metric>`` for the
         headline metrics, the weights and the MLflow run.
     """
     name = variant_name
@@ -105,30 +123,33 @@ def run_data_ablation(variant_name: str, data_ablation: dict[str, Any], pretrain
         raise ValueError(f"data_ablation.variants.{name}: weights must name corpora of data_ablation.corpora "
                          f"({sorted(corpora)}); unknown: {unknown or 'none given'}")
     check_tasks(data_ablation["tasks"], "data_ablation.tasks")
-    tracking.set_tags({"data_ablation": name})
+    tracker = tracking.current()
+    tracker.parent.set_tags({"data_ablation": name})
     run = merge(pretrain["run"], {"train": data_ablation.get("pretrain_train") or {}})
     keys = {n: [c["manifest_info"]["key"], c["features_info"]["key"]] for n, c in corpora.items()}
-    pre_info = run_job(f"data_ablation/{name}/pretrain", mixture_run_config(run, {n: corpora[n] for n in weights}, weights),
-                       launch, {"corpora": {n: keys[n] for n in weights}}, mlflow_prefix="pretrain/")
+    cfg = mixture_run_config(run, {n: corpora[n] for n in weights}, weights)
+    data = tuple(r for n in weights for r in (corpora[n]["manifest_info"], corpora[n]["features_info"]))
+    pre_info = run_job(TrainingJob(name=f"data_ablation/{name}/pretrain", title=f"{name}: {job_title('pretrain', cfg)}",
+                                   config=cfg, inputs={"corpora": {n: keys[n] for n in weights}}, launch=launch,
+                                   tags={"task": "pretrain", "data_ablation": name}, data=data), layer("06_models"))
     jobs = {f"{c}/{t}": (c, t) for c in corpora for t in data_ablation["tasks"]}
     parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(jobs)))
-    parent, task_launch = tracking.active_run_id(), job_launch(launch, parallel)
+    task_launch = job_launch(launch, parallel)
 
     def one(corpus: str, dataset: str) -> dict[str, float]:
         return finetune_and_evaluate(
             f"data_ablation/{name}/{corpus}/{dataset}", dataset, corpora[corpus], pre_info, finetune, evaluate,
             task_launch, tags={"task": dataset, "eval_corpus": corpus, "data_ablation": name},
-            parent_run_id=parent if parallel > 1 else None,
             out_root=layer("06_models") / "data_ablation" / name / "predictions" / corpus)
 
     results = side_by_side({job: functools.partial(one, *ct) for job, ct in jobs.items()}, parallel)
     split = evaluate.get("split", "val")
-    row: dict[str, Any] = {"variant": name, "weights": weights, "mlflow_run_id": parent,
-                           "mlflow_experiment_id": tracking.active_experiment_id()}
+    row: dict[str, Any] = {"variant": name, "weights": weights, "mlflow_run_id": tracker.parent.run_id,
+                           "mlflow_experiment_id": tracker.experiment_id}
     for job, (_, dataset) in jobs.items():
         for metric in headlines(dataset):
             row[f"{job}/{metric}"] = results[job].get(f"{dataset}/{split}/{metric}")
-    write_json_atomic(layer("08_reporting") / "data_ablations" / f"{name}.json", row)
+    write_json_atomic(reports("data_ablations", f"{name}.json"), row)
     return row
 
 
@@ -139,33 +160,35 @@ def run_channel_ablation(variant_name: str, channel_ablation: dict[str, Any], fi
     ``variant_name`` (``params:channel_ablation_variant``: video, subtitles or both), and evaluate with them.
 
     Returns:
-        the row written to ``data/08_reporting/channel_ablations/<variant>.json``: ``<task>/<metric>`` and the run.
+        the row written to ``reports/channel_ablations/<variant>.json``: ``<task>/<metric>`` and the run.
     """
     name = variant_name
     if name not in channel_ablation["variants"] or name not in CHANNELS:
         raise ValueError(f"channel_ablation_variant: {name!r} is not one of {list(channel_ablation['variants'])} "
                          f"(each one of {list(CHANNELS)})")
     check_tasks(channel_ablation["tasks"], "channel_ablation.tasks")
-    tracking.set_tags({"channel_ablation": name})
+    tracker = tracking.current()
+    tracker.parent.set_tags({"channel_ablation": name})
     corpus = {"manifest_info": manifest_info, "features_info": features_info}
     tasks = list(channel_ablation["tasks"])
     parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(tasks)))
-    parent, task_launch = tracking.active_run_id(), job_launch(launch, parallel)
+    task_launch = job_launch(launch, parallel)
     ft = merge(finetune, {"run": {"data": {"channels": name}}})
 
     def one(dataset: str) -> dict[str, float]:
         return finetune_and_evaluate(
             f"channel_ablation/{name}/{dataset}", dataset, corpus, pretrain_info, ft, evaluate, task_launch,
-            tags={"task": dataset, "channel_ablation": name}, parent_run_id=parent if parallel > 1 else None,
+            tags={"task": dataset, "channel_ablation": name},
             out_root=layer("06_models") / "channel_ablation" / name / "predictions")
 
     results = side_by_side({t: functools.partial(one, t) for t in tasks}, parallel)
     split = evaluate.get("split", "val")
-    row: dict[str, Any] = {"variant": name, "mlflow_run_id": parent, "mlflow_experiment_id": tracking.active_experiment_id()}
+    row: dict[str, Any] = {"variant": name, "mlflow_run_id": tracker.parent.run_id,
+                           "mlflow_experiment_id": tracker.experiment_id}
     for dataset in tasks:
         for metric in headlines(dataset):
             row[f"{dataset}/{metric}"] = results[dataset].get(f"{dataset}/{split}/{metric}")
-    write_json_atomic(layer("08_reporting") / "channel_ablations" / f"{name}.json", row)
+    write_json_atomic(reports("channel_ablations", f"{name}.json"), row)
     return row
 
 
@@ -178,30 +201,29 @@ def check_tasks(tasks: list[str], key: str) -> None:
 
 def finetune_and_evaluate(job: str, dataset: str, corpus: dict[str, Any], pre_info: dict[str, Any],
                           finetune: dict[str, Any], evaluate: dict[str, Any], launch: dict[str, Any], *,
-                          tags: dict[str, str], parent_run_id: str | None, out_root: Path) -> dict[str, float]:
+                          tags: dict[str, str], out_root: Path) -> dict[str, float]:
     """Finetune ``dataset`` on ``corpus`` from the pretraining run ``pre_info`` (an MLflow child run named ``job``),
     then score its val predictions with the input channels it was trained with (``data.channels``)."""
     m_info, f_info = corpus["manifest_info"], corpus["features_info"]
     run = merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {})
     cfg = merge(corpus_run_config(run, m_info, f_info), {"task": dataset, "train": {"init_from": pre_info["run_dir"]}})
     keys = {"manifest": m_info["key"], "features": f_info["key"], "pretrain": pre_info["key"]}
-    with tracking.child_run(job, tags=tags, parent_run_id=parent_run_id) as run_id:
-        info = run_job(job, cfg, launch, keys)
+    info = run_job(TrainingJob(name=job, title=job, config=cfg, inputs=keys, launch=launch, tags=tags,
+                               data=(m_info, f_info)), layer("06_models"))
     channels = cfg["data"].get("channels", "both")
     ev = merge(evaluate, {"options": {dataset: {"channels": channels}}})  # predict_split keyword arguments
-    return evaluate_task({"run": {**info, "mlflow_run_id": run_id}}, ev, m_info, f_info, dataset=dataset,
-                         out_root=out_root)["run"]
+    return evaluate_task({"run": info}, ev, m_info, f_info, dataset=dataset, out_root=out_root)["run"]
 
 
 def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[str, Any]) -> str:
     """docs/results_data.md: the pretraining-data table (rows: variants; columns: ``<eval corpus>/<task>/<metric>``)
     with a computed sentence on whether mixing helped on each domain, then the channel table. Variants without a
     result file yet are left out."""
-    reports = layer("08_reporting")
+    results_dir = reports()
     columns = [f"{c}/{t}/{m}" for c in data_ablation["corpora"] for t in data_ablation["tasks"] for m in headlines(t)]
     rows, found = [], {}
     for name, weights in data_ablation["variants"].items():
-        r = read_json_file(reports / "data_ablations" / f"{name}.json")
+        r = read_json_file(results_dir / "data_ablations" / f"{name}.json")
         if r is not None:
             found[name] = r
             mix = ", ".join(f"{k} {v:g}" for k, v in weights.items())
@@ -209,7 +231,7 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
     ch_columns = [f"{t}/{m}" for t in channel_ablation["tasks"] for m in headlines(t)]
     ch_rows = []
     for name in channel_ablation["variants"]:
-        r = read_json_file(reports / "channel_ablations" / f"{name}.json")
+        r = read_json_file(results_dir / "channel_ablations" / f"{name}.json")
         if r is not None:
             ch_rows.append({"channels": run_link(name, r), **{c: r.get(c, "") for c in ch_columns}})
     verdict = mixing_verdict(data_ablation, found)

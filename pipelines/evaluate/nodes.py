@@ -10,52 +10,74 @@ import torch
 
 from hero.tasks import headlines
 from pipelines import tracking
-from pipelines.paths import layer
-from pipelines.reporting import baseline_columns, plot_retrieved_moments, results_table, write_json_atomic
+from pipelines.datasets import open_manifest, open_store
+from pipelines.paths import layer, resolve
+from pipelines.reporting import plot_retrieved_moments, results_table
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manifest_info: dict[str, Any],
                   features_info: dict[str, Any], *, dataset: str, out_root: Path | None = None) -> dict[str, Any]:
-    """Predict ``evaluate.split`` with each finetuned model, write the predictions and score them.
+    """Predict ``evaluate.split`` with each finetuned model, write the predictions and score them; the metrics,
+    the prediction file and the pictures go to each job's MLflow run.
 
     Returns:
-        ``{init: {"<dataset>/<split>/<metric>": value, …}}``; predictions go to
-        ``data/07_model_output/<dataset>/<init>/<split>_predictions.json[l]``.
+        ``{job: {"<dataset>/<split>/<metric>": value, …}}`` (a job: ``pretrained``, ``scratch``, or with more than
+        one seed ``pretrained@seed1`` …); predictions go to ``data/07_model_output/<dataset>/<job>/``.
     """
-    from hero.corpus.manifest import Manifest
-    from hero.eval.predict import predict_split, retrieval_examples
-    from hero.features.store import FeatureStore
+    return evaluate_with_examples(finetune_info, evaluate, manifest_info, features_info, dataset=dataset,
+                                  out_root=out_root)["metrics"]
+
+
+def evaluate_with_examples(finetune_info: dict[str, Any], evaluate: dict[str, Any], manifest_info: dict[str, Any],
+                           features_info: dict[str, Any], *, dataset: str,
+                           out_root: Path | None = None) -> dict[str, Any]:
+    """`evaluate_task`'s metrics (``metrics``) and each job's per-example values of the task's headline metrics
+    (``examples``: ``{job: {metric: {example id: value}}}``, the input of the results table's intervals)."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    manifest, store = open_manifest(manifest_info), open_store(features_info)
+    out: dict[str, Any] = {}
+    examples: dict[str, Any] = {}
+    for job, info in finetune_info.items():
+        out_dir = (out_root or layer("07_model_output")) / dataset / job
+        metrics, files, per_example = evaluate_run(info["run_dir"], dataset, manifest, store, evaluate, out_dir, job)
+        run = tracking.current().run(info.get("mlflow_run_id"))
+        run.log_metrics(metrics)
+        for folder, path in files.items():
+            run.log_artifact(path, folder)
+        out[job] = metrics
+        examples[job] = per_example
+        log.info("%s (%s): %s", dataset, job, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+    return {"metrics": out, "examples": examples}
+
+
+def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str, Any], out_dir: Path,
+                 init: str) -> tuple[dict[str, float], dict[str, Path], dict[str, dict[str, float]]]:
+    """One finetuned run's metrics on ``evaluate.split``, its files by kind (predictions; for moment retrieval a
+    picture of the top moments of a few queries and the HTML search page) and the per-example values of its
+    task's headline metrics (`DownstreamTask.per_example`)."""
+    from hero.eval.predict import predict_options, predict_split, retrieval_examples
     from hero.presets import preset_tokenizer
+    from hero.tasks import Written, task_of_dataset
     from hero.train.finetune import load_task_model
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    manifest = Manifest.load(manifest_info["path"])
-    store = FeatureStore(features_info["path"])
     split = evaluate.get("split", "val")
-    out: dict[str, Any] = {}
-    for init, info in finetune_info.items():
-        model, preset = load_task_model(info["run_dir"])
-        tokenizer = preset_tokenizer(preset)
-        out_dir = (out_root or layer("07_model_output")) / dataset / init
-        res = predict_split(model, dataset, manifest, store, tokenizer, split, out_dir,
-                            **evaluate.get("options", {}).get(dataset, {}))
-        metrics = res["metrics"]
-        tracking.log_metrics_to(info.get("mlflow_run_id"), metrics)
-        tracking.log_artifact_to(info.get("mlflow_run_id"), res["predictions"], "predictions")
-        if model.name == "moment_retrieval":  # a picture of what the model retrieves for a few queries
-            examples = retrieval_examples(res["predictions"], manifest, dataset, split, num_queries=6, top_k=5)
-            png = plot_retrieved_moments(examples, out_dir / f"{split}_retrieved_moments.png",
-                                         title=f"{dataset} {split}: top moments ({init})")
-            if png:
-                tracking.log_artifact_to(info.get("mlflow_run_id"), png, "plots")
-            html = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
-            if html:
-                tracking.log_artifact_to(info.get("mlflow_run_id"), html, "reports")
-        out[init] = metrics
-        log.info("%s (%s): %s", dataset, init, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
-    return out
+    model, preset = load_task_model(resolve(run_dir))
+    tokenizer = preset_tokenizer(preset)
+    options = predict_options(evaluate.get("options", {}).get(dataset, {}), dataset)
+    res = predict_split(model, dataset, manifest, store, tokenizer, split, out_dir, options=options)
+    task = task_of_dataset(dataset)
+    per_example = task.per_example(Path(res["predictions"]), Path(res["annotations"]), options,
+                                   Written(res["count"], res["num_videos"]))
+    per_example = {m: per_example[m] for m in task.headlines if m in per_example}
+    files = {"predictions": res["predictions"]}
+    if model.name == "moment_retrieval":  # a picture of what the model retrieves for a few queries
+        examples = retrieval_examples(res["predictions"], manifest, dataset, split, num_queries=6, top_k=5)
+        files["plots"] = plot_retrieved_moments(examples, out_dir / f"{split}_retrieved_moments.png",
+                                                title=f"{dataset} {split}: top moments ({init})")
+        files["reports"] = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
+    return res["metrics"], {k: v for k, v in files.items() if v}, per_example
 
 
 def search_report(model, manifest, store, tokenizer, dataset: str, split: str, out_dir: Path, init: str) -> Path | None:
@@ -68,37 +90,91 @@ def search_report(model, manifest, store, tokenizer, dataset: str, split: str, o
         return None
     query = examples[0]["desc"]
     searcher = MomentSearcher.from_model(model, manifest, store, tokenizer, videos=manifest.split_videos(split) or None)
-    return write_search_report(out_dir / f"{split}_search.html", query, searcher.search(query, top_k=10), manifest,
+    page = write_search_report(out_dir / f"{split}_search.html", query, searcher.search(query, top_k=10), manifest,
                                store, title=f"{dataset} {split}: moment search ({init})")
+    return without_project_root(page)
 
 
-def summarize(evaluate: dict[str, Any], **task_metrics: dict[str, Any]) -> str:
-    """All tasks' metrics into ``data/08_reporting/metrics.json`` and a pretrained-vs-scratch table.
+def without_project_root(path: Path) -> Path:
+    """``path`` (a text file) rewritten with the project folder's path taken out of the paths it shows (the page
+    names the corpus it searched): an output DVC tracks holds the same bytes in any clone."""
+    from hero.storage.atomic import write_text_atomic
+    from pipelines.settings import project_root
 
-    The flat metrics are ``{"<dataset>/<split>/<metric>": value}`` for the pretrained models, with the
-    from-scratch ones under ``scratch/…``; they also go to the pipeline's MLflow run.
+    text = path.read_text(encoding="utf-8")
+    prefix = project_root().as_posix().rstrip("/") + "/"
+    if prefix in text:
+        write_text_atomic(path, text.replace(prefix, ""))
+    return path
+
+
+def arm_of(job: str) -> str:
+    """The arm a finetuning job belongs to: ``pretrained@seed1`` -> ``pretrained``."""
+    return job.split("@", 1)[0]
+
+
+def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[str, Any]:
+    """The results table (pretrained vs scratch with intervals, the reference baselines beside them) and the
+    metrics, in four outputs.
+
+    Args:
+        task_outputs: ``<dataset>_metrics`` (`evaluate_task`'s ``{job: metrics}``) and, when the evaluate step
+            computed them, ``<dataset>_examples`` (``{job: {metric: {id: value}}}``).
 
     Returns:
-        the markdown table (saved by the catalog as data/08_reporting/results.md).
+        ``results_table`` (markdown: data/08_reporting/results.md, also an MLflow artifact): per task and headline
+        metric, each arm's mean over seeds with its 95% interval, chance and text-only, the paired difference
+        pretrained − scratch with its interval and a verdict (a gain only when the interval excludes 0);
+        ``metrics``: every metric, ``{"<dataset>/<split>/<metric>": value}`` for the pretrained models and
+        ``<job>/…`` for the others (data/08_reporting/metrics.json); ``headline_metrics``: the headline metrics per
+        task and job, the small file DVC and git track (reports/metrics.json); ``headline``: per task, the
+        pretrained model's headline metric (mean over seeds), its interval and the difference to scratch, for the
+        pipeline's MLflow run.
     """
+    from hero.metrics.results import MetricResults, metric_rows, render_markdown
+    from hero.metrics.results import summarize as summarize_rows
+    from hero.tasks import headlines
+    from pipelines.baselines.nodes import baselines_path
+    from pipelines.reporting import BASELINE_COLUMNS, read_json_file
+
     split = evaluate.get("split", "val")
+    baselines = read_json_file(baselines_path()) or {}
     flat: dict[str, float] = {}
-    rows = []
-    for dataset, per_init in sorted(task_metrics.items()):
-        dataset = dataset.removesuffix("_metrics")
-        for init, metrics in per_init.items():
+    headline_values: dict[str, dict[str, dict[str, float]]] = {}
+    rows: list[MetricResults] = []
+    for key in sorted(task_outputs):
+        if not key.endswith("_metrics"):
+            continue
+        dataset, per_job = key.removesuffix("_metrics"), task_outputs[key]
+        for job, metrics in per_job.items():
             for k, v in metrics.items():
-                flat[k if init == "pretrained" else f"{init}/{k}"] = float(v)
-        for metric in headlines(dataset):
-            pre = per_init.get("pretrained", {}).get(f"{dataset}/{split}/{metric}")
-            scr = per_init.get("scratch", {}).get(f"{dataset}/{split}/{metric}")
-            rows.append({"task": dataset, "metric": metric, "pretrained": pre if pre is not None else "",
-                         "scratch": scr if scr is not None else "",
-                         "gain": (pre - scr) if pre is not None and scr is not None else ""})
-    table = results_table(rows, ["task", "metric", "pretrained", "scratch", "gain", *baseline_columns(rows, split)])
-    path = write_json_atomic(layer("08_reporting") / "metrics.json", flat)
-    tracking.log_metrics(flat)
-    print(f"\nDownstream results ({split}; {path}):\n{table}\n"
-          f"MLflow: mlflow ui --backend-store-uri sqlite:///{Path('mlruns/mlflow.db').resolve()}  (runs under "
-          f"experiment 'hero-platform'; one run per pipeline run, a child run per finetuned task)")
-    return table + "\n"
+                flat[k if job == "pretrained" else f"{job}/{k}"] = float(v)
+        names = headlines(dataset)
+        for metric in names:
+            found = {job: float(m[f"{dataset}/{split}/{metric}"]) for job, m in per_job.items()
+                     if f"{dataset}/{split}/{metric}" in m}
+            if found:
+                headline_values.setdefault(dataset, {})[metric] = found
+        examples = task_outputs.get(f"{dataset}_examples") or {}
+        arms: dict[str, list] = {}
+        for job, per_example in examples.items():
+            arms.setdefault(arm_of(job), []).append(per_example)
+        references = {m: {b: baselines.get(b, {}).get(f"{dataset}/{split}/{m}") for b in BASELINE_COLUMNS}
+                      for m in names}
+        if arms:
+            rows += metric_rows(dataset, arms, names, references)
+    summaries = summarize_rows(rows)
+    table = render_markdown(summaries)
+    parent: dict[str, dict[str, float]] = {}
+    for s in summaries:  # one headline per task on the parent run: its first (HERO's number)
+        if any(k.startswith(f"{s.task}/") for k in parent) or "pretrained" not in s.arms:
+            continue
+        iv, diff = s.arms["pretrained"], s.differences.get(("pretrained", "scratch"))
+        name = tracking.metric_name(f"{s.task}/{s.metric}")
+        parent[name] = {"value": iv.estimate, "step": 0}
+        parent[f"{name}_low"], parent[f"{name}_high"] = {"value": iv.low, "step": 0}, {"value": iv.high, "step": 0}
+        if diff is not None:
+            parent[f"{name}_gain"] = {"value": diff.estimate, "step": 0}
+    print(f"\nDownstream results ({split}):\n{table}\n"  # the run's answer, on the console whatever the log level
+          "MLflow: make ui (one run per pipeline run, named for it; a child run per training job)")
+    return {"results_table": table, "metrics": flat, "headline_metrics": headline_values, "headline": parent}

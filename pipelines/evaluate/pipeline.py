@@ -2,7 +2,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from pipelines.evaluate.nodes import evaluate_task, summarize
+from pipelines.evaluate.nodes import evaluate_with_examples, summarize
 from pipelines.finetune.pipeline import default_datasets
 
 
@@ -10,13 +10,17 @@ def create_pipeline(datasets=None, **kwargs) -> Pipeline:
     datasets = datasets or default_datasets()
     pipes = []
     for ds in datasets:
-        fn = update_wrapper(partial(evaluate_task, dataset=ds), evaluate_task)
+        fn = update_wrapper(partial(evaluate_with_examples, dataset=ds), evaluate_with_examples)
         pipes.append(pipeline(
             [node(fn, inputs=["finetune_info", "params:evaluate", "manifest_info", "features_info"],
-                  outputs="eval_metrics", name="evaluate", tags=["evaluate"])],
+                  outputs={"metrics": "eval_metrics", "examples": "eval_examples"}, name="evaluate",
+                  tags=["evaluate"])],
             namespace=ds, inputs={"manifest_info", "features_info"}, parameters={"params:evaluate"},
         ))
     pipes.append(Pipeline([node(summarize, inputs={"evaluate": "params:evaluate",
-                                                   **{f"{ds}_metrics": f"{ds}.eval_metrics" for ds in datasets}},
-                                outputs="results_table", name="summarize", tags=["evaluate"])]))
+                                                   **{f"{ds}_metrics": f"{ds}.eval_metrics" for ds in datasets},
+                                                   **{f"{ds}_examples": f"{ds}.eval_examples" for ds in datasets}},
+                                outputs={"results_table": "results_table", "metrics": "metrics",
+                                         "headline_metrics": "headline_metrics", "headline": "headline"},
+                                name="summarize", tags=["evaluate"])]))
     return sum(pipes, Pipeline([]))

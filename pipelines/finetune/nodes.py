@@ -1,20 +1,17 @@
-"""Finetune nodes: one job per (task, initialisation), each an MLflow child run of the pipeline's run."""
+"""Finetune nodes: one job per (task, initialisation), asked of `pipelines.datasets.RunDirDataset`, which runs them
+side by side and gives each its MLflow child run (``tvr / pretrained``)."""
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import logging
 import os
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from hero.config import merge
-from pipelines import tracking
-from pipelines.pretrain.nodes import corpus_run_config, run_job
+from pipelines.datasets import JobSet, TrainingJob
+from pipelines.pretrain.nodes import corpus_run_config
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def job_launch(launch: dict[str, Any], parallel: int) -> dict[str, Any]:
@@ -31,41 +28,47 @@ def job_launch(launch: dict[str, Any], parallel: int) -> dict[str, Any]:
 
 def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
                   features_info: dict[str, Any], pretrain_info: dict[str, Any], text: dict[str, Any] | None = None,
-                  *, dataset: str) -> dict[str, Any]:
+                  *, dataset: str) -> JobSet:
     """Finetune ``dataset``'s task from the pretrained checkpoint and, for comparison, from scratch.
 
     Args:
         finetune: ``params:finetune``: ``run`` (the shared job config), ``tasks`` (per-dataset overrides),
             ``inits`` (which of ``pretrained`` / ``scratch`` to train), ``parallel_jobs`` (how many of those
             jobs run at once; 1 = one after the other), ``datasets`` (which datasets to finetune at all; absent:
-            every one the pipeline has a namespace for).
+            every one the pipeline has a namespace for), ``seeds`` (finetuning seeds per init, default 1: the
+            results table's intervals then cover examples and seeds; the jobs of seed k > 0 are named
+            ``<init>@seed<k>``).
         pretrain_info: the pretraining run whose latest checkpoint initialises the ``pretrained`` job.
         text: ``params:text``: the tokenizer of every job (`pipelines.pretrain.nodes.corpus_run_config`).
 
     Returns:
-        ``{init: {"run_dir", "key", "final", "mlflow_run_id"}}``; ``{}`` for a dataset left out of ``datasets``.
+        the jobs by init (the record is ``{init: {"run_dir", "key", "final", "mlflow_run_id"}}``); none for a
+        dataset left out of ``datasets``.
     """
     selected = finetune.get("datasets")
     if selected is not None and dataset not in selected:
         log.info("%s: not in finetune.datasets %s; not finetuned", dataset, list(selected))
-        return {}
+        return JobSet({})
     inits = list(finetune.get("inits", ["pretrained", "scratch"]))
     parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(inits)))
-    parent = tracking.active_run_id()
-    job_launch_cfg = job_launch(launch, parallel)
-
-    def one(init: str) -> dict[str, Any]:
-        cfg = finetune_run_config(finetune, dataset, init, manifest_info, features_info, pretrain_info, text)
-        keys = {"manifest": manifest_info["key"], "features": features_info["key"],
-                "pretrain": pretrain_info["key"] if init == "pretrained" else None}
-        with tracking.child_run(f"finetune/{dataset}/{init}", tags={"task": dataset, "init": init},
-                                parent_run_id=parent if parallel > 1 else None) as run_id:
-            # the job's resolved config as params, so MLflow's compare view sets pretrained against scratch
-            tracking.log_params({"init": init, **cfg})
-            info = run_job(f"finetune/{dataset}-{init}", cfg, job_launch_cfg, keys)
-        return {**info, "mlflow_run_id": run_id}
-
-    return side_by_side({init: functools.partial(one, init) for init in inits}, parallel)
+    launch = job_launch(launch, parallel)
+    seeds = int(finetune.get("seeds", 1))
+    if seeds < 1:
+        raise ValueError(f"finetune.seeds: must be >= 1, got {seeds}")
+    jobs = {}
+    for k in range(seeds):   # seed k: the run's train.seed + k; the first keeps the init's own name
+        for init in inits:
+            job = init if k == 0 else f"{init}@seed{k}"
+            config = finetune_run_config(finetune, dataset, init, manifest_info, features_info, pretrain_info, text)
+            if k:
+                config = merge(config, {"train": {"seed": int(config.get("train", {}).get("seed", 0)) + k}})
+            jobs[job] = TrainingJob(
+                name=f"{dataset}-{job.replace('@', '-')}", title=f"{dataset} / {job}", launch=launch, config=config,
+                inputs={"manifest": manifest_info["key"], "features": features_info["key"],
+                        "pretrain": pretrain_info["key"] if init == "pretrained" else None},
+                params={"init": init, "seed_index": k}, tags={"task": dataset, "init": init},
+                data=(manifest_info, features_info))
+    return JobSet(jobs, parallel)
 
 
 def finetune_run_config(finetune: dict[str, Any], dataset: str, init: str, manifest_info: dict[str, Any],
@@ -76,17 +79,3 @@ def finetune_run_config(finetune: dict[str, Any], dataset: str, init: str, manif
     run = merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {})
     cfg = corpus_run_config(run, manifest_info, features_info, text)
     return merge(cfg, {"task": dataset, "train": {"init_from": pretrain_info["run_dir"] if init == "pretrained" else None}})
-
-
-def side_by_side(jobs: dict[str, Callable[[], T]], parallel: int) -> dict[str, T]:
-    """Run ``jobs`` (name -> thunk), at most ``parallel`` at once; results by name, in the given order.
-
-    Each thunk launches a torchrun subprocess, so threads suffice. A failure is raised once every started
-    job has ended (the other job's work is kept: it is cached by content address).
-    """
-    if parallel <= 1:
-        return {name: job() for name, job in jobs.items()}
-    log.info("%d jobs side by side: %s", min(parallel, len(jobs)), ", ".join(jobs))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="job") as pool:
-        futures = {name: pool.submit(job) for name, job in jobs.items()}
-        return {name: fut.result() for name, fut in futures.items()}

@@ -1,4 +1,5 @@
-"""Pretrain node: params -> a validated run config -> `torchrun -m hero.train` -> checkpoint + metric history."""
+"""Pretrain nodes: params -> a validated job config (`TrainingJob`); `pipelines.datasets.RunDirDataset` runs it under
+torchrun unless its run directory is already done; then the loss curves as a picture for `dvc plots`."""
 
 from __future__ import annotations
 
@@ -7,27 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from hero.config import merge
-from hero.presets import preset_tokenizer
-from hero.storage.atomic import write_text_atomic
-from hero.train.config import RunConfig
-from pipelines import tracking
-from pipelines.fingerprint import params_hash
-from pipelines.launch import launch_torchrun
-from pipelines.paths import layer
-from pipelines.settings import project_root
-from pipelines.reporting import plot_curves, read_metrics_jsonl
+from pipelines.datasets import TrainingJob, read_metrics
+from pipelines.paths import relative
 from pipelines.sweep.space import flat
 
 log = logging.getLogger(__name__)
 
-DONE = "done.json"
-
 
 def corpus_run_config(run: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any],
                       text: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The job's config: ``run`` with the corpus and the feature store filled in (the model's feature dimension is
-    read from the store by the trainer), and the tokenizer of ``params:text`` (``text.tokenizer``; a relative path is taken from the project root) as
-    ``data.tokenizer`` when it names one (None keeps the run's own choice, by default the preset's)."""
+    """The job's config: ``run`` with the corpus and the feature store filled in (the trainer reads the feature
+    dimension from the store), and the tokenizer of ``params:text`` (``text.tokenizer``; a relative path is taken from the project root, where jobs run)
+    as ``data.tokenizer`` when it names one (None keeps the run's own choice, by default the preset's)."""
     data = {"source": "corpus", "path": manifest_info["path"], "features": features_info["path"]}
     tokenizer = (text or {}).get("tokenizer")
     if tokenizer:
@@ -36,73 +28,55 @@ def corpus_run_config(run: dict[str, Any], manifest_info: dict[str, Any], featur
 
 
 def tokenizer_location(tokenizer: str) -> str:
-    """``minilm`` or an absolute path as given; a relative path from the project root (jobs run elsewhere)."""
-    if tokenizer == "minilm" or Path(tokenizer).is_absolute():
-        return tokenizer
-    return str(project_root() / tokenizer)
-
-
-def run_job(name: str, cfg: dict[str, Any], launch: dict[str, Any], key_parts: dict[str, Any],
-            mlflow_prefix: str = "") -> dict[str, Any]:
-    """Launch one training job in ``data/06_models/<name>/<key>/`` unless that run already finished.
-
-    The key hashes the resolved config and the data it reads, so a re-run with unchanged inputs costs nothing,
-    and an interrupted run resumes from its latest checkpoint (hero.train does that by itself).
-    """
-    checked = RunConfig.from_dict(cfg)  # a bad config fails here, in the Kedro process, naming its dotted key
-    if checked.data.source == "corpus" and not checked.data.corpora:   # and a tokenizer that does not fit the preset
-        preset_tokenizer(checked.build_preset(), checked.data.tokenizer)
-    key = params_hash({"cfg": cfg, **key_parts})
-    run_dir = layer("06_models") / name / key
-    done = run_dir / DONE
-    if done.exists():
-        log.info("%s: finished run %s found; not retraining", name, run_dir)
-    else:
-        sinks = list(cfg.get("train", {}).get("sinks", ["hero.train.sinks:JsonlSink"]))
-        if "pipelines.tracking:MlflowSink" not in sinks:
-            sinks.append("pipelines.tracking:MlflowSink")
-        cfg = merge(cfg, {"train": {"sinks": sinks}})
-        launch_torchrun(cfg, run_dir, launch, extra_env=tracking.job_env(prefix=mlflow_prefix), label=name)
-        done.write_text('{"finished": true}\n')
-    rows = read_metrics_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
-    picture = plot_curves(rows, run_dir / "curves.png", title=f"{name} ({run_dir.name})")
-    if picture:
-        tracking.log_artifact(picture, "plots")
-    tracking.log_artifact(run_dir / "config.yaml", "config")
-    last = rows[-1] if rows else {}
-    return {"run_dir": str(run_dir), "key": key, "final": {k: v for k, v in last.items() if isinstance(v, (int, float))}}
+    """``minilm`` as given; a path as the project records it (relative to the project root when inside it)."""
+    return tokenizer if tokenizer == "minilm" else relative(Path(tokenizer).expanduser())
 
 
 def tuned_run(run: dict[str, Any], sweep_best: dict[str, Any] | None) -> dict[str, Any]:
-    """``run`` with the best values of the last sweep merged in (``params:sweep_best``, written by the sweep
-    pipeline into conf/base/parameters_sweep_best.yml; empty until a sweep completes a trial)."""
+    """``run`` with the best values of the last sweep merged in (the ``sweep_best`` dataset: the file that
+    globals.yml's ``sweep_best_file`` names, written by the sweep pipeline; empty until a sweep completes a trial)."""
     if not sweep_best:
         return run
-    log.info("pretrain: tuned values from params:sweep_best applied: %s",
+    log.info("pretrain: tuned values from the last sweep applied: %s",
              ", ".join(f"{k}={v}" for k, v in flat(sweep_best).items()))
     return merge(run, sweep_best)
 
 
+def job_title(kind: str, cfg: dict[str, Any]) -> str:
+    """``pretrain hero-mini 200 steps``: what a job is, for its MLflow run's name."""
+    steps = (cfg.get("train") or {}).get("max_steps")
+    return " ".join(str(p) for p in (kind, cfg.get("preset"), f"{steps} steps" if steps else None) if p)
+
+
 def pretrain(pretrain: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
              features_info: dict[str, Any], sweep_best: dict[str, Any] | None = None,
-             text: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Pretrain on the corpus with the task mix of ``params:pretrain.run`` (plus the sweep's tuned values) and the
-    tokenizer of ``params:text``.
-
-    Returns:
-        ``{"run_dir", "key", "final"}``: where the checkpoints are, and the last logged metrics.
-    """
+             text: dict[str, Any] | None = None) -> TrainingJob:
+    """The pretraining job on the corpus: the task mix of ``params:pretrain.run`` (plus the sweep's tuned values) and
+    the tokenizer of ``params:text``."""
     cfg = corpus_run_config(tuned_run(pretrain["run"], sweep_best), manifest_info, features_info, text)
-    tracking.set_tags({"corpus": manifest_info["key"], "features": features_info["key"]})
-    info = run_job("pretrain", cfg, launch, {"manifest": manifest_info["key"], "features": features_info["key"]},
-                   mlflow_prefix="pretrain/")
-    write_loss_csv(Path(info["run_dir"]) / "metrics.jsonl", layer("08_reporting") / "pretrain_loss.csv")
-    return info
+    return TrainingJob(name="", title=job_title("pretrain", cfg), config=cfg, launch=launch,
+                       inputs={"manifest": manifest_info["key"], "features": features_info["key"]},
+                       tags={"task": "pretrain"}, data=(manifest_info, features_info))
 
 
-def write_loss_csv(metrics_jsonl: Path, out: Path) -> None:
-    """step,loss rows for `dvc plots show` (the per-step training loss of the pretraining run)."""
-    rows = read_metrics_jsonl(metrics_jsonl) if metrics_jsonl.exists() else []
-    write_text_atomic(out, "step,loss\n" + "".join(f"{r['step']},{r['train/loss']}\n" for r in rows if "train/loss" in r))
+def plot_pretrain_loss(pretrain_info: dict[str, Any]):
+    """The pretraining run's loss per objective against step (a matplotlib figure; `dvc plots show` shows it)."""
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
+    rows = read_metrics(pretrain_info["run_dir"])
+    objectives = sorted({k for r in rows for k in r if k.startswith("train/") and k.endswith("/loss") and k.count("/") == 2})
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name in ["train/loss_mean", *objectives]:  # the total (averaged over each log window), then each objective
+        pts = [(r["step"], r[name]) for r in rows if isinstance(r.get(name), (int, float))]
+        if pts:
+            label = "total (mean)" if name == "train/loss_mean" else name.split("/")[1]
+            ax.plot(*zip(*pts), lw=2.0 if name == "train/loss_mean" else 1.1, label=label)
+    ax.set(xlabel="step", ylabel="loss", title=f"pretraining loss ({pretrain_info['key']})")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -176,8 +176,6 @@ class SweepConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     space: dict[str, ParamSpec] = field(default_factory=dict)
     """Dotted key of the pretrain run config (``pretrain.tasks.mlm``, ``optim.lr``) -> its distribution."""
-    best_params_file: str = "conf/base/parameters_sweep_best.yml"
-    """Where the best params go (relative to the project root); the pretrain node reads ``sweep_best``."""
 
     def __post_init__(self) -> None:
         if not self.study or "/" in self.study:

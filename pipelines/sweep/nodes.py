@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 from pipelines import tracking
-from pipelines.paths import layer
+from pipelines.paths import layer, relative
 from pipelines.settings import project_root
 from pipelines.sweep.config import SweepConfig
 from pipelines.sweep.objective import ProxyObjective, proxy_pretrain_config
-from pipelines.sweep.report import report
+from pipelines.sweep.report import best_values, report
 from pipelines.sweep.space import check_space
 from pipelines.sweep.study import (
     counts,
@@ -26,15 +26,15 @@ log = logging.getLogger(__name__)
 
 def sweep(sweep: dict[str, Any], pretrain: dict[str, Any], finetune: dict[str, Any], evaluate: dict[str, Any],
           launch: dict[str, Any], manifest_info: dict[str, Any], features_info: dict[str, Any],
-          corpus: dict[str, Any] | None = None, features: dict[str, Any] | None = None) -> dict[str, Any]:
+          corpus: dict[str, Any] | None = None, features: dict[str, Any] | None = None) -> tuple[dict, dict]:
     """Serve the study ``sweep.study`` until it holds ``sweep.n_trials`` finished trials, then report it.
 
     Starting the same command on more machines (sharing the storage and the data folder) adds workers; a
     restarted sweep recovers its dead trials and runs the remaining ones only (pipelines.sweep.study).
 
     Returns:
-        The summary (also ``data/08_reporting/sweep/<study>/summary.json``): best value and params, trial
-        counts by state, the plots; the best params are written to ``sweep.best_params_file``.
+        The summary (also ``data/08_reporting/sweep/<study>/summary.json``): best value and params, trial counts by
+        state, the plots; and the best values for the ``sweep_best`` dataset, which the next pretraining merges in.
     """
     cfg = SweepConfig.from_params(sweep)
     corpora = None
@@ -48,15 +48,17 @@ def sweep(sweep: dict[str, Any], pretrain: dict[str, Any], finetune: dict[str, A
     objective = ProxyObjective(cfg, pretrain_cfg, finetune, evaluate, launch, manifest_info, features_info)
     url = storage_url(cfg.storage, project_root())
     study = open_study(cfg.study, url, cfg.objective.direction, pruner=make_pruner(cfg.pruner))
-    tracking.set_tags({"sweep.study": cfg.study, "sweep.storage": redact(url)})
+    parent = tracking.current().parent
+    parent.set_tags({"sweep.study": cfg.study, "sweep.storage": redact(url)})
     log.info("sweep %s on %s: %d trials in all, %s", cfg.study, redact(url), cfg.n_trials,
              ", ".join(f"{k} {v}" for k, v in counts(study).items()) or "new study")
     run_worker(study, objective, cfg.n_trials, sampler=cfg.sampler, recovery=cfg.recovery, timeout=cfg.timeout)
-    info = report(study, layer("08_reporting") / "sweep" / cfg.study, cfg.objective.metric_key, cfg.n_trials,
-                  redact(url), project_root() / cfg.best_params_file)
+    out_dir = layer("08_reporting") / "sweep" / cfg.study
+    info = report(study, out_dir, cfg.objective.metric_key, cfg.n_trials, redact(url))
     for path in info["plots"]:
-        tracking.log_artifact(path, "sweep")
-    tracking.log_artifact(layer("08_reporting") / "sweep" / cfg.study / "summary.json", "sweep")
+        parent.log_artifact(path, "sweep")
+    parent.log_artifact(out_dir / "summary.json", "sweep")
     if info["best"] is not None:
-        tracking.log_metrics({"sweep/best_value": info["best"]["value"]})
-    return info
+        parent.log_metrics({"sweep/best_value": info["best"]["value"]})
+    info["plots"] = [relative(p) for p in info["plots"]]
+    return info, best_values(info)

@@ -14,7 +14,6 @@ jobs' live loss curves (``pretrain/…``, ``finetune/…``), the val metrics at 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,10 +24,17 @@ import optuna
 from hero.config import ConfigError, merge
 from hero.train.config import RunConfig
 from pipelines import tracking
+from pipelines.datasets import (
+    MLFLOW_SINK,
+    TrainingJob,
+    open_manifest,
+    open_store,
+    run_job,
+)
 from pipelines.fingerprint import params_hash
 from pipelines.launch import launch_torchrun
 from pipelines.paths import layer
-from pipelines.pretrain.nodes import corpus_run_config, run_job
+from pipelines.pretrain.nodes import corpus_run_config
 from pipelines.sweep.config import SweepConfig
 from pipelines.sweep.space import apply_values, suggest
 
@@ -103,45 +109,52 @@ class ProxyObjective:
         if "retry_of" in trial.user_attrs:
             tags["optuna.retry_of"] = str(trial.user_attrs["retry_of"])
         pruned: optuna.TrialPruned | None = None
-        with tracking.child_run(f"sweep/{self.cfg.study}/trial_{trial.number}", tags=tags):
-            tracking.log_params(values)
+        with tracking.current().child(f"sweep {self.cfg.study} / trial {trial.number}", params=values, tags=tags,
+                                      inputs=tracking.inputs_of([self.manifest_info, self.features_info])) as run:
             try:
-                value = self.evaluate_point(trial, values)
+                value = self.evaluate_point(trial, values, run)
             except optuna.TrialPruned as err:  # a pruned trial is a finished MLflow run, not a failed one
                 pruned = err
-                tracking.set_tags({"optuna.state": "PRUNED"})
+                run.set_tags({"optuna.state": "PRUNED"})
             else:
-                tracking.log_metrics({"trial_value": value})
-                tracking.set_tags({"optuna.state": "COMPLETE"})
+                run.log_metrics({"trial_value": value})
+                run.set_tags({"optuna.state": "COMPLETE"})
         if pruned is not None:
             raise pruned
         return value
 
-    def evaluate_point(self, trial: optuna.Trial, values: dict[str, Any]) -> float:
-        """Pretrain with ``values``, then finetune rung by rung, reporting the val metric at each rung."""
+    def evaluate_point(self, trial: optuna.Trial, values: dict[str, Any], run: tracking.Run | None = None) -> float:
+        """Pretrain with ``values``, then finetune rung by rung, reporting the val metric at each rung; the jobs' curves
+        and the val metrics go to the trial's MLflow run ``run``."""
+        run = run or tracking.Run(None, None)
         root = self.trial_dir(trial)
         name = root.relative_to(layer("06_models")).as_posix()
-        pre_cfg = apply_values(self.pretrain_cfg, values)
-        pre = run_job(f"{name}/pretrain", pre_cfg, self.launch, self.keys, mlflow_prefix="pretrain/")
+        pre_job = TrainingJob(name="pretrain", title=f"{name}/pretrain", config=apply_values(self.pretrain_cfg, values),
+                              inputs=self.keys, launch=self.launch)
+        pre = run_job(pre_job, root, log_into=run, prefix="pretrain/")
         ft_cfg = merge(self.finetune_cfg, {"train": {"init_from": pre["run_dir"]}})
         sinks = list(ft_cfg.get("train", {}).get("sinks", ["hero.train.sinks:JsonlSink"]))
-        if tracking.active_run_id() is not None and "pipelines.tracking:MlflowSink" not in sinks:
-            ft_cfg = merge(ft_cfg, {"train": {"sinks": [*sinks, "pipelines.tracking:MlflowSink"]}})  # live curves
+        if run.run_id is not None and MLFLOW_SINK not in sinks:
+            ft_cfg = merge(ft_cfg, {"train": {"sinks": [*sinks, MLFLOW_SINK]}})  # live curves
         RunConfig.from_dict(ft_cfg)  # fails here, naming the key, rather than inside the job
         ft_dir = root / "finetune" / params_hash(ft_cfg)  # never resumes a run of another study of the same name
 
         def train_to(step: int) -> None:
             launch_torchrun(merge(ft_cfg, {"train": {"stop_after": step}}), ft_dir, self.launch,
-                            extra_env=tracking.job_env(prefix="finetune/"))
+                            extra_env=run.env("finetune/"))
+
+        def validate(step: int) -> float:
+            value, metrics = self.validate(ft_dir, root / "predictions", step)
+            run.log_metrics(metrics, step=step)
+            return value
 
         def on_value(step: int, value: float) -> None:
-            tracking.log_metrics({"objective": value}, step=step)
+            run.log_metrics({"objective": value}, step=step)
 
-        return rung_loop(trial, self.cfg.objective.rungs, train_to,
-                         functools.partial(self.validate, ft_dir, root / "predictions"), on_value)
+        return rung_loop(trial, self.cfg.objective.rungs, train_to, validate, on_value)
 
-    def validate(self, run_dir: Path, out_root: Path, step: int) -> float:
-        """The objective metric of the finetuning checkpoint at ``step``; every val metric goes to the trial's run."""
+    def validate(self, run_dir: Path, out_root: Path, step: int) -> tuple[float, dict[str, float]]:
+        """The objective metric of the finetuning checkpoint at ``step``, and every val metric (``val/<metric>``)."""
         from hero.eval.predict import predict_split
         from hero.presets import preset_tokenizer
         from hero.train.finetune import load_task_model
@@ -155,15 +168,11 @@ class ProxyObjective:
         if obj.metric_key not in metrics:
             raise ConfigError(f"sweep.objective.metric: {obj.metric_key} is not among the metrics of "
                               f"{obj.dataset}/{obj.split}: {sorted(metrics)}")
-        tracking.log_metrics({k.replace(f"{obj.dataset}/{obj.split}/", "val/"): v for k, v in metrics.items()}, step=step)
         log.info("%s, finetuning step %d: %s = %.4g", out_root.parent.name, step, obj.metric_key, metrics[obj.metric_key])
-        return metrics[obj.metric_key]
+        return metrics[obj.metric_key], {k.replace(f"{obj.dataset}/{obj.split}/", "val/"): v for k, v in metrics.items()}
 
     def _data(self) -> tuple[Any, Any]:
         """The manifest and the feature store, opened once per worker."""
         if self._loaded is None:
-            from hero.corpus.manifest import Manifest
-            from hero.features.store import FeatureStore
-
-            self._loaded = Manifest.load(self.manifest_info["path"]), FeatureStore(self.features_info["path"])
+            self._loaded = open_manifest(self.manifest_info), open_store(self.features_info)
         return self._loaded

@@ -7,5 +7,5 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         node(sweep, inputs=["params:sweep", "params:pretrain", "params:finetune", "params:evaluate", "params:launch",
                             "manifest_info", "features_info", "params:corpus", "params:features"],
-             outputs="sweep_summary", name="sweep", tags=["sweep"]),
+             outputs=["sweep_summary", "sweep_best"], name="sweep", tags=["sweep"]),
     ])

@@ -1,15 +1,14 @@
-"""What a finished (or stopped) sweep leaves behind: Optuna's plots, a summary, and the best params file."""
+"""What a finished (or stopped) sweep leaves behind: Optuna's plots, a summary, and its best values (saved by the
+``sweep_best`` dataset, `pipelines.datasets.SweepBestDataset`)."""
 
 from __future__ import annotations
 
 import logging
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import TrialState
 
 from hero.storage.atomic import write_text_atomic
@@ -18,10 +17,6 @@ from pipelines.sweep.space import nested
 from pipelines.sweep.study import counts
 
 log = logging.getLogger(__name__)
-
-BEST_KEY = "sweep_best"
-"""The top-level key of the best params file; the pretrain node reads ``params:sweep_best``."""
-
 
 def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     """Optuna's matplotlib plots as PNGs: history, intermediate values, parallel coordinates, importances.
@@ -66,29 +61,25 @@ def summary(study: optuna.Study, metric: str, n_trials: int, storage: str) -> di
             "metric": metric, "n_trials": n_trials, "counts": counts(study), "best": best}
 
 
-def write_best_params(path: Path, params: dict[str, Any], note: str) -> Path:
-    """``sweep_best: {<nested pretrain run config values>}`` into ``path``, whole or not at all."""
-    header = (f"# Written by `kedro run --pipeline=sweep` ({note}) at "
-              f"{datetime.now(UTC).isoformat(timespec='seconds')}.\n"
-              "# The pretrain node merges these values into params:pretrain.run; `sweep_best: {}` applies nothing.\n")
-    write_text_atomic(path, header + yaml.safe_dump({BEST_KEY: nested(params)}, sort_keys=True))
-    return path
+def best_values(info: dict[str, Any]) -> dict[str, Any]:
+    """What the ``sweep_best`` dataset saves: the best trial's values as a partial pretrain run config, with a note
+    on where they come from; ``{}`` (nothing written) while no trial is complete."""
+    best = info.get("best")
+    if best is None:
+        return {}
+    return {"values": nested(best["params"]),
+            "note": f"study {info['study']}, trial {best['trial']}, {info['metric']} = {best['value']:.6g}"}
 
 
-def report(study: optuna.Study, out_dir: Path, metric: str, n_trials: int, storage: str,
-           best_params_file: Path) -> dict[str, Any]:
-    """Plots and ``summary.json`` into ``out_dir``; the best params (if any trial completed) into ``best_params_file``."""
+def report(study: optuna.Study, out_dir: Path, metric: str, n_trials: int, storage: str) -> dict[str, Any]:
+    """Plots and ``summary.json`` into ``out_dir``; returns the summary."""
     plots = save_plots(study, out_dir)
     info = summary(study, metric, n_trials, storage)
     info["plots"] = [str(p) for p in plots]
     if info["best"] is not None:
         best = info["best"]
-        write_best_params(best_params_file, best["params"],
-                          f"study {study.study_name}, trial {best['trial']}, {metric} = {best['value']:.6g}")
-        info["best_params_file"] = str(best_params_file)
-        log.info("sweep %s: best %s = %.4g (trial %d) -> %s", study.study_name, metric, best["value"], best["trial"],
-                 best_params_file)
+        log.info("sweep %s: best %s = %.4g (trial %d)", study.study_name, metric, best["value"], best["trial"])
     else:
-        log.warning("sweep %s: no complete trial yet; %s left as it is", study.study_name, best_params_file)
+        log.warning("sweep %s: no complete trial yet; the last best values stay as they are", study.study_name)
     write_json_atomic(out_dir / "summary.json", info)
     return info

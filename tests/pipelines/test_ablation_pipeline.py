@@ -9,7 +9,7 @@ import pytest
 def test_ablation_table_lists_each_variant_with_its_metrics_and_run_link(project, monkeypatch):
     from pipelines.ablation.nodes import ablation_table
 
-    reports = project / "data/08_reporting/ablations"
+    reports = project / "reports/ablations"
     reports.mkdir(parents=True)
     (reports / "flat_all.json").write_text(json.dumps({"variant": "flat_all", "tvr/vcmr_r1_iou0.7": 1.5,
                                                        "tvr/svmr_r1_iou0.5": 7.25, "retrieval/r1": 30.0,
@@ -33,7 +33,7 @@ def test_ablation_variant_runs_its_tasks_side_by_side_as_child_runs(project):
     bootstrap_project(project)
     with KedroSession.create(project_path=project, env="test", runtime_params={"ablation_variant": "flat_all"}) as session:
         session.run(pipeline_names=["ablation"])
-    row = json.loads((project / "data/08_reporting/ablations/flat_all.json").read_text())
+    row = json.loads((project / "reports/ablations/flat_all.json").read_text())
     assert set(row) >= {"tvr/vcmr_r1_iou0.7", "tvr/svmr_r1_iou0.5", "retrieval/r1", "mlflow_run_id"}
     assert all(isinstance(row[k], float) for k in ("tvr/svmr_r1_iou0.5", "retrieval/r1"))
     db = sqlite3.connect(project / "mlruns/mlflow.db")
@@ -41,7 +41,7 @@ def test_ablation_variant_runs_its_tasks_side_by_side_as_child_runs(project):
     children = {name for (name,) in db.execute(
         "select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
         "where t.key = 'mlflow.parentRunId' and t.value = ?", (parent,))}
-    assert children == {"ablation/flat_all/tvr", "ablation/flat_all/retrieval"}
+    assert children == {"flat_all: pretrain hero-mini 4 steps", "flat_all: tvr", "flat_all: retrieval"}
     with KedroSession.create(project_path=project, env="test") as session:
         session.run(pipeline_names=["ablation_table"])
     assert "flat_all" in (project / "docs/results.md").read_text()

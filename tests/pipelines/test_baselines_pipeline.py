@@ -47,11 +47,13 @@ def test_baselines_pipeline_writes_baselines_and_the_tables_show_them(project, k
 
     fake = {f"{t}_metrics": {init: {f"{t}/val/{m}": 1.0 for m in ms} for init in ("pretrained", "scratch")}
             for t, ms in HEADLINES.items()}
-    table = summarize({"split": "val"}, **fake)
+    fake.update({f"{t}_examples": {init: {m: {"a": 1.0, "b": 1.0} for m in ms} for init in ("pretrained", "scratch")}
+                 for t, ms in HEADLINES.items()})
+    table = summarize({"split": "val"}, **fake)["results_table"]
     for task, metrics in HEADLINES.items():
         for metric in metrics:
             row = _row(table, task, metric)
-            assert row["pretrained"] == "1.00"
+            assert row["pretrained"] == "1.00 [1.00, 1.00]" and row["verdict"] == "no difference"
             for name in ("text-only", "chance"):
                 assert row[name] == f"{baselines[name][f'{task}/val/{metric}']:.2f}"
 

@@ -24,7 +24,7 @@ def _row(variant, values, run=None):
 
 
 def _write(project, folder, name, row):
-    path = project / "data/08_reporting" / folder / f"{name}.json"
+    path = project / "reports" / folder / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(row))
 
@@ -126,21 +126,25 @@ def test_a_domain_variant_and_a_channel_variant_end_to_end(project):
     # the instructional corpus is built under data/corpora/, out of the main corpus and features stages' folders
     assert list((project / "data/corpora/01_raw").glob("synthetic-instructional-*/videos"))
     assert not list((project / "data/01_raw").glob("synthetic-instructional-*"))
-    row = json.loads((project / "data/08_reporting/data_ablations/both.json").read_text())
+    row = json.loads((project / "reports/data_ablations/both.json").read_text())
     assert row["weights"] == {"tv": 1, "howto": 1}
     for corpus in ("tv", "howto"):
         assert all(isinstance(row[f"{corpus}/tvr/{m}"], float) for m in ("vcmr_r1_iou0.7", "svmr_r1_iou0.5"))
     db = sqlite3.connect(project / "mlruns/mlflow.db")
     parent = row["mlflow_run_id"]
-    assert {"pretrain/train/tv/loss", "pretrain/train/howto/loss"} <= _metric_keys(db, parent)
-    assert _children(db, parent) == {"data_ablation/both/tv/tvr", "data_ablation/both/howto/tvr"}
+    children = _children(db, parent)
+    (pretrain,) = [name for name in children if name.startswith("both: pretrain")]  # the mixture's own run
+    assert children == {pretrain, "data_ablation/both/tv/tvr", "data_ablation/both/howto/tvr"}
+    (pre_id,) = [r for (r,) in db.execute("select run_uuid from runs where name = ?", (pretrain,))]
+    assert {"train/tv/loss", "train/howto/loss"} <= _metric_keys(db, pre_id)  # per-corpus losses
     pre_cfg = yaml.safe_load(next((project / "data/06_models/data_ablation/both/pretrain").glob("*/config.yaml")).read_text())
     assert {n: c["weight"] for n, c in pre_cfg["data"]["corpora"].items()} == {"tv": 1.0, "howto": 1.0}
 
     _kedro_run(project, "channel_ablation", channel_ablation_variant="video")
-    ch = json.loads((project / "data/08_reporting/channel_ablations/video.json").read_text())
+    ch = json.loads((project / "reports/channel_ablations/video.json").read_text())
     assert isinstance(ch["tvqa/acc"], float)
-    assert _children(db, ch["mlflow_run_id"]) == {"channel_ablation/video/tvqa"}
+    # the main pretraining run (the pipeline's upstream stage, found done) and the variant's job
+    assert _children(db, ch["mlflow_run_id"]) == {"pretrain hero-mini 4 steps", "channel_ablation/video/tvqa"}
     ft_cfg = yaml.safe_load(next((project / "data/06_models/channel_ablation/video/tvqa").glob("*/config.yaml")).read_text())
     main_pre = json.loads((project / "data/06_models/pretrain/pretrain_info.json").read_text())
     assert ft_cfg["data"]["channels"] == "video" and ft_cfg["train"]["init_from"] == main_pre["run_dir"]

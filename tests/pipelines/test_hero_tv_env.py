@@ -95,16 +95,14 @@ def test_without_paths_hero_tv_says_what_is_missing(conf, monkeypatch):
     assert params["text"] == {"tokenizer": None}
     with pytest.raises(ValueError, match="^corpus.path: not set"):
         prepare_corpus(params["corpus"])
-    monkeypatch.setattr(nodes, "launch_torchrun", lambda *a, **k: pytest.fail("launched"))
-    cfg = nodes.corpus_run_config(params["pretrain"]["run"], MANIFEST, FEATURES, params["text"])
     with pytest.raises(ConfigError, match="^data.tokenizer: preset hero-base names no tokenizer"):
-        nodes.run_job("pretrain", cfg, params["launch"], {})
+        nodes.pretrain(params["pretrain"], params["launch"], MANIFEST, FEATURES, {}, params["text"])
 
 
-def test_datasets_left_out_of_finetune_datasets_are_not_trained(conf, monkeypatch):
+def test_datasets_left_out_of_finetune_datasets_are_not_trained(conf):
     from pipelines.finetune import nodes
 
     params = hero_tv_params(conf)
-    monkeypatch.setattr(nodes, "run_job", lambda *a, **k: pytest.fail("trained"))
-    assert nodes.finetune_task(params["finetune"], params["launch"], MANIFEST, FEATURES, {"run_dir": "r", "key": "k"},
-                               params["text"], dataset="tvqa") == {}
+    asked = nodes.finetune_task(params["finetune"], params["launch"], MANIFEST, FEATURES, {"run_dir": "r", "key": "k"},
+                                params["text"], dataset="tvqa")
+    assert dict(asked.jobs) == {}

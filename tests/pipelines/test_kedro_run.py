@@ -39,24 +39,38 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
         assert any(k.startswith(f"scratch/{ds}/val/") for k in metrics), ds
         assert list((project / "data/07_model_output" / ds / "pretrained").glob("val_predictions.json*"))
     assert "| tvr |" in (project / "data/08_reporting/results.md").read_text()
+    # DVC's metrics file (git-tracked): the headline metrics per task and init, nothing else
+    headline = json.loads((project / "reports/metrics.json").read_text())
+    assert set(headline) == set(DATASETS)
+    assert set(headline["tvr"]) == {"vcmr_r1_iou0.7", "svmr_r1_iou0.5"}
+    assert set(headline["tvr"]["vcmr_r1_iou0.7"]) == {"pretrained", "scratch"}
 
     db = sqlite3.connect(project / "mlruns/mlflow.db")
-    runs = db.execute("select run_uuid, name from runs").fetchall()
+    runs = dict(db.execute("select run_uuid, name from runs").fetchall())
     parent_of = dict(db.execute("select run_uuid, value from tags where key='mlflow.parentRunId'").fetchall())
-    parents = [r for r, _ in runs if r not in parent_of]
+    parents = [r for r in runs if r not in parent_of]
     assert len(parents) == 1, runs
-    children = [r for r, _ in runs if parent_of.get(r) == parents[0]]
-    assert len(children) == 2 * len(DATASETS)
-    step_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (parents[0],))}
-    assert "pretrain/train/loss" in step_keys and "tvr/val/vcmr_r1_iou0.7" in step_keys
+    assert runs[parents[0]] == "default · hero-mini · pretrain 4 steps · finetune 3 steps · env test"
+    children = {runs[r]: r for r in runs if parent_of.get(r) == parents[0]}
+    assert sorted(children) == sorted(["pretrain hero-mini 4 steps",
+                                       *(f"{ds} / {init}" for ds in DATASETS for init in ("pretrained", "scratch"))])
+    # the parent holds one headline number per task (the pretrained model's), no copy of the children's curves
+    parent_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (parents[0],))}
+    assert parent_keys == {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
     assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
-    child_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (children[0],))}
-    assert "train/loss" in child_keys
+    pre_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?",
+                                         (children["pretrain hero-mini 4 steps"],))}
+    assert "train/loss" in pre_keys
+    tvr_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (children["tvr / pretrained"],))}
+    assert {"train/loss", "tvr/val/vcmr_r1_iou0.7"} <= tvr_keys  # its curves and its evaluation
     # every child carries its job's config as params: the compare view sets pretrained against scratch
-    for child in children:
+    for name, child in children.items():
         params = dict(db.execute("select key, value from params where run_uuid=?", (child,)).fetchall())
+        assert {"train.seed", "train.max_steps", "optim.lr", "data.path"} <= set(params), name
+        if name.startswith("pretrain"):
+            continue
         assert params["init"] in ("pretrained", "scratch") and params["task"] in DATASETS
-        assert {"train.seed", "train.max_steps", "optim.lr", "train.init_from"} <= set(params)
+        assert (params["train.init_from"] == "None") == (params["init"] == "scratch")
 
     # The same runs through the tracking server's REST API, as `mlflow ui` serves them.
     port = _free_port()
@@ -77,10 +91,12 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
                 time.sleep(1)
         exp = next(e for e in exps["experiments"] if e["name"] == "hero-platform")
         found = _post(f"{base}/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
-        assert len(found["runs"]) == 1 + 2 * len(DATASETS)
+        assert len(found["runs"]) == 2 + 2 * len(DATASETS)
         parent = next(r for r in found["runs"] if r["info"]["run_id"] == parents[0])
         names = {m["key"] for m in parent["data"]["metrics"]}
-        assert "tvr/val/vcmr_r1_iou0.7" in names
+        assert "tvr/vcmr_r1_iou0.7" in names
+        child = next(r for r in found["runs"] if r["info"]["run_id"] == children["tvr / pretrained"])
+        assert {d["dataset"]["name"] for d in child["inputs"]["dataset_inputs"]} == {"corpus manifest", "feature store"}
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -9,7 +9,8 @@ def test_pipelines_are_registered_with_their_upstream():
                           "ablation_table", "sweep", "data_ablation", "channel_ablation", "data_ablation_table",
                           "__default__"}
     names = lambda p: {n.name for n in p.nodes}  # noqa: E731
-    assert names(pipes["pretrain"]) == {"prepare_corpus", "build_manifest", "extract_features", "pretrain"}
+    assert names(pipes["pretrain"]) == {"prepare_corpus", "build_manifest", "extract_features", "pretrain",
+                                        "plot_pretrain_loss"}
     assert names(pipes["corpus"]) < names(pipes["features"]) < names(pipes["pretrain"]) < names(pipes["__default__"])
     for ds in ("tvr", "tvqa", "violin", "tvc", "retrieval"):
         assert f"{ds}.finetune" in names(pipes["finetune"]) and f"{ds}.evaluate" in names(pipes["evaluate"])

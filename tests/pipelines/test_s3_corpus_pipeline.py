@@ -58,14 +58,18 @@ READER = {"reader": {"clip_len": 1.5, "on_error": "raise"}}
 
 def test_corpus_nodes_take_an_s3_uri(s3_corpus, tmp_path, monkeypatch):
     from pipelines.corpus.nodes import build_manifest, prepare_corpus
+    from pipelines.datasets import ManifestDataset
 
     monkeypatch.setenv("HERO_PROJECT_ROOT", str(tmp_path / "project"))
+    manifests = ManifestDataset(filepath=str(tmp_path / "project/data/02_intermediate/manifest_info.json"))
     info = prepare_corpus({"path": f"{s3_corpus}/"})
     assert info["path"] == s3_corpus and info["source"] == "user"
     assert prepare_corpus({"path": s3_corpus}) == info  # same objects, same fingerprint
-    manifest_info = build_manifest(info, READER)
+    manifests.save(build_manifest(info, READER))
+    manifest_info = manifests.load()
     assert manifest_info["root"] == s3_corpus and manifest_info["videos"] == 3 and manifest_info["examples"]
-    manifest = json.loads(Path(manifest_info["path"]).read_text())
+    assert manifest_info["path"].startswith("data/02_intermediate/manifest-")  # relative to the project
+    manifest = json.loads((tmp_path / "project" / manifest_info["path"]).read_text())
     assert manifest["root"] == s3_corpus and manifest["config"]["path"] == s3_corpus
 
     bucket, prefix = s3_corpus.removeprefix("s3://").split("/", 1)  # one annotation line fewer
@@ -74,7 +78,8 @@ def test_corpus_nodes_take_an_s3_uri(s3_corpus, tmp_path, monkeypatch):
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b"".join(body[:-1]))
     changed = prepare_corpus({"path": s3_corpus})
     assert changed["fingerprint"] != info["fingerprint"]
-    rebuilt = build_manifest(changed, READER)
+    manifests.save(build_manifest(changed, READER))
+    rebuilt = manifests.load()
     assert rebuilt["key"] != manifest_info["key"] and rebuilt["examples"]["tvr/val"] == len(body) - 1
 
 
@@ -103,7 +108,7 @@ def test_kedro_features_pipeline_on_an_s3_corpus(project, s3_corpus):
     assert corpus_info["path"] == s3_corpus and corpus_info["source"] == "user"
     manifest_info = json.loads((data / "02_intermediate/manifest_info.json").read_text())
     assert manifest_info["root"] == s3_corpus and manifest_info["videos"] == 3
-    assert json.loads(Path(manifest_info["path"]).read_text())["root"] == s3_corpus
+    assert json.loads((project / manifest_info["path"]).read_text())["root"] == s3_corpus
     features_info = json.loads((data / "03_primary/features_info.json").read_text())
     assert features_info["videos"] == 3 and features_info["stats"]["extracted"] == 3
     assert features_info["stats"]["workers"] == 2

@@ -8,7 +8,6 @@ import pytest
 from hero.config import ConfigError
 from pipelines.pretrain.nodes import tuned_run
 from pipelines.sweep.config import SweepConfig
-from pipelines.sweep.report import write_best_params
 from pipelines.sweep.space import apply_values, check_space, nested
 from pipelines.sweep.study import redact, storage_url
 
@@ -93,25 +92,37 @@ def test_storage_urls_resolve_against_the_project_root(tmp_path, monkeypatch):
         storage_url("env:SWEEP_DB", tmp_path)
 
 
-def test_written_best_params_change_the_next_pretrain_run_config(tmp_path):
-    """The file the sweep writes is read by Kedro's config loader as params:sweep_best, and the pretrain
-    node's run config carries its values."""
+def test_written_best_params_change_the_next_pretrain_run_config(tmp_path, monkeypatch):
+    """The sweep's best values go to a file under data/ through the `sweep_best` dataset of the catalog (the file
+    globals.yml names), never into conf/; the pretrain node's run config carries them; `sweep_best_file=none`
+    switches them off."""
     from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
 
+    monkeypatch.setenv("HERO_PROJECT_ROOT", str(tmp_path))
     conf = shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
     (conf / "local").mkdir()
+    before_conf = sorted(p.read_bytes() for p in conf.rglob("*") if p.is_file())
 
-    def params():
-        loader = OmegaConfigLoader(str(conf), base_env="base", default_run_env="local",
+    def loaded(runtime_params=None):
+        loader = OmegaConfigLoader(str(conf), base_env="base", default_run_env="local", runtime_params=runtime_params,
                                    custom_resolvers={"root": lambda: str(tmp_path)})
-        p = loader["parameters"]
-        return tuned_run(p["pretrain"]["run"], p["sweep_best"])
+        catalog = DataCatalog.from_config(loader["catalog"])
+        return loader["parameters"], catalog
 
-    before = params()
-    assert before["pretrain"]["tasks"]["mlm"] == 2 and before["optim"]["lr"] == 1e-4  # `sweep_best: {}` shipped
-    write_best_params(conf / "base" / "parameters_sweep_best.yml",
-                      {"pretrain.tasks.mlm": 3.25, "optim.lr": 2.5e-4, "optim.warmup_steps": 7}, "test")
-    after = params()
+    params, catalog = loaded()
+    assert catalog.load("sweep_best") == {}  # no sweep yet: nothing tuned
+    before = tuned_run(params["pretrain"]["run"], catalog.load("sweep_best"))
+    assert before["pretrain"]["tasks"]["mlm"] == 2 and before["optim"]["lr"] == 1e-4
+    values = nested({"pretrain.tasks.mlm": 3.25, "optim.lr": 2.5e-4, "optim.warmup_steps": 7})
+    catalog.save("sweep_best", {"values": values, "note": "study t, trial 0"})
+    assert (tmp_path / "data/06_models/sweep/best_params.yml").is_file()
+    assert sorted(p.read_bytes() for p in conf.rglob("*") if p.is_file()) == before_conf  # conf/ untouched
+    params, catalog = loaded()
+    after = tuned_run(params["pretrain"]["run"], catalog.load("sweep_best"))
     assert after["pretrain"]["tasks"] == {**before["pretrain"]["tasks"], "mlm": 3.25}
     assert after["optim"] == {**before["optim"], "lr": 2.5e-4, "warmup_steps": 7}
-    assert not list((conf / "base").glob("*.tmp"))
+    catalog.save("sweep_best", {})  # a sweep without a complete trial leaves the last values
+    assert catalog.load("sweep_best") == values
+    _, off = loaded({"sweep_best_file": "none"})
+    assert off.load("sweep_best") == {}

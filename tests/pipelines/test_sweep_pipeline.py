@@ -45,10 +45,10 @@ def test_sweep_runs_trials_as_child_runs_and_feeds_the_next_pretraining(project)
         assert len(list((trial / "pretrain").glob("*/step-00000002"))) == 1
 
     db = sqlite3.connect(project / "mlruns/mlflow.db")
-    (parent,) = [r for (r,) in db.execute("select run_uuid from runs where name = 'sweep'")]
+    (parent,) = [r for (r,) in db.execute("select run_uuid from runs where name = 'sweep · hero-mini · env test'")]
     trials = child_runs(db, parent)
-    assert sorted(trials) == [f"sweep/{STUDY}/trial_0", f"sweep/{STUDY}/trial_1"]
-    for n, run_id in enumerate(trials[f"sweep/{STUDY}/trial_{i}"] for i in (0, 1)):
+    assert sorted(trials) == [f"sweep {STUDY} / trial 0", f"sweep {STUDY} / trial 1"]
+    for n, run_id in enumerate(trials[f"sweep {STUDY} / trial {i}"] for i in (0, 1)):
         params = dict(db.execute("select key, value from params where run_uuid = ?", (run_id,)).fetchall())
         assert set(params) == set(best["params"])
         curve = db.execute("select step from metrics where run_uuid = ? and key = 'objective' order by step",
@@ -60,12 +60,14 @@ def test_sweep_runs_trials_as_child_runs_and_feeds_the_next_pretraining(project)
     assert arts == ["intermediate_values.png", "optimization_history.png", "parallel_coordinate.png",
                     "param_importances.png", "summary.json"]
 
-    # the best values are what the next pretraining runs with
+    # the best values, a file under data/ (never conf/), are what the next pretraining runs with
     from kedro.framework.session import KedroSession
 
+    assert (project / "data/06_models/sweep/best_params.yml").is_file()
     with KedroSession.create(project_path=project, env="test") as session:
-        params = session.load_context().params
-    run = tuned_run(params["pretrain"]["run"], params["sweep_best"])
+        context = session.load_context()
+        params, sweep_best = context.params, context.catalog.load("sweep_best")
+    run = tuned_run(params["pretrain"]["run"], sweep_best)
     assert run["optim"]["lr"] == best["params"]["optim.lr"]
     assert run["pretrain"]["tasks"]["mlm"] == best["params"]["pretrain.tasks.mlm"]
     assert run["pretrain"]["tasks"]["fom"] == 1  # not swept: unchanged
@@ -78,9 +80,9 @@ def test_sweep_runs_trials_as_child_runs_and_feeds_the_next_pretraining(project)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((project / f"data/08_reporting/sweep/{STUDY}/summary.json").read_text())
     assert summary["counts"] == {"COMPLETE": 3}
-    (second,) = [r for (r,) in db.execute("select run_uuid from runs where name = 'sweep' and run_uuid != ?",
+    (second,) = [r for (r,) in db.execute("select run_uuid from runs where name like 'sweep ·%' and run_uuid != ?",
                                           (parent,))]
-    assert sorted(child_runs(db, second)) == [f"sweep/{STUDY}/trial_2"]
+    assert sorted(child_runs(db, second)) == [f"sweep {STUDY} / trial 2"]
 
 
 def test_sweep_is_registered_with_its_upstream_and_tagged():

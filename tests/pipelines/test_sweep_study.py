@@ -158,11 +158,9 @@ def test_budget_is_the_first_n_trials_that_did_not_fail(tmp_path):
     assert json.loads(json.dumps(counts(study))) == {"COMPLETE": 1, "FAIL": 1, "RUNNING": 2}
 
 
-def test_report_writes_plots_summary_and_best_params(tmp_path, caplog):
-    """Optuna's own plots as PNGs (importances once two trials completed), the summary, the params file."""
-    import yaml
-
-    from pipelines.sweep.report import report
+def test_report_writes_plots_summary_and_best_values(tmp_path, caplog):
+    """Optuna's own plots as PNGs (importances once two trials completed), the summary, the best values."""
+    from pipelines.sweep.report import best_values, report
 
     study = open_study("s", f"journal:{tmp_path / 'study.log'}", "maximize")
 
@@ -173,16 +171,16 @@ def test_report_writes_plots_summary_and_best_params(tmp_path, caplog):
         return lr * 1000
 
     run_worker(study, objective, 1, recovery=FAST)
-    best_file = tmp_path / "conf/parameters_sweep_best.yml"
     with caplog.at_level("INFO"):
-        info = report(study, tmp_path / "out", "retrieval/val/r5", 1, "journal:x", best_file)
+        info = report(study, tmp_path / "out", "retrieval/val/r5", 1, "journal:x")
     assert "parameter-importance plot needs at least 2" in caplog.text
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
         "intermediate_values.png", "optimization_history.png", "parallel_coordinate.png"]
     run_worker(study, objective, 3, recovery=FAST)
-    info = report(study, tmp_path / "out", "retrieval/val/r5", 3, "journal:x", best_file)
+    info = report(study, tmp_path / "out", "retrieval/val/r5", 3, "journal:x")
     assert (tmp_path / "out/param_importances.png").stat().st_size > 5000
     assert json.loads((tmp_path / "out/summary.json").read_text()) == info
     assert info["counts"] == {"COMPLETE": 3} and info["best"]["trial"] == study.best_trial.number
-    written = yaml.safe_load(best_file.read_text())
-    assert written == {"sweep_best": {"optim": {"lr": study.best_params["optim.lr"]}}}
+    best = best_values(info)
+    assert best["values"] == {"optim": {"lr": study.best_params["optim.lr"]}}
+    assert f"trial {study.best_trial.number}" in best["note"]
