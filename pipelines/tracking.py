@@ -32,6 +32,8 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 """MLflow's own tag for the commit a run ran (the UI shows it on the run page)."""
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 500
+_INPUTS_LOCK = threading.Lock()
+"""One dataset-input record at a time in this process (see `Run.log_inputs`)."""
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,22 @@ class Run:
                 source = resolve_dataset_source(i.source)
             dataset = MetaDataset(source, name=i.name, digest=i.digest)._to_mlflow_entity()
             found.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, i.context)]))
-        if found:
-            self.client.log_inputs(self.run_id, datasets=found)
+        if not found:
+            return
+        # MLflow's sqlite store adds a dataset row by look-up-then-insert: two runs logging the same dataset at once
+        # (jobs side by side, two `kedro run` in one folder) can both insert, and the second fails on the unique
+        # key. The row then exists, so one more try links it; a record that still fails must not fail the run.
+        for attempt in range(1, 6):
+            try:
+                with _INPUTS_LOCK:
+                    self.client.log_inputs(self.run_id, datasets=found)
+                return
+            except mlflow.exceptions.MlflowException as err:
+                if "UNIQUE constraint" not in str(err) or attempt == 5:
+                    log.warning("MLflow run %s: its dataset inputs were not recorded (%s)", self.run_id,
+                                str(err).splitlines()[0])
+                    return
+                time.sleep(0.2 * attempt)
 
     def log_artifact(self, path: str | os.PathLike | None, artifact_path: str | None = None) -> None:
         if self.run_id is not None and path is not None and Path(path).exists():
