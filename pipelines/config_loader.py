@@ -4,7 +4,7 @@ Kedro reads ``conf/base`` and then ONE run environment: ``conf/local`` by defaul
 ``conf/hero_tv``), and then ignores ``conf/local``. This project keeps machine specifics in ``conf/local`` (the
 cluster's ``launch`` settings, a tracking server, paths), and a named environment describes an experiment, so
 `LocalLastConfigLoader` reads ``conf/local`` on top of any other environment too, by the same rule as Kedro's
-own layers: a top-level key defined in ``conf/local`` replaces that key of the layers below whole; ``--params``
+own layers: parameters merge key by key (the project's ``merge_strategy``, pipelines/settings.py); ``--params``
 values are merged into every layer as Kedro merges them.
 """
 

@@ -25,4 +25,7 @@ CONFIG_LOADER_ARGS = {
     # under `dvc exp run --temp`, which runs in a copy of the repository).
     "custom_resolvers": {"root": lambda: project_root().as_posix()},
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+    # An environment's parameters merge key by key into conf/base, so an env file holds only its differences
+    # (a list replaces the base's list; a key cannot be removed, only set to another value).
+    "merge_strategy": {"parameters": "soft"},
 }

@@ -74,7 +74,7 @@ def test_hero_tv_job_configs_validate(conf, roberta_like_vocab):
     f = ft.finetune
     assert (f.lw_st_ed, f.drop_svmr_prob, f.lw_neg_ctx, f.lw_neg_q, f.hard_negative_start_step,
             f.gather_across_ranks) == (0.01, 0.8, 8.0, 8.0, 2000, True)
-    assert (ft.optim.lr, ft.optim.warmup_steps, ft.optim.decay, ft.optim.head_lr_mult) == (1e-4, 500, "linear", {})
+    assert (ft.optim.lr, ft.optim.warmup_steps, ft.optim.decay, ft.optim.head_lr_mult) == (1e-4, 500, "linear", {"head": 1.0})
     t = ft.train
     assert (t.global_batch, t.micro_batch, t.max_steps, t.precision, t.ckpt_every, t.seed) == (512, 32, 5000, "bf16", 200, 77)
     assert batch_layout(t, 8).accum == 2           # the original: 8 GPUs x 32 queries x 2 accumulation steps
