@@ -99,7 +99,11 @@ def test_a_killed_worker_s_trial_is_rerun_with_its_params(tmp_path):
     study = open_study("s", url, "minimize")
     proc = start_worker(tmp_path, url, 3, 60.0)
     deadline = time.monotonic() + 60
-    while not study.get_trials(states=(TrialState.RUNNING,)):
+    # killed once its trial has drawn its params and sent a heartbeat naming its process (killed before those,
+    # a trial has no params to re-run and no pid to find gone; on a loaded machine RUNNING comes well before them)
+    from pipelines.sweep.study import HEARTBEAT
+
+    while not any(t.params and HEARTBEAT in t.system_attrs for t in study.get_trials(states=(TrialState.RUNNING,))):
         assert time.monotonic() < deadline and proc.poll() is None, "the worker never started a trial"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
