@@ -16,10 +16,12 @@ def create_pipeline(datasets=None, **kwargs) -> Pipeline:
                   outputs={"metrics": "eval_metrics", "examples": "eval_examples"}, name="evaluate",
                   tags=["evaluate"])],
             namespace=ds, inputs={"manifest_info", "features_info"}, parameters={"params:evaluate"},
+            # the summary reads them from outside the namespace: plain names (Kedro reserves dots for namespaces)
+            outputs={"eval_metrics": f"{ds}_eval_metrics", "eval_examples": f"{ds}_eval_examples"},
         ))
     pipes.append(Pipeline([node(summarize, inputs={"evaluate": "params:evaluate",
-                                                   **{f"{ds}_metrics": f"{ds}.eval_metrics" for ds in datasets},
-                                                   **{f"{ds}_examples": f"{ds}.eval_examples" for ds in datasets}},
+                                                   **{f"{ds}_metrics": f"{ds}_eval_metrics" for ds in datasets},
+                                                   **{f"{ds}_examples": f"{ds}_eval_examples" for ds in datasets}},
                                 outputs={"results_table": "results_table", "metrics": "metrics",
                                          "headline_metrics": "headline_metrics", "headline": "headline"},
                                 name="summarize", tags=["evaluate"])]))
