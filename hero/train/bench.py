@@ -38,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hero.model import use_reference_path
 from hero.model.transformer import Attention, Encoder
+from hero.storage.atomic import write_json_atomic
 from hero.train.config import RunConfig
 from hero.train.distributed import DistInfo
 from hero.train.precision import cpu_flags, cpu_has_fast_bf16, flush_denormals
@@ -341,6 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
     ap.add_argument("--ranks", action="store_true", help="also 1 rank x 2 threads vs 2 ranks x 1 thread")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--mix-only", action="store_true", help=argparse.SUPPRESS)  # a child measuring one thread count
     args = ap.parse_args(argv)
     steps, warmup = (4, 1) if args.quick else (args.steps, args.warmup)
     thread_counts = [1] if args.quick else sorted({int(t) for t in args.threads.split(",")})
@@ -353,7 +355,11 @@ def main(argv: list[str] | None = None) -> dict:
         counters = {p: _trainer(bench_config(args.preset, "fp32"), reference=(p == "reference")) for p in PATHS}
         flops = {p: step_flops(tr, batches[warmup:], warmup) for p, tr in counters.items()}
         del counters
-        for threads in thread_counts:
+        for i, threads in enumerate(thread_counts):
+            if i:  # each further thread count in a fresh process: threads OpenMP adds to a running pool were seen to
+                # compute without the subnormal flushing this process set (a per-thread mode), ~6x slower
+                res.update(_thread_count_in_child(args, threads))
+                continue
             torch.set_num_threads(threads)
             peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
             res[f"gemm_gflops_{threads}t"] = peak
@@ -361,23 +367,33 @@ def main(argv: list[str] | None = None) -> dict:
                 if prec == "bf16" and not cpu_has_fast_bf16():
                     continue  # bf16 autocast without native kernels is a slow reference loop: nothing to learn
                 res[f"mix_{prec}_{threads}t"] = compare_paths(args.preset, prec, threads, batches, warmup, flops, peak[prec])
-        if not args.quick:
+        if not args.quick and not args.mix_only:
             res["denormals_1t"] = denormal_effect(batches, warmup)
             res["cross_modal_layouts_1t"] = cross_modal_layouts(batches)
         if args.compile:
             res["compile_fp32_1t"] = compile_effect(batches, warmup)
     finally:
         torch.set_num_threads(threads0)
-    if args.ranks:
+    if args.ranks and not args.mix_only:
         res["ranks"] = ranks_compare(steps, warmup)
     res["load_avg_1min_after"] = os.getloadavg()[0]
     print_table(res)
     if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(res, indent=1))
-        tmp.replace(out)
+        write_json_atomic(args.out, res, indent=1)
     return res
+
+
+def _thread_count_in_child(args: argparse.Namespace, threads: int) -> dict:
+    """The GEMM peak and the mix comparison at ``threads``, measured by ``python -m hero.train.bench`` in a new
+    process (same preset, steps and precisions); its ``gemm_gflops_*`` and ``mix_*`` entries."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        cmd = [sys.executable, "-m", "hero.train.bench", "--mix-only", "--threads", str(threads), "--preset", args.preset,
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--precisions", args.precisions,
+               "--out", str(out)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        child = json.loads(out.read_text())
+    return {k: v for k, v in child.items() if k.startswith(("gemm_gflops_", "mix_"))}
 
 
 def print_table(res: dict) -> None:
