@@ -6,6 +6,7 @@ Both return the same `HeroOutput`, so every task head works with either.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,8 @@ class HeroOutput:
     fused_frames: [B, T, D]   temporal-level input: cross-modal frame output + feature residual (HERO's
                               `forward_repr(encode_clip=False)`), in the (possibly shuffled) input order
     extra_states: [B, Lx, D]  temporal-level states of the appended text (``forward(extra_text=...)``), else None
+    extra_cross_states: [S, Lx, D]  cross-modal states of the appended text in each subtitle's sequence (row s
+                              belongs to video ``batch.sub_video[s]``; ``forward(extra_text_states=True)``), else None
     """
 
     frame_states: Tensor
@@ -37,6 +40,7 @@ class HeroOutput:
     text_states: Tensor | None
     fused_frames: Tensor | None = None
     extra_states: Tensor | None = None
+    extra_cross_states: Tensor | None = None
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -140,9 +144,9 @@ class Hero(nn.Module):
 
     def _cross_modal(self, batch: VideoBatch, feats: Tensor, masked: Tensor | None, sub_ids: Tensor,
                      extra_text: tuple[Tensor, Tensor] | None = None,
-                     read: Tensor | str = "all") -> tuple[Tensor, Tensor]:
+                     read: Tensor | str = "all", read_extra: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
         """One sequence per subtitle: [its frames ; its tokens (; its video's extra text)].
-        Returns frame slots [S, F, D] and subtitle text [S, Lt, D].
+        Returns frame slots [S, F, D], subtitle text [S, Lt, D] and, with ``read_extra``, the extra text [S, Lx, D].
 
         ``read`` says which outputs the caller uses, so that the packed form computes only those (see
         `Encoder.forward`; the others come back as zeros): "all", "frames", or a [S, Lt] bool of text positions.
@@ -174,8 +178,12 @@ class Hero(nn.Module):
             outputs[:, F_:F_ + read.shape[1]] = read
         elif read == "frames":
             outputs = torch.cat([frame_valid, torch.zeros_like(text_valid)], dim=1)
+        Lt = sub_ids.shape[1]
+        if read_extra and outputs is not None:
+            outputs[:, F_ + Lt:] = text_valid[:, Lt:]
         y = self.cross(x, valid, packed=self.packed, outputs=outputs)
-        return y[:, :F_], y[:, F_:F_ + sub_ids.shape[1]]
+        extra = y[:, F_ + Lt:] if read_extra and extra_text is not None else None
+        return y[:, :F_], y[:, F_:F_ + Lt], extra
 
     def encode_subtitles(self, batch: VideoBatch, sub_ids: Tensor | None = None, read: Tensor | None = None) -> Tensor:
         """Subtitle token states [S, Lt, D] with unmasked frames (the MLM path: no temporal level in HERO).
@@ -198,6 +206,7 @@ class Hero(nn.Module):
         sub_ids: Tensor | None = None,
         extra_text: tuple[Tensor, Tensor] | None = None,
         text_states: bool = False,
+        extra_text_states: bool = False,
     ) -> HeroOutput:
         """Encode a batch of videos.
 
@@ -215,6 +224,9 @@ class Hero(nn.Module):
             text_states: also return the subtitle tokens' cross-modal states (``HeroOutput.text_states``); without
                 it the cross-modal level computes the frame outputs alone and ``text_states`` is None (the flat
                 encoder and the padded reference form return them either way).
+            extra_text_states: also return the appended text's cross-modal states, one row per subtitle
+                (``HeroOutput.extra_cross_states``): where that text has read the subtitle's tokens and frames.
+                Hierarchical encoder only.
         """
         if batch.num_frames > self.cfg.max_frames:
             raise ValueError(f"batch has {batch.num_frames} frames per video, model.max_frames is {self.cfg.max_frames}")
@@ -227,9 +239,12 @@ class Hero(nn.Module):
             raise ValueError(f"extra_text ids {tuple(extra_text[0].shape)} / mask {tuple(extra_text[1].shape)} "
                              f"must both be [{batch.num_videos}, Lx]")
         if self.cfg.encoder == "flat":
+            if extra_text_states:
+                raise ValueError("extra_text_states: the flat encoder has no per-subtitle sequences")
             return self._flat(batch, feats, frame_masked, frame_permutation, sub_ids, extra_text)
-        frame_slots, texts = self._cross_modal(batch, feats, frame_masked, sub_ids, extra_text,
-                                               read="all" if text_states else "frames")
+        frame_slots, texts, extra_cross = self._cross_modal(batch, feats, frame_masked, sub_ids, extra_text,
+                                                            read="all" if text_states else "frames",
+                                                            read_extra=extra_text_states)
         text_states = texts if text_states or not self.packed else None
         matched = scatter_clip_frames(frame_slots, batch.sub_video, batch.sub_frames, batch.num_videos, batch.num_frames)
         clip_feats = feats
@@ -241,7 +256,8 @@ class Hero(nn.Module):
         if extra_text is None:
             states = self.temporal(self.temporal_embed(fused), batch.frame_mask)
             return HeroOutput(frame_states=states, frame_mask=batch.frame_mask, text_states=text_states, fused_frames=fused)
-        return self._temporal_with_extra(batch, fused, text_states, extra_text)
+        out = self._temporal_with_extra(batch, fused, text_states, extra_text)
+        return out if extra_cross is None else dataclasses.replace(out, extra_cross_states=extra_cross)
 
     def _temporal_with_extra(self, batch: VideoBatch, fused: Tensor, text_states: Tensor,
                              extra_text: tuple[Tensor, Tensor]) -> HeroOutput:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -38,6 +39,31 @@ def attention_pool(states: Tensor, mask: Tensor, scorer: nn.Linear) -> Tensor:
     """Masked softmax attention pooling. states: [N, T, D]; mask: [N, T] bool; scorer: Linear(D, 1) -> [N, D]."""
     logits = scorer(states).squeeze(-1).float().masked_fill(~mask, float("-inf"))
     return (logits.softmax(-1).to(states.dtype).unsqueeze(-1) * states).sum(1)
+
+
+class SubtitleTextReader(nn.Module):
+    """Scores an appended text (a QA pair, a statement) by what it read at the cross-modal level.
+
+    At that level the text continues every subtitle's sequence of its video copy, so its token states have
+    attended to that subtitle's tokens and frames. Per subtitle row: attention pooling over the appended
+    tokens -> MLP(D -> 2D -> 1); per video copy: the best subtitle's score (the max over its rows, 0 for a copy
+    without subtitles). The frame-state heads see the text only through the frames it changed; this reads it
+    where it met the subtitles.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.pool = nn.Linear(cfg.hidden_size, 1)
+        self.pred = Mlp(cfg, 1)
+
+    def forward(self, states: Tensor, mask: Tensor, owner: Tensor, num_copies: int) -> Tensor:
+        """states: [S, Lx, D] cross-modal states of the appended text; mask: [S, Lx] bool; owner: [S] copy of
+        each row -> [num_copies] scores."""
+        if states.shape[0] == 0:
+            return states.new_zeros(num_copies)
+        per_row = self.pred(attention_pool(states, mask, self.pool)).squeeze(-1)       # [S]
+        best = per_row.new_full((num_copies,), float("-inf")).scatter_reduce(0, owner, per_row, "amax")
+        return torch.where(torch.isinf(best), torch.zeros_like(best), best)
 
 
 class PretrainedKeyError(RuntimeError):

@@ -30,7 +30,7 @@ from hero.metrics import scoring
 from hero.metrics.formats import ViolinLabel, write_violin_labels
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
-from hero.tasks.downstream import DownstreamTask, Mlp, attention_pool
+from hero.tasks.downstream import DownstreamTask, Mlp, SubtitleTextReader, attention_pool
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
 from hero.text.tokenizer import SpecialTokens
@@ -49,6 +49,9 @@ class ViolinConfig:
     written for one clip; `hero.data.window`); None = the whole video."""
     pair_loss: float = 0.0
     """Weight of the pair ranking term (cross-entropy over each statement and its opposite); 0 = HERO's loss."""
+    read_text: bool = False
+    """Also score the statement where it met the subtitles: its tokens' cross-modal states, pooled per subtitle,
+    the best subtitle's score added to the logit (`SubtitleTextReader`). False = HERO's head (frame states only)."""
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 0:
@@ -103,10 +106,11 @@ def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: Viol
 class ViolinHead(nn.Module):
     """violin_pool attention over frames, then MLP(D -> 2D -> 1)."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, read_text: bool = False) -> None:
         super().__init__()
         self.pool = nn.Linear(cfg.hidden_size, 1)
         self.pred = Mlp(cfg, 1)
+        self.text = SubtitleTextReader(cfg) if read_text else None
 
     def forward(self, frames: Tensor, frame_mask: Tensor) -> Tensor:
         """frames: [N, T, D]; frame_mask: [N, T] -> entailment logits [N]."""
@@ -153,14 +157,20 @@ class ViolinTask(DownstreamTask):
 
     def __init__(self, model_cfg: ModelConfig, cfg: ViolinConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
-        self.head = ViolinHead(model_cfg)
+        self.head = ViolinHead(model_cfg, read_text=cfg.read_text)
         self._init_head()
 
     def logits(self, inputs: ViolinInputs) -> Tensor:
         """[N] entailment logits, one video copy per statement."""
         copies = select_videos(inputs.batch, inputs.statement_video)
-        out = self.encoder(copies, extra_text=(inputs.statement_ids, inputs.statement_mask))
-        return self.head(out.frame_states, out.frame_mask)
+        read_text = self.head.text is not None
+        out = self.encoder(copies, extra_text=(inputs.statement_ids, inputs.statement_mask), extra_text_states=read_text)
+        logits = self.head(out.frame_states, out.frame_mask)
+        if read_text:
+            read = self.head.text(out.extra_cross_states, inputs.statement_mask[copies.sub_video], copies.sub_video,
+                                  logits.shape[0])
+            logits = logits + read.to(logits.dtype)
+        return logits
 
     def forward(self, inputs: ViolinInputs) -> TaskOutput:
         logits = self.logits(inputs)

@@ -25,7 +25,7 @@ from hero.metrics import scoring
 from hero.metrics.formats import QaAnswer, write_qa_answers
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
-from hero.tasks.downstream import DownstreamTask, Mlp, attention_pool, masked_ce
+from hero.tasks.downstream import DownstreamTask, Mlp, SubtitleTextReader, attention_pool, masked_ce
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
 from hero.tasks.vsm import MASK_LOGIT
@@ -45,6 +45,10 @@ class VideoQaConfig:
     window: float | None = None
     """Seconds of context around the question's ``ts``: the model sees only that clip (TVQA's "w/ ts" setting,
     `hero.data.window`); None = the whole video (HERO)."""
+    read_text: bool = False
+    """Also score each answer where it met the subtitles: the `[SEP] q [SEP] a` tokens' cross-modal states,
+    pooled per subtitle, the best subtitle's score added to the answer logit (`SubtitleTextReader`). False =
+    HERO's head, which reads the frame states only."""
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 0:
@@ -95,14 +99,16 @@ def collate_video_qa(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: Vi
 
 
 class VideoQaHead(nn.Module):
-    """qa_pool + qa_pred (answer scores), st_ed_pool + st_ed_pred (span)."""
+    """qa_pool + qa_pred (answer scores), st_ed_pool + st_ed_pred (span); ``text`` (with ``read_text``) scores
+    the QA text's cross-modal states."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, read_text: bool = False) -> None:
         super().__init__()
         self.qa_pool = nn.Linear(cfg.hidden_size, 1)
         self.qa_pred = Mlp(cfg, 1)
         self.st_ed_pool = nn.Linear(cfg.hidden_size, 1)
         self.st_ed_pred = Mlp(cfg, 2)
+        self.text = SubtitleTextReader(cfg) if read_text else None
 
     def forward(self, frames: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """frames: [N, A, T, D] (copy per answer); frame_mask: [N, T] ->
@@ -146,16 +152,22 @@ class VideoQaTask(DownstreamTask):
 
     def __init__(self, model_cfg: ModelConfig, cfg: VideoQaConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
-        self.head = VideoQaHead(model_cfg)
+        self.head = VideoQaHead(model_cfg, read_text=cfg.read_text)
         self._init_head()
 
     def logits(self, inputs: VideoQaInputs) -> tuple[Tensor, Tensor, Tensor]:
         """Encode the N x A video copies with their QA text; returns the head's outputs."""
         N, A, L = inputs.qa_ids.shape
         copies = select_videos(inputs.batch, inputs.question_video.repeat_interleave(A))
-        out = self.encoder(copies, extra_text=(inputs.qa_ids.reshape(N * A, L), inputs.qa_mask.reshape(N * A, L)))
+        qa_mask = inputs.qa_mask.reshape(N * A, L)
+        out = self.encoder(copies, extra_text=(inputs.qa_ids.reshape(N * A, L), qa_mask),
+                           extra_text_states=self.head.text is not None)
         frames = out.frame_states.view(N, A, *out.frame_states.shape[1:])
-        return self.head(frames, inputs.batch.frame_mask[inputs.question_video])
+        answer_logits, st, ed = self.head(frames, inputs.batch.frame_mask[inputs.question_video])
+        if self.head.text is not None:
+            read = self.head.text(out.extra_cross_states, qa_mask[copies.sub_video], copies.sub_video, N * A)
+            answer_logits = answer_logits + read.view(N, A).to(answer_logits.dtype)
+        return answer_logits, st, ed
 
     def forward(self, inputs: VideoQaInputs) -> TaskOutput:
         answer_logits, st, ed = self.logits(inputs)
