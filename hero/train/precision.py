@@ -73,5 +73,12 @@ def flush_denormals() -> bool:
     meets such subnormal operands runs tens of times slower on many x86 CPUs. Flushing them changes values below
     1.2e-38 only. Call it before the first parallel region (threads started earlier keep their mode).
     Returns whether the CPU supports it.
+
+    numpy's float limits are computed (and cached) first: computed under flushing, the smallest subnormal comes
+    out as zero and numpy warns about it on first use.
     """
+    import numpy as np
+
+    for t in (np.float16, np.float32, np.float64, np.longdouble):
+        np.finfo(t)
     return torch.set_flush_denormal(True)
