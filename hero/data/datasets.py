@@ -117,7 +117,7 @@ class VideoFeatures:
         if self.regions:
             reg, box = self.store.regions(vid)
             example["region_feats"] = torch.from_numpy(np.asarray(reg[:T], dtype=np.float32))
-            example["region_boxes"] = torch.from_numpy(np.asarray(box[:T], dtype=np.float32))
+            example["region_boxes"] = torch.from_numpy(np.array(box[:T], dtype=np.float32))  # a copy: float32 memmap
         return apply_channels(example, self.channels, self.sep)
 
     @functools.cached_property
