@@ -184,7 +184,7 @@ def consolidate(root: str | os.PathLike) -> dict[str, Any]:
     used = sorted({e["shard"] for e in videos.values()})
     index = {"version": STORE_VERSION, "dims": sorted({e["dim"] for e in videos.values()}),
              "clip_lens": sorted({e["clip_len"] for e in videos.values()}), "shards": used,
-             "regions": sorted({(e["regions"], e["region_dim"]) for e in videos.values() if "regions" in e}),
+             "regions": [list(t) for t in sorted({(e["regions"], e["region_dim"]) for e in videos.values() if "regions" in e})],
              "num_videos": len(videos), "num_clips": sum(e["num_clips"] for e in videos.values()), "videos": videos}
     write_json_atomic(root / "index.json", index)
     return index
