@@ -29,9 +29,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class ExtractConfig:
+    """Clip-feature extraction into the feature store (``params:features.extract``; ``python -m hero.features``)."""
+
     extractor: str = "efficientnet-lite0"
     """A registered extractor name (see `available_extractors`)."""
     extractor_config: dict[str, Any] = field(default_factory=dict)
+    """The extractor's own settings (efficientnet-lite0: `EfficientNetConfig`, e.g. ``{image_size: 224}``)."""
     weights: str | None = None
     """Local weights file for the extractor (None: its default)."""
     plugins: tuple[str, ...] = ()
@@ -48,7 +51,9 @@ class ExtractConfig:
     progress: bool = True
     """A tqdm bar on rank 0 (besides a log line with rate and ETA every `log_every_s`)."""
     log_every_s: float = 10.0
+    """Seconds between two progress log lines (rate and ETA) of each rank."""
     shard_rows: int = 16384
+    """Feature rows per store shard file."""
     on_error: OnError = "raise"
     """`skip`: an undecodable video is logged, counted and left out."""
     regions: RegionConfig = field(default_factory=RegionConfig)
