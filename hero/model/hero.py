@@ -184,7 +184,10 @@ class Hero(nn.Module):
             outputs[:, V:V + read.shape[1]] = read
         elif read == "frames":
             outputs = torch.cat([frame_valid & slot, torch.zeros_like(text_valid)], dim=1)
-        y = self.cross(x, valid, packed=self.packed, outputs=outputs)
+        # Region tokens are context: every layer's frame and text tokens attend to them, no layer updates them
+        # (their cost is keys and values alone: docs/architecture.md, "Region tokens").
+        context = torch.cat([~slot, torch.zeros_like(text_valid)], dim=1) if self.cfg.regions else None
+        y = self.cross(x, valid, packed=self.packed, outputs=outputs, context=context)
         return y[:, :V:V // F_], y[:, V:V + sub_ids.shape[1]]
 
     def _with_regions(self, batch: VideoBatch, frames: Tensor, frame_valid: Tensor, pos: Tensor,
