@@ -96,13 +96,15 @@ def roots() -> list[tuple[type, str]]:
     """The documented configs and where they appear: a training run (``python -m hero.train``, the pipelines'
     ``run:`` blocks), each task's ``finetune:`` block, the corpus reader, prediction options, the model."""
     from hero.corpus.ingest import CorpusConfig
+    from hero.features.extract import ExtractConfig
     from hero.model.config import ModelConfig
     from hero.tasks import TASKS, PredictOptions
     from hero.train.config import RunConfig
 
     out: list[tuple[type, str]] = [(RunConfig, "run"), (ModelConfig, "run.model (preset overrides)")]
     out += [(task.config_cls, f"run.finetune (task: {', '.join(task.datasets)})") for task in TASKS.values()]
-    out += [(CorpusConfig, "corpus.reader"), (PredictOptions, "evaluate.options.<dataset>")]
+    out += [(CorpusConfig, "corpus.reader"), (ExtractConfig, "features.extract"),
+            (PredictOptions, "evaluate.options.<dataset>")]
     return out
 
 

@@ -1,8 +1,10 @@
 """Benchmark: feature extraction end to end (decode + extractor + store write) and feature-store reads.
 
-`python -m hero.feature_bench [--videos 40] [--workers N] [--out bench.json]` prints a table of results and
-ratios against their targets (extraction >= 50 clips/s with decoding <= 1/4 of the time; store reads >= 20x
-what a hero-mini training step consumes) and returns them as a dict (`main()`), for `make bench`.
+`python -m hero.feature_bench [--videos 40] [--workers N] [--regions '{"grid": 2, "top_motion": 4}'] [--out bench.json]`
+prints a table of results and ratios against their targets (extraction >= 50 clips/s with decoding <= 1/4 of the
+time; store reads >= 20x what a hero-mini training step consumes) and returns them as a dict (`main()`), for
+`make bench`. With ``--regions`` (region features, `hero.features.regions`) the same videos are also extracted
+with region features into a second store, right after the plain extraction, so the two rates sit side by side.
 
 It lives beside `hero.bench`, not in `hero.features`, because it also times a pretraining step (`hero.tasks`,
 layers above the features: docs/architecture.md#layers).
@@ -11,6 +13,7 @@ layers above the features: docs/architecture.md#layers).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +27,9 @@ import numpy as np
 import torch
 
 from hero.corpus import CorpusConfig, ingest_corpus
+from hero.config import from_dict
 from hero.features.extract import ExtractConfig, run_extraction
+from hero.features.regions import RegionConfig
 from hero.features.store import FeatureStore
 from hero.storage.atomic import write_json_atomic
 
@@ -102,6 +107,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=None, help="default: ExtractConfig's automatic choice")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--image-size", type=int, default=None, help="override the extractor's CNN input size")
+    ap.add_argument("--regions", default=None,
+                    help='also extract with region features, e.g. \'{"grid": 2, "top_motion": 4}\' (side by side)')
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -121,6 +128,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rerun = run_extraction(manifest, store_dir, cfg)
         extraction["cached_rerun_s"] = round(time.perf_counter() - t, 2)
         extraction["cached_rerun_extracted"] = rerun["extracted"]
+        with_regions = None
+        if args.regions:
+            regions = from_dict(RegionConfig, json.loads(args.regions), _path="regions")
+            with_regions = bench_extraction(manifest, Path(tmp, "store-regions"),
+                                            dataclasses.replace(cfg, regions=regions))
+            with_regions["regions"] = {"grid": regions.grid, "top_motion": regions.top_motion,
+                                       "per_clip": regions.num_regions}
         store = FeatureStore(store_dir)
         reads = bench_store_reads(store)
         trainer = bench_trainer_consumption(manifest, store)
@@ -138,6 +152,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
                     "torch_threads": torch.get_num_threads()},
     }
+    if with_regions is not None:
+        result["extraction_regions"] = with_regions
+        result["ratios"]["regions_vs_plain_clips_per_s"] = round(with_regions["clips_per_s"] / extraction["clips_per_s"], 2)
     print(json.dumps(result, indent=1))
     if args.out:
         write_json_atomic(args.out, result, indent=1)

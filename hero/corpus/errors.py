@@ -31,6 +31,7 @@ RULES = {
     "features.missing": "a video has no feature entry",
     "features.clip_len_mismatch": "the features' clip length is not corpus.reader.clip_len",
     "features.longer_than_video": "a video's features hold more clips than its duration covers (one clip of slack)",
+    "features.no_regions": "region features were asked for (model.regions) but the feature store holds none for a video",
     "features.changed": "the features source no longer holds the bytes the manifest recorded (re-run the corpus stage)",
     "video2dur.bad_file": "the video2dur file is not JSON of {split: {vid_name: [duration, index]}} or {vid_name: duration}",
     "video2dur.bad_value": "a video2dur duration is not a finite number > 0, or two splits give one video two durations",

@@ -25,6 +25,8 @@ class VideoBatch:
     sub_video:       [S]        long   index in 0..B-1 of each subtitle's video (non-decreasing)
     sub_frames:      [S, F]     long   video-level frame indices aligned to each subtitle, -1 = none (F >= 1)
     video_ids:       names of the B videos (for predictions and debugging)
+    region_feats:    [B, T, R, Dr] float  optional: R region features per clip (`model.regions`), zeros at padding
+    region_boxes:    [B, T, R, 4]  float  their boxes (x, y, w, h), normalised to the frame
     """
 
     frame_feats: Tensor
@@ -34,6 +36,8 @@ class VideoBatch:
     sub_video: Tensor
     sub_frames: Tensor
     video_ids: tuple[str, ...] = ()
+    region_feats: Tensor | None = None
+    region_boxes: Tensor | None = None
 
     def __post_init__(self) -> None:
         B, T, _ = self.frame_feats.shape
@@ -46,6 +50,23 @@ class VideoBatch:
             raise ValueError("sub_video must be [S] and sub_frames [S, F] for the S subtitles")
         if self.sub_frames.shape[1] < 1:
             raise ValueError("sub_frames needs at least one column (use -1 for a subtitle with no frames)")
+        if (self.region_feats is None) != (self.region_boxes is None):
+            raise ValueError("region_feats and region_boxes go together")
+        if self.region_feats is not None:
+            R = self.region_feats.shape[2] if self.region_feats.dim() == 4 else -1
+            if self.region_feats.shape[:2] != (B, T) or R < 1 or self.region_boxes.shape != (B, T, R, 4):
+                raise ValueError(f"region_feats {tuple(self.region_feats.shape)} / region_boxes "
+                                 f"{tuple(self.region_boxes.shape)} must be [{B}, {T}, R, Dr] / [{B}, {T}, R, 4]")
+
+    @property
+    def has_regions(self) -> bool:
+        return self.region_feats is not None
+
+    def regions_at(self, index) -> dict:
+        """The region fields indexed along the video axis (``{}`` without regions): for building a sub-batch."""
+        if self.region_feats is None:
+            return {}
+        return {"region_feats": self.region_feats[index], "region_boxes": self.region_boxes[index]}
 
     @property
     def num_videos(self) -> int:
@@ -70,8 +91,12 @@ class VideoBatch:
         T = max(1, int(self.frame_mask.sum(1).max()))
         Lt = max(1, int(self.sub_mask.sum(1).max())) if self.num_subs else self.sub_ids.shape[1]
         F = max(1, int((self.sub_frames >= 0).sum(1).max())) if self.num_subs else 1
+        regions = {}
+        if self.region_feats is not None:
+            regions = {"region_feats": self.region_feats[:, :T], "region_boxes": self.region_boxes[:, :T]}
         return self.replace(frame_feats=self.frame_feats[:, :T], frame_mask=self.frame_mask[:, :T],
-                            sub_ids=self.sub_ids[:, :Lt], sub_mask=self.sub_mask[:, :Lt], sub_frames=self.sub_frames[:, :F])
+                            sub_ids=self.sub_ids[:, :Lt], sub_mask=self.sub_mask[:, :Lt], sub_frames=self.sub_frames[:, :F],
+                            **regions)
 
     def frame_owner(self) -> Tensor:
         """[B, T] long: the subtitle (row of sub_ids) each frame is aligned to, -1 for unmatched frames."""

@@ -49,4 +49,6 @@ def apply_channels(example: Mapping[str, Any], channels: str, sep: int) -> Mappi
         out["sub_ids"], out["sub_frames"] = empty_subtitles(feats.shape[0], sep)
     else:
         out["frame_feats"] = torch.zeros_like(feats)
+        if "region_feats" in example:   # the regions are frame content too
+            out["region_feats"] = torch.zeros_like(torch.as_tensor(example["region_feats"], dtype=torch.float32))
     return out

@@ -6,7 +6,9 @@ A video example (what `hero.data.datasets` yields per video; the same mapping th
     {"video_id": str,
      "frame_feats": [T, Df] float tensor,
      "sub_ids":    list of token-id lists, each starting with the separator token,
-     "sub_frames": list of ascending video-level frame-index lists (same length; [] = a subtitle with no frame)}
+     "sub_frames": list of ascending video-level frame-index lists (same length; [] = a subtitle with no frame),
+     "region_feats": [T, R, Dr] float tensor, "region_boxes": [T, R, 4]   (optional: region features, `model.regions`;
+                     every example of a batch has them or none does)}
 
 Datasets already truncate to the model's max_frames (HERO d.3), so this only pads.
 """
@@ -51,7 +53,30 @@ def collate_videos(items: Sequence[Mapping], pad_id: int = 0) -> VideoBatch:
     sub_frames, _ = _pad(frames, S, -1)
     return VideoBatch(frame_feats=frame_feats, frame_mask=frame_mask, sub_ids=sub_ids, sub_mask=sub_mask,
                       sub_video=torch.tensor(owner, dtype=torch.long), sub_frames=sub_frames,
-                      video_ids=tuple(str(it.get("video_id", b)) for b, it in enumerate(items)))
+                      video_ids=tuple(str(it.get("video_id", b)) for b, it in enumerate(items)),
+                      **collate_regions(items, T))
+
+
+def collate_regions(items: Sequence[Mapping], T: int) -> dict:
+    """``{"region_feats": [B, T, R, Dr], "region_boxes": [B, T, R, 4]}`` (zeros past each video's end) when the
+    examples carry region features, ``{}`` when none does; some but not all is an error naming a video."""
+    have = ["region_feats" in it for it in items]
+    if not any(have):
+        return {}
+    if not all(have):
+        b = have.index(False)
+        raise ValueError(f"video {items[b].get('video_id', b)!r} has no region features, other videos of its batch do")
+    regs = [torch.as_tensor(it["region_feats"], dtype=torch.float32) for it in items]
+    boxes = [torch.as_tensor(it["region_boxes"], dtype=torch.float32) for it in items]
+    R, Dr = regs[0].shape[1:]
+    out_r, out_b = torch.zeros(len(items), T, R, Dr), torch.zeros(len(items), T, R, 4)
+    for b, (it, r, x) in enumerate(zip(items, regs, boxes)):
+        if r.shape[1:] != (R, Dr) or x.shape != (*r.shape[:2], 4):
+            raise ValueError(f"video {it.get('video_id', b)!r}: regions {tuple(r.shape)} / boxes {tuple(x.shape)}, "
+                             f"the batch's are [T, {R}, {Dr}] / [T, {R}, 4]")
+        n = min(r.shape[0], T)
+        out_r[b, :n], out_b[b, :n] = r[:n], x[:n]
+    return {"region_feats": out_r, "region_boxes": out_b}
 
 
 def _pad(rows: Sequence[Sequence[int]], n: int, fill: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -59,11 +59,13 @@ class VideoFeatures:
             (HERO: 0 for pretraining/TVR/TVQA, 1 for TVC, 2 for VIOLIN).
         check: verify every video has features with the manifest's clip count (``features.missing/wrong_dim``).
         channels: ``both``, ``video`` (no subtitles) or ``subtitles`` (zero frame features); `hero.data.channels`.
+        regions: also read each clip's region features and boxes (``model.regions``): a store without them is a
+            ``features.no_regions`` error naming it.
     """
 
     def __init__(self, manifest: Manifest, store: FeatureStore, tokenizer: TextTokenizer, *, max_frames: int = 100,
                  max_sub_tokens: int = 60, sub_ctx_len: int = 0, video_ids: Sequence[str] | None = None,
-                 check: bool = True, channels: str = "both") -> None:
+                 check: bool = True, channels: str = "both", regions: bool = False) -> None:
         if sub_ctx_len < 0:
             raise ValueError(f"sub_ctx_len must be >= 0, got {sub_ctx_len}")
         self.channels = check_channels(channels)
@@ -77,6 +79,8 @@ class VideoFeatures:
         elif len(dims) > 1:
             raise CorpusError(str(store.root), "features.wrong_dim", f"videos have several feature dims {sorted(dims)}")
         self.feature_dim = store.entry(self.video_ids[0])["dim"] if self.video_ids else 0
+        self.regions = regions
+        self.num_regions, self.region_dim = store.check_regions(self.video_ids) if regions else (0, 0)
         for v in self.video_ids:  # one fact, two records: the manifest's clip length is what spans are labeled in
             stored = store.entry(v).get("clip_len") if v in store else None
             if stored is not None and abs(float(stored) - manifest.clip_len) > 1e-9:
@@ -110,6 +114,10 @@ class VideoFeatures:
         else:  # HERO's video-only data: empty subtitles over groups of 5 frames
             sub_ids, sub_frames = empty_subtitles(T, self.sep)
         example = {"video_id": vid, "frame_feats": feats, "sub_ids": sub_ids, "sub_frames": sub_frames}
+        if self.regions:
+            reg, box = self.store.regions(vid)
+            example["region_feats"] = torch.from_numpy(np.asarray(reg[:T], dtype=np.float32))
+            example["region_boxes"] = torch.from_numpy(np.array(box[:T], dtype=np.float32))  # a copy: float32 memmap
         return apply_channels(example, self.channels, self.sep)
 
     @functools.cached_property

@@ -33,6 +33,7 @@ def random_video_batch(
     unmatched_prob: float = 0.15,
     empty_sub_prob: float = 0.1,
     generator: torch.Generator | None = None,
+    num_regions: int = 0,
 ) -> VideoBatch:
     """A batch in the layout HERO's alignment produces: consecutive runs of frames per subtitle, some
     frames matched to no subtitle, some subtitles with no frames.
@@ -41,6 +42,8 @@ def random_video_batch(
         frames: inclusive range of frames per video (capped at ``cfg.max_frames``).
         frames_per_sub: inclusive range of frames aligned to one subtitle.
         sub_len: inclusive range of subtitle length in tokens, the leading separator included.
+        num_regions: R > 0 adds R random region features per clip (``cfg.region_dim``-d) with random boxes
+            (drawn after everything else, so the rest of the batch is the one ``num_regions=0`` gives).
     """
     g = generator if generator is not None else torch.Generator().manual_seed(0)
 
@@ -79,8 +82,15 @@ def random_video_batch(
         sub_mask[i, : len(text)] = True
         if fr:
             sub_frames[i, : len(fr)] = torch.tensor(fr)
+    regions = {}
+    if num_regions:
+        mask = frame_mask[:, :, None, None].float()
+        xy = torch.rand(num_videos, T, num_regions, 2, generator=g) * 0.5
+        wh = torch.rand(num_videos, T, num_regions, 2, generator=g) * 0.5
+        regions = {"region_feats": torch.randn(num_videos, T, num_regions, cfg.region_dim, generator=g) * mask,
+                   "region_boxes": torch.cat([xy, wh], -1) * mask}
     return VideoBatch(
         frame_feats=feats, frame_mask=frame_mask, sub_ids=sub_ids, sub_mask=sub_mask,
         sub_video=torch.tensor([s[0] for s in subs]), sub_frames=sub_frames,
-        video_ids=tuple(f"random_{b}" for b in range(num_videos)),
+        video_ids=tuple(f"random_{b}" for b in range(num_videos)), **regions,
     )

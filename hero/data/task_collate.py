@@ -5,7 +5,8 @@ A *video example* is a plain mapping (what a dataset yields for one video):
     {"video_id": str,
      "frame_feats": [T, Df] float tensor or array,
      "sub_ids": list of token-id lists (each starting with the separator token),
-     "sub_frames": list of frame-index lists (same length as sub_ids; [] = subtitle with no frame)}
+     "sub_frames": list of frame-index lists (same length as sub_ids; [] = subtitle with no frame),
+     "region_feats", "region_boxes": optional region features [T, R, Dr] and boxes [T, R, 4] (`hero.data.collate`)}
 
 Each task module (hero/tasks/<task>.py) has a ``collate_<task>`` that adds its own fields on top of these.
 """
@@ -49,6 +50,9 @@ def collate_videos(videos: Sequence[Mapping], tokens: SpecialTokens, max_frames:
         items.append({"video_id": v.get("video_id", len(items)), "frame_feats": feats,
                       "sub_ids": [list(ids) or [tokens.sep] for ids, _ in pairs],
                       "sub_frames": [[i for i in fr if i < feats.shape[0]] for _, fr in pairs]})
+        if "region_feats" in v:
+            items[-1].update(region_feats=torch.as_tensor(v["region_feats"])[:max_frames],
+                             region_boxes=torch.as_tensor(v["region_boxes"])[:max_frames])
     return _collate(items, pad_id=tokens.pad)
 
 
@@ -64,6 +68,8 @@ def video_examples(batch: VideoBatch) -> list[dict]:
             "sub_ids": [batch.sub_ids[r][batch.sub_mask[r]].tolist() for r in rows],
             "sub_frames": [[i for i in batch.sub_frames[r].tolist() if i >= 0] for r in rows],
         })
+        if batch.has_regions:
+            out[-1].update(region_feats=batch.region_feats[b, :n].clone(), region_boxes=batch.region_boxes[b, :n].clone())
     return out
 
 
@@ -96,7 +102,7 @@ def select_videos(batch: VideoBatch, index: Tensor) -> VideoBatch:
     ids = tuple(batch.video_ids[i] for i in index.tolist()) if batch.video_ids else ()
     return VideoBatch(frame_feats=batch.frame_feats[index], frame_mask=batch.frame_mask[index],
                       sub_ids=batch.sub_ids[rows], sub_mask=batch.sub_mask[rows], sub_video=new_video,
-                      sub_frames=batch.sub_frames[rows], video_ids=ids)
+                      sub_frames=batch.sub_frames[rows], video_ids=ids, **batch.regions_at(index))
 
 
 def span_labels(ts: Sequence[float] | None, num_frames: int, clip_len: float) -> tuple[int, int]:

@@ -50,5 +50,7 @@ def crop_example(example: Mapping[str, Any], ts: Sequence[float], clip_len: floa
         sub_ids, sub_frames = empty_subtitles(ed - st, sep)
     clip = {**example, "video_id": f"{example['video_id']}[{st}:{ed}]", "frame_feats": feats[st:ed],
             "sub_ids": sub_ids, "sub_frames": sub_frames}
+    if "region_feats" in example:
+        clip.update(region_feats=example["region_feats"][st:ed], region_boxes=example["region_boxes"][st:ed])
     offset = st * clip_len
     return clip, [round(float(ts[0]) - offset, 3), round(float(ts[1]) - offset, 3)]

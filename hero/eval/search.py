@@ -111,7 +111,8 @@ def encode_videos(model, manifest: Manifest, store: FeatureStore, tokenizer: Tex
                   batch_size: int = 32, device: torch.device | str = "cpu") -> EncodedCorpus:
     """Every video of ``videos`` through ``model``'s encoder once, ``batch_size`` videos at a time."""
     max_frames = model.model_cfg.max_frames
-    feats = VideoFeatures(manifest, store, tokenizer, video_ids=list(videos), max_frames=max_frames)
+    feats = VideoFeatures(manifest, store, tokenizer, video_ids=list(videos), max_frames=max_frames,
+                          regions=model.model_cfg.regions)
     if feats.feature_dim != model.model_cfg.feature_dim:
         raise ValueError(f"{store.root}: {feats.feature_dim}-d features, the model expects "
                          f"{model.model_cfg.feature_dim}-d")

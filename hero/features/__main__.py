@@ -14,7 +14,9 @@ import sys
 
 from hero.corpus.errors import CorpusError
 from hero.corpus.manifest import Manifest
+from hero.config import from_dict
 from hero.features.extract import ExtractConfig, extract_features, run_extraction
+from hero.features.regions import RegionConfig
 from hero.features.store import consolidate
 
 
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extractor", default="efficientnet-lite0")
     ap.add_argument("--config", default="{}", help="extractor config as JSON, e.g. '{\"image_size\": 224}'")
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--regions", default="{}", help='region features as JSON, e.g. \'{"grid": 2, "top_motion": 4}\'')
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--rank", type=int, default=int(os.environ.get("RANK", 0)))
     ap.add_argument("--world-size", type=int, default=int(os.environ.get("WORLD_SIZE", 1)))
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(module)
     cfg = ExtractConfig(plugins=tuple(args.plugins), extractor=args.extractor, extractor_config=json.loads(args.config), weights=args.weights,
                         workers=args.workers, threads=args.threads, on_error=args.on_error,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress,
+                        regions=from_dict(RegionConfig, json.loads(args.regions), _path="features.extract.regions"))
     try:
         manifest = Manifest.load(args.manifest)
         if args.world_size > 1:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from hero.config import ConfigError, from_dict
 from hero.features.decode import ClipFrames, DecodeSpec
 from hero.features.efficientnet import fuse_batchnorm, load_efficientnet_lite0, default_weights_path
+from hero.features.regions import RegionConfig, cut_regions
 from hero.features.registry import register_extractor, weights_sha256
 
 
@@ -116,24 +117,41 @@ class EfficientNetMotion:
         cfg = {k: v for k, v in asdict(self.cfg).items() if k not in ("batch_size", "device", "precision")}
         return {"name": self.name, "config": cfg, "precision": self.precision, "weights_sha256": weights_sha256(self.weights)}
 
-    @torch.inference_mode()
     def __call__(self, clips: ClipFrames) -> np.ndarray:
-        out = []
+        return self._features(clips, None)[0]
+
+    def region_features(self, clips: ClipFrames, regions: RegionConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pooled [C, dim], region features [C, R, 1280], boxes [C, R, 4]) from one CNN pass
+        (`hero.features.regions`: the same feature map the pooled vector averages)."""
+        return self._features(clips, regions)
+
+    @torch.inference_mode()
+    def _features(self, clips: ClipFrames, regions: RegionConfig | None) -> tuple:
+        out, reg, box = [], [], []
         bs, cfg = self.cfg.batch_size, self.cfg
         for s in range(0, clips.num_clips, bs):
             x = ((clips.cnn[s:s + bs] - 127.0) / 128.0).to(self.device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 fmap = self.model.feature_map(x)
-            fmap = fmap.float().cpu().flatten(2)                                 # [b, 1280, hw]
+            fmap = fmap.float().cpu()                                            # [b, 1280, h, w]
+            fh, fw = fmap.shape[-2:]
             motion = clips.motion[s:s + bs]
             dmap = motion_map(motion, clips.pair_mask[s:s + bs])                 # [b, h, w]
             energy = F.adaptive_avg_pool2d(dmap[:, None], cfg.grid).flatten(1) / 255.0
-            side = int(round(fmap.shape[-1] ** 0.5))
-            w = F.adaptive_avg_pool2d(dmap[:, None], (side, fmap.shape[-1] // side)).flatten(1) + 1.0  # +1: static -> GAP
+            cell_motion = F.adaptive_avg_pool2d(dmap[:, None], (fh, fw))[:, 0]  # [b, fh, fw]
+            w = cell_motion.flatten(1) + 1.0                                     # +1: static -> GAP
             w = w / w.sum(1, keepdim=True)
-            out.append(torch.cat([fmap.mean(-1), (fmap * w[:, None]).sum(-1), energy,
+            flat = fmap.flatten(2)                                               # [b, 1280, hw]
+            out.append(torch.cat([flat.mean(-1), (flat * w[:, None]).sum(-1), energy,
                                   colour_stats(motion, cfg.grid, cfg.hist_bins)], 1))
-        return torch.cat(out).numpy().astype(np.float32)
+            if regions is not None:
+                r, b = cut_regions(fmap, cell_motion, regions)
+                reg.append(r)
+                box.append(b)
+        pooled = torch.cat(out).numpy().astype(np.float32)
+        if regions is None:
+            return (pooled,)
+        return pooled, torch.cat(reg).numpy().astype(np.float32), torch.cat(box).numpy().astype(np.float32)
 
 
 @register_extractor("efficientnet-lite0")

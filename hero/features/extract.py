@@ -19,6 +19,7 @@ from hero.config import ConfigError
 from hero.corpus.errors import CorpusError, IngestReport, OnError
 from hero.corpus.manifest import Manifest
 from hero.features.decode import decode_clips
+from hero.features.regions import RegionConfig
 from hero.features.registry import Extractor, build_extractor
 from hero.features.store import FeatureStore, StoreWriter, consolidate, entry_key
 from hero.storage.atomic import write_text_atomic
@@ -28,9 +29,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class ExtractConfig:
+    """Clip-feature extraction into the feature store (``params:features.extract``; ``python -m hero.features``)."""
+
     extractor: str = "efficientnet-lite0"
     """A registered extractor name (see `available_extractors`)."""
     extractor_config: dict[str, Any] = field(default_factory=dict)
+    """The extractor's own settings (efficientnet-lite0: `EfficientNetConfig`, e.g. ``{image_size: 224}``)."""
     weights: str | None = None
     """Local weights file for the extractor (None: its default)."""
     plugins: tuple[str, ...] = ()
@@ -47,9 +51,14 @@ class ExtractConfig:
     progress: bool = True
     """A tqdm bar on rank 0 (besides a log line with rate and ETA every `log_every_s`)."""
     log_every_s: float = 10.0
+    """Seconds between two progress log lines (rate and ETA) of each rank."""
     shard_rows: int = 16384
+    """Feature rows per store shard file."""
     on_error: OnError = "raise"
     """`skip`: an undecodable video is logged, counted and left out."""
+    regions: RegionConfig = field(default_factory=RegionConfig)
+    """Region features per clip besides the pooled one (`hero.features.regions`; off by default): a k×k grid of
+    the CNN feature map and/or its top-m moving cells, each with its box. Part of every entry's content key."""
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -58,6 +67,19 @@ class ExtractConfig:
             raise ConfigError(f"features.threads: must be >= 1, got {self.threads}")
         if self.on_error not in ("raise", "skip"):
             raise ConfigError(f"features.on_error: must be raise or skip, got {self.on_error!r}")
+
+
+def store_fingerprint(extractor: Extractor, regions: RegionConfig) -> dict[str, Any]:
+    """What an entry's content key hashes for this extraction: the extractor's fingerprint, plus the region
+    settings when regions are on (so a store extracted without them keeps its keys, and turning them on
+    re-extracts)."""
+    fp = extractor.fingerprint()
+    if not regions.enabled:
+        return fp
+    if not hasattr(extractor, "region_features"):
+        raise ConfigError(f"features.extract.regions: the extractor {extractor.name!r} does not cut region features "
+                          f"(efficientnet-lite0 does); set grid and top_motion to 0")
+    return {**fp, "regions": {"grid": regions.grid, "top_motion": regions.top_motion}}
 
 
 def assign_videos(num_clips: dict[str, int], world_size: int) -> list[list[str]]:
@@ -98,7 +120,7 @@ def _extract(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfi
              extractor: Extractor | None, progress_file: str | os.PathLike | None = None) -> dict[str, Any]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     extractor = extractor or build_extractor(cfg.extractor, cfg.extractor_config, cfg.weights)
-    fp = extractor.fingerprint()
+    fp = store_fingerprint(extractor, cfg.regions)
     Path(store_dir, "shards").mkdir(parents=True, exist_ok=True)
     store = FeatureStore(store_dir)
     mine = assign_videos({v: e.num_clips for v, e in manifest.videos.items()}, world_size)[rank]
@@ -128,10 +150,14 @@ def _extract(manifest: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfi
                 stats["skipped"] += 1
                 continue
             t2 = time.perf_counter()
-            feats = extractor(clips)
+            regions = {}
+            if cfg.regions.enabled:
+                feats, regions["regions"], regions["boxes"] = extractor.region_features(clips, cfg.regions)
+            else:
+                feats = extractor(clips)
             t3 = time.perf_counter()
             writer.add(vid, feats, key=key, clip_len=manifest.clip_len, extractor=extractor.name,
-                       video_sha256=v.sha256, dim=extractor.dim)
+                       video_sha256=v.sha256, dim=extractor.dim, **regions)
             stats["write_s"] += time.perf_counter() - t3
             stats["decode_s"] += t2 - t1
             stats["compute_s"] += t3 - t2
@@ -223,7 +249,8 @@ def _run_workers(work: Manifest, store_dir: str | os.PathLike, cfg: ExtractConfi
             cmd = [sys.executable, "-m", "hero.features", "--manifest", str(tmp / "manifest.json"), "--store", str(store_dir),
                    "--extractor", cfg.extractor, "--config", json.dumps(cfg.extractor_config), "--rank", str(r),
                    "--world-size", str(workers), "--threads", str(threads), "--on-error", cfg.on_error,
-                   "--stats-out", str(tmp / f"stats-{r}.json"), "--progress-file", str(tmp / f"progress-{r}")]
+                   "--stats-out", str(tmp / f"stats-{r}.json"), "--progress-file", str(tmp / f"progress-{r}"),
+                   "--regions", json.dumps({"grid": cfg.regions.grid, "top_motion": cfg.regions.top_motion})]
             cmd += ["--weights", cfg.weights] if cfg.weights else []
             cmd += [a for m in cfg.plugins for a in ("--import", m)]
             procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))  # stats come back by file
@@ -246,7 +273,7 @@ def run_extraction(manifest: Manifest, store_dir: str | os.PathLike, cfg: Extrac
     for module in cfg.plugins:
         importlib.import_module(module)
     extractor = build_extractor(cfg.extractor, cfg.extractor_config, cfg.weights)
-    fp = extractor.fingerprint()
+    fp = store_fingerprint(extractor, cfg.regions)
     Path(store_dir, "shards").mkdir(parents=True, exist_ok=True)
     store = FeatureStore(store_dir)
     todo = {v: e for v, e in manifest.videos.items()

@@ -5,6 +5,10 @@ Layout: ``video_db/<dataset>/id2nframe.json`` ({vid: nframes}) beside an LMDB fo
 ``<feat_version>_<clip_len>[_compressed]`` (e.g. ``resnet_slowfast_1.5``). Key = vid_name (utf-8); value =
 msgpack (msgpack-numpy) ``{"features": ndarray [nframes, dim]}``, or with ``_compressed`` an
 ``np.savez_compressed`` blob with a ``features`` array. Nothing is unpickled (allow_pickle=False).
+
+Region features (this platform's addition; the original release has none): a value may also hold ``regions``
+[nframes, R, Dr] and ``boxes`` [nframes, R, 4] (normalised x, y, w, h), under the same two encodings; an import
+copies them into the store's region files (`hero.features.store`), and a value without them imports as before.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 from hero.storage.atomic import atomic_path, write_json_atomic
 from hero.corpus.errors import CorpusError, IngestReport, OnError
-from hero.features.store import StoreWriter, check_features, consolidate, imported_key
+from hero.features.store import StoreWriter, check_features, check_regions, consolidate, imported_key
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +105,23 @@ class VideoDb:
         except Exception as err:  # corrupt msgpack / npz
             raise CorpusError(self.where(vid), "features.wrong_dim",
                               f"unreadable value: {type(err).__name__}: {err}") from None
+        return self._cut(vid, feats)
+
+    def decode_regions(self, vid: str, value: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+        """(region features [nframes, R, Dr], boxes [nframes, R, 4]) of one value, cut as `decode` cuts; None
+        when the value holds none."""
+        try:
+            d = _decode_all(value, self.compressed)
+        except Exception as err:  # corrupt msgpack / npz
+            raise CorpusError(self.where(vid), "features.wrong_dim",
+                              f"unreadable value: {type(err).__name__}: {err}") from None
+        if "regions" not in d or "boxes" not in d:
+            return None
+        return self._cut(vid, np.asarray(d["regions"])), self._cut(vid, np.asarray(d["boxes"]))
+
+    def _cut(self, vid: str, rows: np.ndarray) -> np.ndarray:
         nf = self.id2nframe.get(vid)
-        return feats[:nf] if isinstance(nf, int) and nf > 0 else feats
+        return rows[:nf] if isinstance(nf, int) and nf > 0 else rows
 
     def close(self) -> None:
         self._env.close()
@@ -115,32 +134,42 @@ class VideoDb:
 
 
 def _decode(value: bytes, compressed: bool) -> np.ndarray:
+    return _decode_all(value, compressed)["features"]
+
+
+def _decode_all(value: bytes, compressed: bool) -> dict[str, np.ndarray]:
     if compressed:
-        with io.BytesIO(value) as f:
-            return np.load(f, allow_pickle=False)["features"]
+        with io.BytesIO(value) as f, np.load(f, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
     import msgpack
     import msgpack_numpy
 
-    return msgpack.unpackb(value, raw=False, object_hook=msgpack_numpy.decode)["features"]
+    return msgpack.unpackb(value, raw=False, object_hook=msgpack_numpy.decode)
 
 
-def encode_value(feats: np.ndarray, compressed: bool = False) -> bytes:
-    """One LMDB value: msgpack(-numpy) ``{"features": feats}``, or an ``np.savez_compressed`` blob."""
+def encode_value(feats: np.ndarray, compressed: bool = False, regions: np.ndarray | None = None,
+                 boxes: np.ndarray | None = None) -> bytes:
+    """One LMDB value: msgpack(-numpy) ``{"features": feats}``, or an ``np.savez_compressed`` blob; with
+    ``regions`` and ``boxes`` those arrays too."""
+    arrays = {"features": feats}
+    if regions is not None:
+        arrays.update(regions=regions, boxes=boxes)
     if compressed:
         buf = io.BytesIO()
-        np.savez_compressed(buf, features=feats)
+        np.savez_compressed(buf, **arrays)
         return buf.getvalue()
     import msgpack
     import msgpack_numpy
 
-    return msgpack.packb({"features": feats}, default=msgpack_numpy.encode, use_bin_type=True)
+    return msgpack.packb(arrays, default=msgpack_numpy.encode, use_bin_type=True)
 
 
 def write_video_db(root: str | os.PathLike, videos: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]], *,
                    name: str = "resnet_slowfast_1.5", compressed: bool = False,
                    id2nframe: Mapping[str, int] | None = None, commit_bytes: int = 1 << 28) -> Path:
     """Write a HERO video_db: ``root/id2nframe.json`` + LMDB ``root/<name>[_compressed]`` (tests, benchmarks, and
-    handing our features to the original code). ``videos`` may be a generator (nothing is held but one video).
+    handing our features to the original code). ``videos`` may be a generator (nothing is held but one video);
+    a value is a features array, or a mapping ``{"features", "regions", "boxes"}`` (region features too).
 
     The LMDB folder is written beside its final place and renamed into it, then id2nframe.json is written
     (atomically); ``id2nframe`` defaults to each video's row count. Returns ``root``.
@@ -157,7 +186,11 @@ def write_video_db(root: str | os.PathLike, videos: Mapping[str, np.ndarray] | I
         try:
             txn, pending = env.begin(write=True), 0
             for vid, feats in items:
-                value = encode_value(feats, compressed)
+                if isinstance(feats, Mapping):
+                    value = encode_value(feats["features"], compressed, feats.get("regions"), feats.get("boxes"))
+                    feats = feats["features"]
+                else:
+                    value = encode_value(feats, compressed)
                 txn.put(vid.encode("utf-8"), value)
                 counts[vid] = int(feats.shape[0])
                 pending += len(value)
@@ -196,16 +229,21 @@ def import_video_db(path: str | os.PathLike, store_dir: str | os.PathLike, *, lm
             where = db.where(vid)
             try:
                 feats = db.decode(vid, value)
+                found = db.decode_regions(vid, value)
                 if max_clips:
                     feats = feats[:max_clips]
+                    found = found and (found[0][:max_clips], found[1][:max_clips])
                 check_features(feats, where, dim)
+                if found is not None:
+                    check_regions(found[0], found[1], int(feats.shape[0]), where)
             except CorpusError as err:
                 report.handle(err, on_error)
                 continue
             dim = dim or int(feats.shape[1])
             sha = hashlib.sha256(value).hexdigest()
+            regions = {"regions": found[0], "boxes": found[1]} if found is not None else {}
             writer.add(vid, feats, key=imported_key(sha, feats.shape[0], clip_len), clip_len=clip_len,
-                       extractor=f"video_db:{db.name}", video_sha256=sha, dim=dim)
+                       extractor=f"video_db:{db.name}", video_sha256=sha, dim=dim, **regions)
             n += 1
         db_dir = db.db_dir
     writer.close()

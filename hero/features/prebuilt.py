@@ -65,6 +65,11 @@ class _VideoDbSource:
             raise CorpusError(str(self.db.db_dir), "features.missing", f"no key {vid!r}")
         return self.db.decode(vid, value), hashlib.sha256(value).hexdigest()
 
+    def read_regions(self, vid: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(region features, boxes) of ``vid`` when its value holds them (`hero.features.lmdb_import`)."""
+        value = self.db.get(vid)
+        return None if value is None else self.db.decode_regions(vid, value)
+
     def close(self) -> None:
         self.db.close()
 
@@ -87,7 +92,14 @@ class _StoreSource:
 
     def _rows(self, vid: str) -> Scanned:
         feats = np.ascontiguousarray(self.store[vid])
-        return feats, hashlib.sha256(feats.data).hexdigest()
+        h = hashlib.sha256(feats.data)
+        if self.store.has_regions(vid):   # region features are content too (a store without them hashes as before)
+            for a in self.store.regions(vid):
+                h.update(np.ascontiguousarray(a).data)
+        return feats, h.hexdigest()
+
+    def read_regions(self, vid: str) -> tuple[np.ndarray, np.ndarray] | None:
+        return tuple(np.asarray(a) for a in self.store.regions(vid)) if self.store.has_regions(vid) else None
 
     def scan(self) -> Iterator[tuple[str, Scanned | CorpusError]]:
         for vid in self.store.videos:
@@ -206,8 +218,10 @@ def import_features(manifest: Manifest, store_dir: str | os.PathLike, *, shard_r
                 if sha != e.sha256:
                     raise CorpusError(src.where(vid), "features.changed",
                                       f"sha256 {sha[:16]}…, but the manifest recorded {e.sha256[:16]}…")
+                found = src.read_regions(vid)
+                regions = {"regions": found[0][:e.num_clips], "boxes": found[1][:e.num_clips]} if found else {}
                 writer.add(vid, feats[:e.num_clips], key=key, clip_len=manifest.clip_len,
-                           extractor=f"import:{src.kind}:{src.name}", video_sha256=sha, dim=rec.get("dim"))
+                           extractor=f"import:{src.kind}:{src.name}", video_sha256=sha, dim=rec.get("dim"), **regions)
                 clips += e.num_clips
             writer.close()
         finally:

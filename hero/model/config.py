@@ -69,6 +69,12 @@ class ModelConfig:
     """`boolean`: padded keys get no weight; `additive` (HERO quirk): add (1 - m) * -10000 to the scores."""
     attention_impl: Literal["sdpa", "eager"] = "sdpa"
     """`sdpa` uses F.scaled_dot_product_attention; `eager` is the explicit softmax(QK^T)V reference (benchmarks)."""
+    regions: bool = False
+    """Region tokens: each clip's region features (a store extracted with ``features.extract.regions``) enter the
+    Cross-modal Transformer right after the clip's frame token; the Temporal Transformer still gets one token per
+    clip (docs/architecture.md, "Region tokens"). Not with ``encoder: flat`` nor ``compat: original``."""
+    region_dim: int = 1280
+    """Dimension of one region feature (efficientnet-lite0: 1280); set from the feature store like ``feature_dim``."""
     compat: Compat = "native"
     """`original` forces the released HERO's numerical quirks (see `original_compat`)."""
 
@@ -94,6 +100,11 @@ class ModelConfig:
         check(0 <= self.frame_type_id < self.type_vocab_size, "frame_type_id", "must index the type table")
         check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         check(0.0 <= self.attention_dropout < 1.0, "attention_dropout", f"must be in [0, 1), got {self.attention_dropout}")
+        check(self.region_dim > 0, "region_dim", f"must be > 0, got {self.region_dim}")
+        check(not (self.regions and self.encoder == "flat"), "regions",
+              "region tokens live at the cross-modal level, which encoder=flat has not; set model.regions=false")
+        check(not (self.regions and self.compat == "original"), "regions",
+              "compat=original is the released HERO, which has no region tokens; set model.regions=false")
         if self.compat == "original":
             for key, want in ORIGINAL_QUIRKS.items():
                 check(getattr(self, key) == want, key,

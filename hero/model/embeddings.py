@@ -145,6 +145,24 @@ class FrameEmbedding(nn.Module):
         return self.finish(self.project(feats, masked), positions, type_embedding)
 
 
+class RegionEmbedding(nn.Module):
+    """A clip's region features entering the cross-modal level, the part before positions:
+    LayerNorm(Dr) -> Linear(Dr, D) + Linear(4, D)(box) + a learned region-type vector. `Hero` then finishes it as
+    a frame (`FrameEmbedding.finish`: the clip's frame position, the frame token type, LayerNorm, dropout), so a
+    region token differs from its frame token by its content, its box and the region-type vector."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.feat_norm = nn.LayerNorm(cfg.region_dim, eps=cfg.embedding_norm_eps)
+        self.proj = nn.Linear(cfg.region_dim, cfg.hidden_size)
+        self.box = nn.Linear(4, cfg.hidden_size)
+        self.type_vector = nn.Parameter(torch.zeros(cfg.hidden_size))
+
+    def forward(self, feats: Tensor, boxes: Tensor) -> Tensor:
+        """feats: [..., R, Dr]; boxes: [..., R, 4] -> [..., R, D]."""
+        return self.proj(self.feat_norm(feats)) + self.box(boxes) + self.type_vector
+
+
 class FrameResidual(nn.Module):
     """Raw clip feature -> D, added to the cross-modal frame output before the temporal level
     (HERO's frame_transform: LayerNorm(Df) -> dropout -> Linear -> ReLU)."""

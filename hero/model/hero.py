@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from hero.data.batch import VideoBatch
 from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
-from hero.model.embeddings import (FrameEmbedding, FrameResidual, PositionEmbedding, RowGradEmbedding, TextEmbedding,
-                                   add_mask_vectors, fill_missing_buffer)
+from hero.model.embeddings import (FrameEmbedding, FrameResidual, PositionEmbedding, RegionEmbedding, RowGradEmbedding,
+                                   TextEmbedding, add_mask_vectors, fill_missing_buffer)
 from hero.model.transformer import Encoder
 
 
@@ -112,6 +112,8 @@ class Hero(nn.Module):
                                  torch.zeros(cfg.feature_dim) if cfg.compat == "original" else None)
             self.temporal_embed = PositionEmbedding(cfg)
             self.temporal = Encoder(cfg, cfg.temporal_layers)
+            if cfg.regions:
+                self.region_embed = RegionEmbedding(cfg)
         else:
             self.flat = Encoder(cfg, cfg.cross_layers + cfg.temporal_layers)
         self.packed = True
@@ -120,6 +122,8 @@ class Hero(nn.Module):
         nn.init.normal_(self.frame_embed.mask_vector, std=cfg.init_std)
         if cfg.encoder == "hierarchical":
             nn.init.normal_(self.clip_mask_vector, std=cfg.init_std)
+        if cfg.regions:
+            nn.init.normal_(self.region_embed.type_vector, std=cfg.init_std)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         fill_missing_buffer(self, state_dict, prefix, "clip_unmasked_vector")
@@ -170,20 +174,59 @@ class Hero(nn.Module):
             x_pos = (x_pos + self.text_embed.offset).clamp(max=self.cfg.max_text_positions - 1)
             text = torch.cat([text, self.text_embed(x_ids, x_pos)], dim=1)
             text_valid = torch.cat([text_valid, x_mask], dim=1)
-        x = torch.cat([self.frame_embed.finish(frames, pos, self._frame_type()), text], dim=1)
-        valid = torch.cat([frame_valid, text_valid], dim=1)                       # [S, F + Lt (+ Lx)]
+        frames = self.frame_embed.finish(frames, pos, self._frame_type())
+        if self.cfg.regions:
+            frames, frame_valid, slot = self._with_regions(batch, frames, frame_valid, pos, masked)
+        else:
+            slot = torch.ones_like(frame_valid)
+        V = frames.shape[1]                                                        # video slots: F, or F * (1 + R)
+        x = torch.cat([frames, text], dim=1)
+        valid = torch.cat([frame_valid, text_valid], dim=1)                       # [S, V + Lt (+ Lx)]
         outputs = None
         if isinstance(read, Tensor):
             outputs = torch.zeros_like(valid)
-            outputs[:, F_:F_ + read.shape[1]] = read
+            outputs[:, V:V + read.shape[1]] = read
         elif read == "frames":
-            outputs = torch.cat([frame_valid, torch.zeros_like(text_valid)], dim=1)
+            outputs = torch.cat([frame_valid & slot, torch.zeros_like(text_valid)], dim=1)
         Lt = sub_ids.shape[1]
         if read_extra and outputs is not None:
-            outputs[:, F_ + Lt:] = text_valid[:, Lt:]
-        y = self.cross(x, valid, packed=self.packed, outputs=outputs)
-        extra = y[:, F_ + Lt:] if read_extra and extra_text is not None else None
-        return y[:, :F_], y[:, F_:F_ + Lt], extra
+            outputs[:, V + Lt:] = text_valid[:, Lt:]
+        # Region tokens are context: every layer's frame and text tokens attend to them, no layer updates them
+        # (their cost is keys and values alone: docs/architecture.md, "Region tokens").
+        context = torch.cat([~slot, torch.zeros_like(text_valid)], dim=1) if self.cfg.regions else None
+        y = self.cross(x, valid, packed=self.packed, outputs=outputs, context=context)
+        extra = y[:, V + Lt:] if read_extra and extra_text is not None else None
+        return y[:, :V:V // F_], y[:, V:V + Lt], extra
+
+    def _with_regions(self, batch: VideoBatch, frames: Tensor, frame_valid: Tensor, pos: Tensor,
+                      masked: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Each frame slot followed by its clip's R region tokens: [S, F, D] -> [S, F * (1 + R), D], with the
+        validity [S, F * (1 + R)] and a [S, F * (1 + R)] bool that is True at the frame tokens.
+
+        A region token takes its clip's frame position and the frame token type (`RegionEmbedding`). The regions
+        of a frame MFM masks are zeroed and left out of attention: the model must not read the hidden clip from
+        its regions.
+        """
+        if not batch.has_regions:
+            raise ValueError("model.regions: the batch has no region features (read the store with regions: "
+                             "VideoFeatures(regions=True); the trainer does so when model.regions is true)")
+        S, F_, D = frames.shape
+        reg, box = batch.region_feats, batch.region_boxes                          # [B, T, R, Dr], [B, T, R, 4]
+        R = reg.shape[2]
+        region_valid = frame_valid.unsqueeze(-1).expand(S, F_, R)
+        if masked is not None:
+            reg = reg.masked_fill(masked[:, :, None, None], 0.0)
+            hidden = gather_clip_frames(masked, batch.sub_video, batch.sub_frames)  # [S, F]
+            region_valid = region_valid & ~hidden.unsqueeze(-1)
+        projected = self.region_embed(reg, box)                                    # [B, T, R, D], once per clip
+        regions = gather_clip_frames(projected, batch.sub_video, batch.sub_frames)  # [S, F, R, D]
+        regions = self.frame_embed.finish(regions.reshape(S, F_ * R, D), pos.repeat_interleave(R, dim=1),
+                                          self._frame_type()).view(S, F_, R, D)
+        tokens = torch.cat([frames.unsqueeze(2), regions], dim=2).view(S, F_ * (1 + R), D)
+        valid = torch.cat([frame_valid.unsqueeze(-1), region_valid], dim=2).view(S, F_ * (1 + R))
+        slot = torch.zeros(S, F_, 1 + R, dtype=torch.bool, device=frames.device)
+        slot[:, :, 0] = True
+        return tokens, valid, slot.view(S, F_ * (1 + R))
 
     def encode_subtitles(self, batch: VideoBatch, sub_ids: Tensor | None = None, read: Tensor | None = None) -> Tensor:
         """Subtitle token states [S, Lt, D] with unmasked frames (the MLM path: no temporal level in HERO).

@@ -141,7 +141,8 @@ class Encoder(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if cfg.norm_style == "pre" else None
         self.mask_mode = cfg.attention_mask
 
-    def forward(self, x: Tensor, valid: Tensor, packed: bool = False, outputs: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, valid: Tensor, packed: bool = False, outputs: Tensor | None = None,
+                context: Tensor | None = None) -> Tensor:
         """x: [B, L, D]; valid: [B, L] bool; returns [B, L, D].
 
         ``packed=True`` computes every per-position operation on the valid positions only and returns zeros at
@@ -150,27 +151,41 @@ class Encoder(nn.Module):
         sequence without one is skipped, and the last layer runs queries, feed-forward and norms there alone
         (keys and values still come from every valid position); the other positions come back as zeros.
         The padded form ignores it and computes everything (the reference).
+        ``context`` ([B, L] bool): positions that are context only: every layer reads keys and values from their
+        input states, which no layer updates (the packed form computes no query, feed-forward or norm there; the
+        padded form computes them and puts the input back). They come back as their input.
         """
         if not packed:
-            return self.run(x, valid)
+            return self.run(x, valid, context=context)
         if outputs is not None:
             outputs = outputs & valid
             rows = outputs.any(1).nonzero().squeeze(1)
             if rows.numel() < valid.shape[0]:                   # sequences nobody reads are skipped
-                y = self.forward(x.index_select(0, rows), valid.index_select(0, rows), True, outputs.index_select(0, rows))
+                sub = None if context is None else context.index_select(0, rows)
+                y = self.forward(x.index_select(0, rows), valid.index_select(0, rows), True,
+                                 outputs.index_select(0, rows), sub)
                 return y.new_zeros(x.shape[0], *y.shape[1:]).index_copy(0, rows, y)
         packing = Packing.of(valid)
+        live = None if context is None else (~context).reshape(-1).index_select(0, packing.index).nonzero().squeeze(1)
         if outputs is None:
-            return packing.unpack(self.run(packing.pack(x), valid, packing))
+            return packing.unpack(self.run(packing.pack(x), valid, packing, live=live))
         select = outputs.reshape(-1).index_select(0, packing.index).nonzero().squeeze(1)   # [O] into packed
-        y = self.run(packing.pack(x), valid, packing, select)
+        y = self.run(packing.pack(x), valid, packing, select, live=live)
         return Packing(index=packing.index.index_select(0, select), shape=packing.shape).unpack(y)
 
-    def run(self, x: Tensor, valid: Tensor, packing: Packing | None = None, select: Tensor | None = None) -> Tensor:
+    def run(self, x: Tensor, valid: Tensor, packing: Packing | None = None, select: Tensor | None = None, *,
+            live: Tensor | None = None, context: Tensor | None = None) -> Tensor:
         """The layers on x: [B, L, D], or on packed [P, D] given its ``packing`` of ``valid`` [B, L]; ``select``
-        ([O] into the packed positions): the last layer computes those outputs only ([O, D])."""
+        ([O] into the packed positions): the last layer computes those outputs only ([O, D]). ``live`` ([N] into
+        the packed positions): the positions the layers update, the others are context (`forward`); ``context``
+        ([B, L] bool) says the same for the padded form."""
         mask = attention_mask(valid, self.mask_mode, x.dtype)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, packing, select if i == last else None)
+            if live is not None and not (i == last and select is not None):
+                x = x.index_copy(0, live, layer(x, mask, packing, live))
+            elif context is not None:
+                x = torch.where(context.unsqueeze(-1), x, layer(x, mask, packing))
+            else:
+                x = layer(x, mask, packing, select if i == last else None)
         return self.final_norm(x) if self.final_norm is not None else x

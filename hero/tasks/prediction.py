@@ -141,7 +141,8 @@ class PredictContext:
 
     def features(self, video_ids: Sequence[str]) -> VideoFeatures:
         return VideoFeatures(self.manifest, self.store, self.tokenizer, video_ids=list(video_ids),
-                             max_frames=self.max_frames, channels=self.options.channels)
+                             max_frames=self.max_frames, channels=self.options.channels,
+                             regions=self.model.model_cfg.regions)
 
     # ------------------------------------------------------------------ corpus retrieval
     def encode_corpus(self):

@@ -84,8 +84,13 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+ADDED_MODEL_FIELDS = {"regions": False, "region_dim": 1280}
+"""Model fields added after checkpoints were first written, with the value those checkpoints had."""
+
+
 def check_architecture(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
     """Raise `ArchitectureMismatch` naming every model field that differs between checkpoint and config."""
+    saved = {**ADDED_MODEL_FIELDS, **saved}   # a checkpoint from before a field existed ran with its default
     diffs = [f"model.{k}: checkpoint has {saved.get(k)!r}, config has {current.get(k)!r}"
              for k in sorted(set(saved) | set(current)) if _plain(saved.get(k)) != _plain(current.get(k))]
     if diffs:

@@ -356,14 +356,18 @@ def with_data_facts(cfg: RunConfig) -> RunConfig:
     sources = ({name: c for name, c in cfg.data.corpora.items() if c.source == "corpus" and c.weight > 0}
                if cfg.data.corpora else ({"data": cfg.data} if cfg.data.source == "corpus" else {}))
     dims: dict[str, int] = {}
+    region_dims: dict[str, int] = {}
     for src in sources.values():
         if src.features:
-            found = {int(e["dim"]) for e in FeatureStore(src.features).videos.values()}
+            entries = FeatureStore(src.features).videos.values()
+            found = {int(e["dim"]) for e in entries}
             if len(found) > 1:
                 raise ConfigError(f"{src.features}: the feature store mixes feature dims {sorted(found)}")
             dims.update({src.features: d for d in found})
+            region_dims.update({src.features: int(e["region_dim"]) for e in entries if "region_dim" in e})
     if not dims:
         return cfg
+    cfg = _with_region_dim(cfg, region_dims)
     if len(set(dims.values())) > 1:
         raise ConfigError(f"data: the feature stores disagree on the feature dim: {dims}")
     dim = next(iter(dims.values()))
@@ -372,6 +376,21 @@ def with_data_facts(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"model.feature_dim: {given} in the run config, but the feature store at "
                           f"{next(iter(dims))} holds {dim}-d features (leave it unset: the store decides)")
     return cfg if given is not None else from_dict(RunConfig, merge(cfg.to_dict(), {"model": {"feature_dim": dim}}))
+
+
+def _with_region_dim(cfg: RunConfig, region_dims: dict[str, int]) -> RunConfig:
+    """With ``model.regions``, ``model.region_dim`` from the store(s), as ``feature_dim`` is (a store without
+    region features is refused where the data is read: ``features.no_regions``)."""
+    if not cfg.model_config.regions or not region_dims:
+        return cfg
+    if len(set(region_dims.values())) > 1:
+        raise ConfigError(f"data: the feature stores disagree on the region feature dim: {region_dims}")
+    dim = next(iter(region_dims.values()))
+    given = cfg.model.get("region_dim")
+    if given is not None and int(given) != dim:
+        raise ConfigError(f"model.region_dim: {given} in the run config, but the feature store at "
+                          f"{next(iter(region_dims))} holds {dim}-d region features (leave it unset: the store decides)")
+    return cfg if given is not None else from_dict(RunConfig, merge(cfg.to_dict(), {"model": {"region_dim": dim}}))
 
 
 @dataclass(frozen=True)

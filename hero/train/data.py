@@ -52,6 +52,7 @@ class RandomVideoDataset(torch.utils.data.Dataset):
         self.model_cfg, self.tokens = preset.model, preset.tokens
         self.size, self.seed, self.frames, self.sub_len = size, seed, tuple(frames), tuple(sub_len)
         self.channels = check_channels(channels)
+        self.num_regions = RANDOM_REGIONS if preset.model.regions else 0
 
     def __len__(self) -> int:
         return self.size
@@ -59,11 +60,15 @@ class RandomVideoDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> VideoBatch:
         g = torch.Generator().manual_seed(mix_seed(self.seed, index))
         b = random_video_batch(self.model_cfg, self.tokens, num_videos=1, frames=self.frames, sub_len=self.sub_len,
-                               generator=g).replace(video_ids=(f"random_{index}",))
+                               generator=g, num_regions=self.num_regions).replace(video_ids=(f"random_{index}",))
         if self.channels != "both":
             example = apply_channels(video_examples(b)[0], self.channels, self.tokens.sep)
             b = collate_videos([example], pad_id=self.tokens.pad)
         return b
+
+
+RANDOM_REGIONS = 8
+"""Region vectors per clip of a random video when the model reads regions (a 2×2 grid + the top 4 moving cells)."""
 
 
 def concat_videos(items: Sequence[VideoBatch], pad_id: int = 1) -> VideoBatch:
@@ -89,9 +94,13 @@ def concat_videos(items: Sequence[VideoBatch], pad_id: int = 1) -> VideoBatch:
         svid.append(b.sub_video + offset)
         names.extend(b.video_ids or [f"video_{offset + i}" for i in range(b.num_videos)])
         offset += b.num_videos
+    regions = {}
+    if items[0].has_regions:   # region axis: padded along T like the frames
+        regions = {"region_feats": torch.cat([F.pad(b.region_feats, (0, 0, 0, 0, 0, T - b.num_frames)) for b in items]),
+                   "region_boxes": torch.cat([F.pad(b.region_boxes, (0, 0, 0, 0, 0, T - b.num_frames)) for b in items])}
     return VideoBatch(frame_feats=torch.cat(feats), frame_mask=torch.cat(fmask), sub_ids=torch.cat(ids),
                       sub_mask=torch.cat(smask), sub_video=torch.cat(svid), sub_frames=torch.cat(sfr),
-                      video_ids=tuple(names))
+                      video_ids=tuple(names), **regions)
 
 
 def build_dataset(cfg: DataConfig, preset: Preset) -> tuple[torch.utils.data.Dataset, Callable[[list], Any]]:
@@ -128,7 +137,7 @@ def build_source(cfg: SourceConfig, preset: Preset,
     tokenizer = preset_tokenizer(preset, cfg.tokenizer, key=f"{prefix}tokenizer")
     path = Path(cfg.path)
     manifest = manifest_mod.Manifest.load(path / "manifest.json" if path.is_dir() else path)
-    options = {"channels": cfg.channels, **cfg.options}
+    options = {"channels": cfg.channels, "regions": preset.model.regions, **cfg.options}
     ds = datasets.PretrainDataset.from_split(manifest, store_mod.FeatureStore(cfg.features),
                                              tokenizer, split=cfg.split,
                                              max_frames=preset.model.max_frames, **options)
@@ -136,7 +145,15 @@ def build_source(cfg: SourceConfig, preset: Preset,
     if len(ds) and dim != preset.model.feature_dim:
         raise ConfigError(f"model.feature_dim: the feature store at {cfg.features} holds {dim}-d features, "
                           f"the model expects {preset.model.feature_dim}")
+    check_region_dim(ds.videos, preset, cfg.features)
     return ds, ds.collate
+
+
+def check_region_dim(videos, preset: Preset, store: str | None) -> None:
+    """With ``model.regions``, the store's region feature dim must be the model's ``region_dim``."""
+    if preset.model.regions and len(videos) and videos.region_dim != preset.model.region_dim:
+        raise ConfigError(f"model.region_dim: the feature store at {store} holds {videos.region_dim}-d region "
+                          f"features, the model expects {preset.model.region_dim}")
 
 
 class MixtureDataset(torch.utils.data.Dataset):

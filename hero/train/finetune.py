@@ -103,10 +103,14 @@ def build_task_dataset(data_cfg, dataset: str, model: FinetuneModel, preset: Pre
     tokenizer = preset_tokenizer(preset, data_cfg.tokenizer)
     store = FeatureStore(data_cfg.features)
     videos = VideoFeatures(manifest, store, tokenizer, video_ids=manifest.split_videos(data_cfg.split) or list(manifest.videos),
-                           max_frames=preset.model.max_frames, channels=data_cfg.channels)
+                           max_frames=preset.model.max_frames, channels=data_cfg.channels,
+                           regions=preset.model.regions)
     if len(videos) and videos.feature_dim != preset.model.feature_dim:
         raise ConfigError(f"model.feature_dim: the feature store at {data_cfg.features} holds {videos.feature_dim}-d "
                           f"features, the model expects {preset.model.feature_dim}")
+    from hero.train.data import check_region_dim
+
+    check_region_dim(videos, preset, data_cfg.features)
     ds = TaskDataset(manifest, dataset, data_cfg.split, videos, window=getattr(model.task.cfg, "window", None))
     if len(ds) == 0:
         raise ConfigError(f"task: {manifest.root}/annotations/{dataset}_{data_cfg.split}.jsonl has no usable example")

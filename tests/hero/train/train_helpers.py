@@ -52,3 +52,27 @@ class KillOnceSink:
 
     def close(self):
         pass
+
+
+def random_feature_store(manifest, store_dir, dim: int, *, regions: tuple[int, int] | None = None, seed: int = 0):
+    """A feature store of random ``dim``-d features for every video of ``manifest`` (what the trainer tests read
+    instead of extracting); ``regions=(R, Dr)`` adds R random Dr-d region features per clip with valid boxes.
+    Returns the store folder."""
+    import numpy as np
+
+    from hero.features.store import StoreWriter, consolidate
+
+    rng = np.random.default_rng(seed)
+    w = StoreWriter(store_dir)
+    for vid, entry in manifest.videos.items():
+        extra = {}
+        if regions:
+            R, Dr = regions
+            xy = rng.uniform(0, 0.5, size=(entry.num_clips, R, 2))
+            extra = {"regions": rng.normal(size=(entry.num_clips, R, Dr)).astype(np.float32),
+                     "boxes": np.concatenate([xy, xy * 0 + 0.5], -1).astype(np.float32)}
+        w.add(vid, rng.normal(size=(entry.num_clips, dim)).astype(np.float32), key=f"k-{vid}",
+              clip_len=manifest.clip_len, extractor="random", dim=dim, **extra)
+    w.close()
+    consolidate(store_dir)
+    return str(store_dir)
