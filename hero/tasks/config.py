@@ -88,9 +88,9 @@ class DecConfig:
     context_frames: int = 2
     """The decoder's memory: the subtitle's aligned frames and this many frames on each side (the clip around it)."""
     decoder_layers: int = 2
-    """Layers of the decoder (the TVC decoder's count, HERO: 2)."""
+    """Layers of the decoder (as the TVC decoder's; HERO's TVC: 2)."""
     max_positions: int = 1024
-    """Rows of the decoder's position table (the TVC decoder's, HERO: 1024)."""
+    """Rows of the decoder's position table (as the TVC decoder's; HERO's TVC: 1024)."""
     max_caption_len: int = 60
     """Subtitle tokens kept as the target, the special token included (a longer subtitle is cut)."""
     label_smoothing: float = 0.0
