@@ -86,7 +86,8 @@ def variant_tasks(ablation: dict[str, Any], name: str) -> list[str]:
 def table_tasks(ablation: dict[str, Any]) -> list[str]:
     """The table's datasets: ``ablation.tasks``, then every variant's extras in variant order (a variant without
     one leaves its cells empty)."""
-    return list(dict.fromkeys(t for name in ablation["variants"] for t in variant_tasks(ablation, name)))
+    extra = [t for variant in ablation["variants"].values() for t in variant.get("extra_tasks") or []]
+    return list(dict.fromkeys([*ablation["tasks"], *extra]))
 
 
 def ablation_table(ablation: dict[str, Any], evaluate: dict[str, Any] | None = None) -> str:
