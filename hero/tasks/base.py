@@ -30,7 +30,8 @@ class TaskOutput:
 class Objective(Protocol):
     """A pretraining objective: prepares its inputs (masking etc.) and computes its loss from the encoder and its
     own head. ``head`` names the head (objectives may share one: MFM-NCE and MFFR use ``mfm``) and ``head_cls``
-    builds it from the model config; `PretrainModel` holds it as ``heads.<head>`` (the checkpoint layout)."""
+    builds it from the model config (a class, or a callable that binds the objective's own config: the decoder's);
+    `PretrainModel` holds it as ``heads.<head>`` (the checkpoint layout)."""
 
     name: str
     head: str

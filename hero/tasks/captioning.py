@@ -7,12 +7,19 @@ attention to the memory, FFN, each followed by add & LayerNorm) reads the encode
 Teacher forcing ``[CLS] + caption -> caption + [SEP]`` with label smoothing. Decoding (greedy or beam, see
 hero/tasks/caption_decoding.py) caches each layer's self-attention keys/values and, once, the cross-attention
 keys/values of the memory.
+
+Initialisation from pretraining: a checkpoint whose mix had the decoder objective (``dec``, hero/tasks/dec.py)
+holds a decoder of this head's layout as ``heads.dec``; the whole head (positions, layers, output layer) starts
+from it. Without one (HERO's objectives only), the decoder starts from scratch and its output layer from the MLM
+head, as before. ``task.decoder_init`` and a log line say which tensors loaded.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,11 +33,13 @@ from hero.metrics import scoring
 from hero.metrics.formats import CaptionPrediction, write_captions
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
-from hero.tasks.downstream import DownstreamTask
+from hero.tasks.downstream import DownstreamTask, PretrainedKeyError
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
 from hero.tasks.mlm import MlmHead
 from hero.text.tokenizer import SpecialTokens
+
+log = logging.getLogger(__name__)
 
 LayerCache = dict[str, Tensor]  # "k", "v": [N, h, t, hd] self-attention so far; "mk", "mv": [N, h, S, hd] memory
 
@@ -181,6 +190,15 @@ class CaptionHead(nn.Module):
         return self.lm(x.flatten(0, 1), word).view(N, x.shape[1], -1)
 
 
+@dataclass
+class DecoderInitReport:
+    """Where the caption head came from when finetuning started from a pretraining checkpoint."""
+
+    source: str                                         # "heads.dec" (a pretrained decoder) or "heads.mlm"
+    loaded: list[str] = field(default_factory=list)     # own head keys filled from the checkpoint
+    new: list[str] = field(default_factory=list)        # own head keys left at their random initialisation
+
+
 def caption_loss(logits: Tensor, targets: Tensor, label_smoothing: float) -> Tensor:
     """Token cross-entropy with label smoothing; targets -1 are padding. logits: [N, L, V]; targets: [N, L]."""
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1,
@@ -195,11 +213,47 @@ class CaptioningTask(DownstreamTask):
     datasets = {"tvc": "tvc"}
     headlines = ("cider",)
     PRETRAINED = {"encoder.": "encoder.", "heads.mlm.": "head.lm."}
+    PRETRAINED_DECODER = {"encoder.": "encoder.", "heads.dec.": "head."}
+    """The mapping when the checkpoint holds a pretrained decoder (``heads.dec``, the same module as ``head``)."""
 
     def __init__(self, model_cfg: ModelConfig, cfg: CaptioningConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
         self.head = CaptionHead(model_cfg, cfg)
         self._init_head()
+        self.decoder_init: DecoderInitReport | None = None
+        """Set when weights come from a pretraining checkpoint: which head tensors loaded."""
+
+    def pretrained_mapping(self, state: Mapping[str, Tensor]) -> dict[str, str]:
+        return self.PRETRAINED_DECODER if _has_decoder(state) else self.PRETRAINED
+
+    def load_pretrained_state(self, state: Mapping[str, Tensor]) -> list[str]:
+        """As `DownstreamTask.load_pretrained_state`, the decoder too when the checkpoint has one; a decoder of
+        another shape is refused, naming both settings. Logs and keeps (``decoder_init``) what the head got."""
+        if _has_decoder(state):
+            self._check_decoder_shape(state)
+        missing = super().load_pretrained_state(state)
+        head = [k for k in self.state_dict() if k.startswith("head.")]
+        gone = set(missing)
+        self.decoder_init = DecoderInitReport(source="heads.dec" if _has_decoder(state) else "heads.mlm",
+                                              loaded=[k for k in head if k not in gone],
+                                              new=[k for k in head if k in gone])
+        r = self.decoder_init
+        if r.source == "heads.dec":
+            log.info("captioning: decoder from the pretraining checkpoint (heads.dec -> head): %d tensors loaded, "
+                     "%d new", len(r.loaded), len(r.new))
+        else:
+            log.info("captioning: the checkpoint has no pretrained decoder (heads.dec): %d head tensors loaded "
+                     "(the output layer, from heads.mlm), %d start from scratch", len(r.loaded), len(r.new))
+        return missing
+
+    def _check_decoder_shape(self, state: Mapping[str, Tensor]) -> None:
+        layers = {int(m.group(1)) for k in state if (m := re.match(r"heads\.dec\.layers\.(\d+)\.", k))}
+        positions = state["heads.dec.position.weight"].shape[0] if "heads.dec.position.weight" in state else None
+        if len(layers) != self.cfg.decoder_layers or positions != self.cfg.max_positions:
+            raise PretrainedKeyError(
+                f"finetune.decoder_layers / finetune.max_positions: the checkpoint's decoder (heads.dec) has "
+                f"{len(layers)} layers and {positions} positions, the task's {self.cfg.decoder_layers} and "
+                f"{self.cfg.max_positions}; set them to the pretraining's pretrain.dec values")
 
     @property
     def word(self) -> Tensor:
@@ -258,3 +312,8 @@ class CaptioningTask(DownstreamTask):
                     written: Written | None = None) -> dict[str, dict[str, float]]:
         """``cider`` per clip (CIDEr-D x100 with the split's document frequencies)."""
         return scoring.per_example_captioning(predictions, annotations, options.caption_eval)
+
+
+def _has_decoder(state: Mapping[str, Tensor]) -> bool:
+    """Whether a pretraining state dict holds a caption decoder (its mix had the ``dec`` objective)."""
+    return any(k.startswith("heads.dec.") for k in state)

@@ -1,4 +1,5 @@
-"""Configuration of the pretraining objectives and their sampling ratios (docs/hero-fidelity.md b)."""
+"""Configuration of the pretraining objectives and their sampling ratios (docs/hero-fidelity.md b; the decoder
+objective ``dec`` is beyond the original HERO: docs/hero-fidelity.md b.6)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Literal
 
 from hero.config import ConfigError
 
-OBJECTIVE_NAMES = ("mlm", "mfm_nce", "mffr", "fom", "vsm")
+OBJECTIVE_NAMES = ("mlm", "mfm_nce", "mffr", "fom", "vsm", "dec")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,11 +77,45 @@ class VsmConfig(SpanLossConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DecConfig:
+    """Decoder pretraining (``dec``, beyond HERO): a caption decoder generates a subtitle, hidden from the encoder,
+    from the frame states around it. Its head has the TVC decoder's layout, so ``decoder_layers`` and
+    ``max_positions`` must equal the TVC finetuning's (``finetune.decoder_layers`` / ``finetune.max_positions``)
+    for TVC to start from it."""
+
+    captions_per_video: int = 2
+    """Subtitles per video (with text and aligned frames) generated at a step; each is hidden from the encoder."""
+    context_frames: int = 2
+    """The decoder's memory: the subtitle's aligned frames and this many frames on each side (the clip around it)."""
+    decoder_layers: int = 2
+    """Layers of the decoder (as the TVC decoder's; HERO's TVC: 2)."""
+    max_positions: int = 1024
+    """Rows of the decoder's position table (as the TVC decoder's; HERO's TVC: 1024)."""
+    max_caption_len: int = 60
+    """Subtitle tokens kept as the target, the special token included (a longer subtitle is cut)."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the token cross-entropy (0: plain cross-entropy)."""
+
+    def __post_init__(self) -> None:
+        for key in ("captions_per_video", "decoder_layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if self.context_frames < 0:
+            raise ConfigError(f"context_frames: must be >= 0, got {self.context_frames}")
+        if not 2 <= self.max_caption_len <= self.max_positions:
+            raise ConfigError(f"max_caption_len: must be in [2, max_positions={self.max_positions}], "
+                              f"got {self.max_caption_len}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class PretrainConfig:
     """Pretraining: which objectives run and how often (one per optimizer step), and their settings."""
 
     tasks: dict[str, float] = field(default_factory=lambda: {"mlm": 2.0, "mfm_nce": 2.0, "fom": 1.0, "vsm": 2.0})
-    """Objective -> sampling ratio (HERO: mlm 2, mfm-nce 2, fom 1, vsm 2). One objective per optimizer step."""
+    """Objective -> sampling ratio (HERO: mlm 2, mfm-nce 2, fom 1, vsm 2). One objective per optimizer step.
+    ``dec`` (decoder pretraining for captioning, beyond HERO) is off unless given a ratio > 0."""
     mask_prob: float = 0.15
     """MLM token and MFM frame masking probability."""
     fom_prob: float = 0.15
@@ -91,6 +126,8 @@ class PretrainConfig:
     """HERO quirk: MFM-NCE negatives also include predictions at padded frame positions."""
     vsm: VsmConfig = field(default_factory=VsmConfig)
     """Video-subtitle matching's ranking and local losses (the table below)."""
+    dec: DecConfig = field(default_factory=DecConfig)
+    """Decoder pretraining (``tasks.dec``): the hidden subtitles, the memory around them, the decoder's shape."""
 
     def __post_init__(self) -> None:
         if not self.tasks:

@@ -159,11 +159,18 @@ class DownstreamTask(nn.Module):
         task.pretrained_missing_keys = task.load_pretrained_state(state)
         return task
 
+    def pretrained_mapping(self, state: Mapping[str, Tensor]) -> dict[str, str]:
+        """Source key prefix -> own key prefix for this checkpoint (default: ``PRETRAINED``); a task whose head
+        may or may not have been pretrained (captioning's decoder) picks by the keys ``state`` holds."""
+        return self.PRETRAINED
+
     def load_pretrained_state(self, state: Mapping[str, Tensor]) -> list[str]:
-        """Copy the ``PRETRAINED`` parts of ``state`` into this task; returns the keys left missing."""
+        """Copy the ``PRETRAINED`` parts of ``state`` (`pretrained_mapping`) into this task; returns the keys left
+        missing."""
         mapped = {}
+        mapping = self.pretrained_mapping(state)
         for key, value in state.items():
-            for src, dst in self.PRETRAINED.items():
+            for src, dst in mapping.items():
                 if key.startswith(src):
                     mapped[dst + key[len(src):]] = value
                     break

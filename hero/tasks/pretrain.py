@@ -2,6 +2,8 @@
 
 This is the module DDP wraps and checkpoints save. MFM-NCE and MFFR share one feature-regression head,
 as in HERO. ``forward(objective, inputs)`` runs one objective; the trainer picks which (see `TaskSampler`).
+The decoder objective (``dec``, beyond HERO) and its head ``heads.dec`` exist only when the mix gives it a
+ratio > 0, so a checkpoint holds a caption decoder only when one was trained (TVC finetuning reads that).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hero.model.config import ModelConfig
 from hero.model.hero import Hero, init_weights
 from hero.tasks.base import Objective, TaskOutput
 from hero.tasks.config import PretrainConfig
+from hero.tasks.dec import Dec
 from hero.tasks.fom import Fom
 from hero.tasks.mfm import Mffr, MfmNce
 from hero.tasks.mlm import Mlm
@@ -42,6 +45,8 @@ class PretrainModel(nn.Module):
             "fom": Fom(pretrain_cfg),
             "vsm": Vsm(pretrain_cfg, tokens, all_gather=all_gather if pretrain_cfg.vsm.gather_across_ranks else None),
         }
+        if pretrain_cfg.tasks.get("dec", 0) > 0:
+            self.objectives["dec"] = Dec(pretrain_cfg, tokens)
         heads: dict[str, nn.Module] = {}
         for objective in self.objectives.values():  # each head once (MFM-NCE and MFFR share one), in this order
             if objective.head not in heads:

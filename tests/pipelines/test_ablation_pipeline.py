@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,42 @@ def test_ablation_table_lists_each_variant_with_its_metrics_and_run_link(project
     assert len(lines) == 3  # header, rule, the one variant with results (hier_all has none yet)
     assert "[flat_all](http://127.0.0.1:5000/#/experiments/1/runs/abc)" in lines[2]
     assert "7.25" in lines[2] and "30.00" in lines[2] and "flat; mlm 2, vsm 2" in lines[2]
+
+
+def test_extra_tasks_add_their_columns_after_the_shared_ones(project):
+    from pipelines.ablation.nodes import ablation_table, variant_tasks
+
+    reports = project / "reports/ablations"
+    reports.mkdir(parents=True)
+    for name, cider in (("hier_all", 10.5), ("hier_all_dec", 12.25)):
+        (reports / f"{name}.json").write_text(json.dumps({"variant": name, "tvr/vcmr_r1_iou0.7": 1.0,
+                                                          "tvr/svmr_r1_iou0.5": 2.0, "retrieval/r1": 3.0,
+                                                          "tvc/cider": cider}))
+    (reports / "flat_all.json").write_text(json.dumps({"variant": "flat_all", "retrieval/r1": 4.0}))
+    ablation = {"tasks": ["tvr", "retrieval"], "variants": {
+        "hier_all": {"tasks": {"mlm": 2, "vsm": 2}, "extra_tasks": ["tvc"]},
+        "hier_all_dec": {"tasks": {"mlm": 2, "vsm": 2, "dec": 1}, "extra_tasks": ["tvc", "retrieval"]},
+        "flat_all": {"encoder": "flat", "tasks": {"mlm": 2, "vsm": 2}}}}
+    assert variant_tasks(ablation, "hier_all_dec") == ["tvr", "retrieval", "tvc"]   # each dataset once
+    assert variant_tasks(ablation, "flat_all") == ["tvr", "retrieval"]
+    lines = [ln.replace(" ", "") for ln in ablation_table(ablation).splitlines() if ln.startswith("|")][:5]
+    assert lines[0] == "|variant|tvr/vcmr_r1_iou0.7|tvr/svmr_r1_iou0.5|retrieval/r1|tvc/cider|setting|"
+    assert lines[2].startswith("|hier_all|") and "|10.50|hierarchical;mlm2,vsm2;alsotvc|" in lines[2]
+    assert lines[3].startswith("|hier_all_dec|") and "|12.25|hierarchical;mlm2,vsm2,dec1;alsotvc,retrieval|" in lines[3]
+    assert lines[4].startswith("|flat_all|") and lines[4].endswith("|4.00||flat;mlm2,vsm2|")   # no TVC: empty cell
+
+
+def test_the_decoder_pretraining_pair_is_configured_and_has_its_dvc_stages():
+    import yaml
+
+    ROOT = Path(__file__).resolve().parents[2]
+    ablation = yaml.safe_load((ROOT / "conf/base/parameters_ablation.yml").read_text())["ablation"]["variants"]
+    without, with_dec = ablation["hier_all"], ablation["hier_all_dec"]
+    assert with_dec["tasks"] == {**without["tasks"], "dec": with_dec["tasks"]["dec"]} and with_dec["tasks"]["dec"] > 0
+    assert "dec" not in without["tasks"] and without["extra_tasks"] == with_dec["extra_tasks"] == ["tvc"]
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert set(stages["ablation"]["foreach"]) == set(ablation)
+    assert {f"reports/ablations/{v}.json" for v in ablation} <= set(stages["ablation_table"]["deps"])
 
 
 @pytest.mark.slow

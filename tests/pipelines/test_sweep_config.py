@@ -126,3 +126,15 @@ def test_written_best_params_change_the_next_pretrain_run_config(tmp_path, monke
     assert catalog.load("sweep_best") == values
     _, off = loaded({"sweep_best_file": "none"})
     assert off.load("sweep_best") == {}
+
+
+def test_the_decoder_ratio_is_in_the_default_space_and_a_drawn_value_turns_it_on():
+    import yaml
+
+    from hero.train.config import RunConfig
+
+    space = yaml.safe_load((ROOT / "conf/base/parameters_sweep.yml").read_text())["sweep"]["space"]
+    spec = SweepConfig.from_params({"space": space}).space["pretrain.tasks.dec"]
+    assert spec.type == "float" and spec.low == 0.0 < spec.high
+    cfg = RunConfig.from_dict(apply_values(RUN, {"pretrain.tasks.dec": 0.7}))
+    assert cfg.pretrain.tasks == {**RunConfig.from_dict(RUN).pretrain.tasks, "dec": 0.7}  # the other ratios kept
