@@ -66,6 +66,51 @@ class SubtitleTextReader(nn.Module):
         return torch.where(torch.isinf(best), torch.zeros_like(best), best)
 
 
+class SubtitleTextMatch(nn.Module):
+    """Scores an appended text by its best-matching subtitle, with the encoder's own text side.
+
+    The text (a QA pair, a statement) and each subtitle of its video are encoded alone by the cross-modal layers
+    (`Hero.encode_text`: a sentence encoder when they come from MiniLM), mean-pooled and compared by cosine
+    similarity, ``scale * (best - shift)`` (0 for a video without subtitles). The encoder is trained through it;
+    ``scale`` (``init_scale`` at the start) and ``shift`` are learned. ``shift`` starts at the mean best similarity
+    of the first training batch (data-dependent initialisation): a binary decision (VIOLIN) is then not pushed to
+    one side by the similarities' offset; a choice among answers (video QA) does not depend on it.
+    """
+
+    def __init__(self, init_scale: float = 10.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(init_scale)))
+        self.shift = nn.Parameter(torch.tensor(0.0))
+        self.register_buffer("shift_initialised", torch.tensor(False))
+
+    @staticmethod
+    def embed(encoder: Hero, ids: Tensor, mask: Tensor, cls: int) -> Tensor:
+        """[N, L] ids whose first token is a separator -> [N, D] unit-length mean-pooled states (the first token
+        read as the sentence encoder's [CLS])."""
+        ids = torch.cat([ids.new_full((ids.shape[0], 1), cls), ids[:, 1:]], dim=1)
+        states = encoder.encode_text(ids, mask)
+        m = mask.unsqueeze(-1).to(states.dtype)
+        return F.normalize((states * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
+
+    def forward(self, text: Tensor, subtitles: Tensor, sub_video: Tensor, text_video: Tensor) -> Tensor:
+        """text: [N, D] unit rows, of videos ``text_video`` [N]; subtitles: [S, D] unit rows of videos ``sub_video``
+        [S] -> [N] scores."""
+        if subtitles.shape[0] == 0:
+            return text.new_zeros(text.shape[0])
+        sim = (text @ subtitles.T).float()                                         # [N, S]
+        sim = sim.masked_fill(text_video[:, None] != sub_video[None, :], float("-inf"))
+        best = sim.max(1).values
+        found = ~torch.isinf(best)
+        if self.training and not bool(self.shift_initialised) and found.any():
+            with torch.no_grad():
+                self.shift.fill_(float(best[found].mean()))
+                if torch.distributed.is_available() and torch.distributed.is_initialized():
+                    torch.distributed.all_reduce(self.shift)             # every rank starts from one value
+                    self.shift.div_(torch.distributed.get_world_size())
+                self.shift_initialised.fill_(True)
+        return torch.where(found, self.scale * (best - self.shift), torch.zeros_like(best))
+
+
 class PretrainedKeyError(RuntimeError):
     """Loading pretrained weights left a key missing that the task does not allow to be missing."""
 

@@ -30,7 +30,7 @@ from hero.metrics import scoring
 from hero.metrics.formats import ViolinLabel, write_violin_labels
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
-from hero.tasks.downstream import DownstreamTask, Mlp, SubtitleTextReader, attention_pool
+from hero.tasks.downstream import DownstreamTask, Mlp, SubtitleTextMatch, SubtitleTextReader, attention_pool
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
 from hero.text.tokenizer import SpecialTokens
@@ -52,6 +52,9 @@ class ViolinConfig:
     read_text: bool = False
     """Also score the statement where it met the subtitles: its tokens' cross-modal states, pooled per subtitle,
     the best subtitle's score added to the logit (`SubtitleTextReader`). False = HERO's head (frame states only)."""
+    text_match: bool = False
+    """Also score the statement by its cosine similarity to the best-matching subtitle of the video (window), both
+    encoded alone by the encoder's text side (`SubtitleTextMatch`), added to the logit. False = HERO."""
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 0:
@@ -106,11 +109,12 @@ def collate_violin(examples: Sequence[Mapping], tokens: SpecialTokens, cfg: Viol
 class ViolinHead(nn.Module):
     """violin_pool attention over frames, then MLP(D -> 2D -> 1)."""
 
-    def __init__(self, cfg: ModelConfig, read_text: bool = False) -> None:
+    def __init__(self, cfg: ModelConfig, read_text: bool = False, text_match: bool = False) -> None:
         super().__init__()
         self.pool = nn.Linear(cfg.hidden_size, 1)
         self.pred = Mlp(cfg, 1)
         self.text = SubtitleTextReader(cfg) if read_text else None
+        self.match = SubtitleTextMatch() if text_match else None
 
     def forward(self, frames: Tensor, frame_mask: Tensor) -> Tensor:
         """frames: [N, T, D]; frame_mask: [N, T] -> entailment logits [N]."""
@@ -157,7 +161,7 @@ class ViolinTask(DownstreamTask):
 
     def __init__(self, model_cfg: ModelConfig, cfg: ViolinConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
-        self.head = ViolinHead(model_cfg, read_text=cfg.read_text)
+        self.head = ViolinHead(model_cfg, read_text=cfg.read_text, text_match=cfg.text_match)
         self._init_head()
 
     def logits(self, inputs: ViolinInputs) -> Tensor:
@@ -170,6 +174,12 @@ class ViolinTask(DownstreamTask):
             read = self.head.text(out.extra_cross_states, inputs.statement_mask[copies.sub_video], copies.sub_video,
                                   logits.shape[0])
             logits = logits + read.to(logits.dtype)
+        if self.head.match is not None:
+            b = inputs.batch
+            subs = SubtitleTextMatch.embed(self.encoder, b.sub_ids, b.sub_mask, self.tokens.cls)
+            statements = SubtitleTextMatch.embed(self.encoder, inputs.statement_ids, inputs.statement_mask,
+                                                 self.tokens.cls)
+            logits = logits + self.head.match(statements, subs, b.sub_video, inputs.statement_video).to(logits.dtype)
         return logits
 
     def forward(self, inputs: ViolinInputs) -> TaskOutput:

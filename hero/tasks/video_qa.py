@@ -25,7 +25,8 @@ from hero.metrics import scoring
 from hero.metrics.formats import QaAnswer, write_qa_answers
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
-from hero.tasks.downstream import DownstreamTask, Mlp, SubtitleTextReader, attention_pool, masked_ce
+from hero.tasks.downstream import (DownstreamTask, Mlp, SubtitleTextMatch, SubtitleTextReader, attention_pool,
+                                   masked_ce)
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
 from hero.tasks.vsm import MASK_LOGIT
@@ -49,6 +50,9 @@ class VideoQaConfig:
     """Also score each answer where it met the subtitles: the `[SEP] q [SEP] a` tokens' cross-modal states,
     pooled per subtitle, the best subtitle's score added to the answer logit (`SubtitleTextReader`). False =
     HERO's head, which reads the frame states only."""
+    text_match: bool = False
+    """Also score each `q a` by its cosine similarity to the best-matching subtitle of the video (window), both
+    encoded alone by the encoder's text side (`SubtitleTextMatch`), added to the answer logit. False = HERO."""
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 0:
@@ -102,13 +106,14 @@ class VideoQaHead(nn.Module):
     """qa_pool + qa_pred (answer scores), st_ed_pool + st_ed_pred (span); ``text`` (with ``read_text``) scores
     the QA text's cross-modal states."""
 
-    def __init__(self, cfg: ModelConfig, read_text: bool = False) -> None:
+    def __init__(self, cfg: ModelConfig, read_text: bool = False, text_match: bool = False) -> None:
         super().__init__()
         self.qa_pool = nn.Linear(cfg.hidden_size, 1)
         self.qa_pred = Mlp(cfg, 1)
         self.st_ed_pool = nn.Linear(cfg.hidden_size, 1)
         self.st_ed_pred = Mlp(cfg, 2)
         self.text = SubtitleTextReader(cfg) if read_text else None
+        self.match = SubtitleTextMatch() if text_match else None
 
     def forward(self, frames: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """frames: [N, A, T, D] (copy per answer); frame_mask: [N, T] ->
@@ -152,7 +157,7 @@ class VideoQaTask(DownstreamTask):
 
     def __init__(self, model_cfg: ModelConfig, cfg: VideoQaConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
-        self.head = VideoQaHead(model_cfg, read_text=cfg.read_text)
+        self.head = VideoQaHead(model_cfg, read_text=cfg.read_text, text_match=cfg.text_match)
         self._init_head()
 
     def logits(self, inputs: VideoQaInputs) -> tuple[Tensor, Tensor, Tensor]:
@@ -167,6 +172,12 @@ class VideoQaTask(DownstreamTask):
         if self.head.text is not None:
             read = self.head.text(out.extra_cross_states, qa_mask[copies.sub_video], copies.sub_video, N * A)
             answer_logits = answer_logits + read.view(N, A).to(answer_logits.dtype)
+        if self.head.match is not None:
+            b = inputs.batch
+            subs = SubtitleTextMatch.embed(self.encoder, b.sub_ids, b.sub_mask, self.tokens.cls)
+            qa = SubtitleTextMatch.embed(self.encoder, inputs.qa_ids.reshape(N * A, L), qa_mask, self.tokens.cls)
+            match = self.head.match(qa, subs, b.sub_video, inputs.question_video.repeat_interleave(A))
+            answer_logits = answer_logits + match.view(N, A).to(answer_logits.dtype)
         return answer_logits, st, ed
 
     def forward(self, inputs: VideoQaInputs) -> TaskOutput:

@@ -152,3 +152,56 @@ def test_read_text_needs_per_subtitle_sequences():
     ids, mask = _extra(p, batch.num_videos)
     with pytest.raises(ValueError, match="flat encoder"):
         Hero(p.model)(batch, extra_text=(ids, mask), extra_text_states=True)
+
+
+# ---------------------------------------------------------------------- text_match
+def test_text_match_scores_by_the_best_subtitle_of_the_own_video():
+    from hero.tasks.downstream import SubtitleTextMatch
+
+    m = SubtitleTextMatch(init_scale=2.0).eval()
+    subs = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), dim=-1)
+    text = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    with torch.no_grad():
+        got = m(text, subs, sub_video=torch.tensor([0, 0, 1]), text_video=torch.tensor([0, 1, 2]))
+    # text 0 -> subtitle 0 (cos 1); text 1 -> video 1's only subtitle (cos 0.707); video 2 has none
+    torch.testing.assert_close(got, torch.tensor([2.0, 2.0 * 2 ** -0.5, 0.0]))
+    m.train()
+    with torch.no_grad():
+        m(text, subs, sub_video=torch.tensor([0, 0, 1]), text_video=torch.tensor([0, 1, 2]))
+    assert abs(float(m.shift.detach()) - (1 + 2 ** -0.5) / 2) < 1e-6 and bool(m.shift_initialised)   # the first batch's mean
+
+
+def test_video_qa_with_text_match_trains_the_encoder_through_it_and_fits():
+    p = _preset()
+    batch = _batch(p, n=4, seed=3)
+    cfg = VideoQaConfig(num_answers=4, text_match=True)
+    inputs = collate_video_qa(_qa_examples(p, batch), p.tokens, cfg, clip_len=1.5)
+    torch.manual_seed(0)
+    task = VideoQaTask(p.model, cfg, p.tokens)
+    task(inputs).loss.backward()
+    assert task.head.match.scale.grad is not None and _grad_sum(task.encoder.cross) > 0
+    losses = _train(task, inputs, steps=30)
+    assert losses[-1] < 0.3 * losses[0], losses[::6]
+
+
+def test_violin_with_text_match_fits():
+    p = _preset()
+    batch = _batch(p, n=3)
+    g = torch.Generator().manual_seed(0)
+
+    def toks():
+        return torch.randint(p.tokens.random_low, p.tokens.random_high, (4,), generator=g).tolist()
+
+    ex = [{"video": v, "statement_ids": toks(), "label": i % 2, "paired_ids": toks()}
+          for i, v in enumerate(video_examples(batch))]
+    cfg = ViolinConfig(text_match=True, pair_loss=1.0)
+    inputs = collate_violin(ex, p.tokens, cfg, clip_len=1.5)
+    torch.manual_seed(0)
+    task = ViolinTask(p.model, cfg, p.tokens)
+    losses = _train(task, inputs, steps=30)
+    assert losses[-1] < 0.3 * losses[0], losses[::6]
+    assert bool(task.head.match.shift_initialised)
+
+
+def _grad_sum(module):
+    return sum(float(q.grad.abs().sum()) for q in module.parameters() if q.grad is not None)
