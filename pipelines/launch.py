@@ -22,9 +22,12 @@ import logging
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,6 +232,51 @@ def launch_torchrun(
     return run_dir
 
 
+class _Terminated(SystemExit):
+    """SIGTERM arrived while a job ran (raised in the main thread, so the job is stopped on the way out)."""
+
+
+class _terminate_as_exception:
+    """While a job runs from the main thread, SIGTERM raises `_Terminated` (exit status 143) instead of ending the
+    process on the spot: the job's process group is then stopped with it. Elsewhere (a worker thread) a no-op."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def raise_terminated(signum, frame):
+                raise _Terminated(128 + signum)
+
+            self.previous = signal.signal(signal.SIGTERM, raise_terminated)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
+def stop_job(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Stop a job started in its own session: SIGTERM to its whole process group (torchrun and its workers; the
+    workers save nothing on the way out, the last checkpoint stands), SIGKILL to what is left after ``grace_s``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
 def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, tail_lines: int = 60,
                   label: str | None = None, cwd: str | Path | None = None) -> None:
     """Run ``cmd``, passing each output line to the log (after ``[label] ``) and appending it to ``log_path``.
@@ -240,7 +288,7 @@ def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, ta
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     errors: list[str] = []  # the job's own exception lines, above torchrun's failure report
     prefix = f"[{label}] " if label else ""
-    with open(log_path, "a", encoding="utf-8") as logf:
+    with open(log_path, "a", encoding="utf-8") as logf, _terminate_as_exception():
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(env),
                                 start_new_session=True, bufsize=1, cwd=cwd)
         try:
@@ -254,8 +302,7 @@ def run_streaming(cmd: Sequence[str], env: Mapping[str, str], log_path: Path, ta
                 job_log.info("%s%s", prefix, line)
             rc = proc.wait()
         except BaseException:
-            proc.kill()
-            proc.wait()
+            stop_job(proc)
             raise
     if rc != 0:
         cause = f"job error: {errors[-1].removeprefix('error: ')}\n" if errors else ""

@@ -181,3 +181,49 @@ def test_a_labelled_jobs_console_lines_carry_its_name_and_its_log_does_not(tmp_p
     shown = [r.getMessage() for r in caplog.records if r.name == "pipelines.launch.job"]
     assert shown == ["[finetune/tvr-scratch] step 1", "[finetune/tvr-scratch] step 2"]
     assert (tmp_path / "launch.log").read_text() == "step 1\nstep 2\n"
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_stopping_the_launcher_stops_the_whole_job(tmp_path, sig):
+    """A job runs in its own session (torchrun and its workers): a launcher stopped by SIGTERM (a scheduler, `kill`)
+    or SIGINT (Ctrl-C) stops the job's whole process group, not only its first process; a worker left behind
+    would keep training and hold its run folder."""
+    import os
+    import signal
+    import subprocess
+    import textwrap
+    import time
+
+    pids = tmp_path / "pids"
+    job = textwrap.dedent(f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        open({str(pids)!r}, "w").write(str(child.pid))
+        print("started", flush=True)
+        time.sleep(120)
+    """)
+    launcher = textwrap.dedent(f"""
+        import sys
+        from pipelines.launch import run_streaming
+        run_streaming([sys.executable, "-c", {job!r}], {{}}, __import__("pathlib").Path({str(tmp_path / 'launch.log')!r}))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", launcher], cwd=Path(__file__).resolve().parents[2],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    deadline = time.monotonic() + 60
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pids.exists(), "the job did not start"
+    time.sleep(0.5)                                    # the pid file is written; the worker is running
+    worker = int(pids.read_text())
+    proc.send_signal(getattr(signal, sig))
+    assert proc.wait(timeout=60) != 0
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"{sig}: the job's worker {worker} kept running after its launcher stopped")
