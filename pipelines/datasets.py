@@ -382,12 +382,45 @@ class FigureDataset(AbstractDataset):
         return {"filepath": relative(self._filepath)}
 
 
+class GeneratedSectionDataset(AbstractDataset):
+    """A generated section of a hand-written markdown file: saving replaces the text between
+    ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->`` (the markers are kept) and leaves the rest of
+    the file as its authors wrote it; a file without the markers gets them, with the section first. Written
+    temp-then-rename. Loading returns the section."""
+
+    def __init__(self, filepath: str, section: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(resolve(filepath))
+        self._begin, self._end = f"<!-- generated: {section} -->", f"<!-- end generated: {section} -->"
+        self.metadata = metadata
+
+    def _split(self) -> tuple[str, str, str]:
+        text = self._filepath.read_text(encoding="utf-8") if self._filepath.is_file() else ""
+        i, j = text.find(self._begin), text.find(self._end)
+        if i < 0 or j < i:
+            return "", "", ("\n" + text if text else "")
+        return text[:i], text[i + len(self._begin):j], text[j + len(self._end):]
+
+    def _save(self, section: str) -> None:
+        before, _, after = self._split()
+        write_text_atomic(self._filepath, f"{before}{self._begin}\n{section.strip()}\n{self._end}{after or chr(10)}")
+
+    def _load(self) -> str:
+        return self._split()[1].strip("\n")
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": relative(self._filepath), "section": self._begin}
+
+
 __all__ = [
     "DONE",
     "TRAINING_CODE",
     "Extraction",
     "FeatureStoreDataset",
     "FigureDataset",
+    "GeneratedSectionDataset",
     "Ingestion",
     "JobSet",
     "ManifestDataset",
