@@ -31,21 +31,27 @@ class SentenceEncoder(Protocol):
 class MiniLMEncoder:
     """MiniLM-L6 sentence embeddings (mean pooling, unit length), computed in batches and cached by text."""
 
-    def __init__(self, batch_size: int = 64) -> None:
-        from hero.model import Hero
-        from hero.model.pretrained import init_text_side
-        from hero.presets import get_preset
-        from hero.text import load_tokenizer
+    def __init__(self, batch_size: int = 64, *, model=None, tokenizer=None, tokens=None) -> None:
+        """``model`` (a `Hero`), ``tokenizer`` and ``tokens``: another text side to pool the same way (all three, or
+        none: MiniLM-L6; `hero.eval.baselines.probe`)."""
+        if model is None:
+            from hero.model import Hero
+            from hero.model.pretrained import init_text_side
+            from hero.presets import get_preset
+            from hero.text import load_tokenizer
 
-        preset = get_preset("hero-mini")
-        # Building the encoder draws random weights for its video side (never used here): keep the caller's
-        # random stream as it was.
-        with torch.random.fork_rng(devices=[]):
-            model = Hero(preset.model).eval()
-        init_text_side(model, "minilm")
+            preset = get_preset("hero-mini")
+            # Building the encoder draws random weights for its video side (never used here): keep the caller's
+            # random stream as it was.
+            with torch.random.fork_rng(devices=[]):
+                model = Hero(preset.model).eval()
+            init_text_side(model, "minilm")
+            tokenizer, tokens = load_tokenizer("minilm"), preset.tokens
+        elif tokenizer is None or tokens is None:
+            raise TypeError("MiniLMEncoder: give model, tokenizer and tokens together")
         self.model = model
-        self.tokenizer = load_tokenizer("minilm")
-        self.tokens = preset.tokens
+        self.tokenizer = tokenizer
+        self.tokens = tokens
         self.batch_size = batch_size
         self._cache: dict[str, torch.Tensor] = {}
 
