@@ -1,7 +1,8 @@
-"""`kedro run` of the whole default DAG on conf/test, in a subprocess, then the MLflow store it leaves
-behind, read through a real `mlflow server`'s REST API (what `mlflow ui` shows)."""
+"""`kedro run` of the whole default DAG on conf/test, in a subprocess (it prints no warning), then the MLflow store
+it leaves behind, read through a real `mlflow server`'s REST API (what `mlflow ui` shows)."""
 
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -32,6 +33,10 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
                          capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Downstream results" in out.stdout + out.stderr
+    # a clean run warns about nothing: no Python warning (UserWarning, FutureWarning, ...) and no WARNING log line,
+    # from the Kedro process or a training job's (their output is relayed with a [job] prefix)
+    noisy = [line for line in (out.stdout + out.stderr).splitlines() if re.search(r"Warning\b|\bWARNING\b", line)]
+    assert noisy == [], "\n".join(noisy[:20])
 
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     for ds in DATASETS:
