@@ -37,6 +37,7 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     # from the Kedro process or a training job's (their output is relayed with a [job] prefix)
     noisy = [line for line in (out.stdout + out.stderr).splitlines() if re.search(r"Warning\b|\bWARNING\b", line)]
     assert noisy == [], "\n".join(noisy[:20])
+    assert "Loading data from" not in out.stdout + out.stderr  # Kedro's per-dataset lines: below the default level
 
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     for ds in DATASETS:
