@@ -33,6 +33,7 @@ def _files_naming(root: Path, text: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)  # three repros, each allowed 1800 s: pytest's default 600 s cut it short on a loaded machine
 def test_dvc_repro_is_clean_portable_and_reruns_only_what_changed(project, kedro_env, tmp_path):
     env = kedro_env({"KEDRO_ENV": "test", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
