@@ -61,11 +61,12 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     children = {runs[r]: r for r in runs if parent_of.get(r) == parents[0]}
     assert sorted(children) == sorted(["pretrain hero-mini 4 steps",
                                        *(f"{ds} / {init}" for ds in DATASETS for init in ("pretrained", "scratch"))])
-    # the parent holds one headline number per task (the pretrained model's) and the reference baselines' numbers,
-    # no copy of the children's curves
+    # the parent holds one headline number per task (the pretrained model's, with its interval and its gain over
+    # scratch) and the reference baselines' numbers, no copy of the children's curves
     parent_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (parents[0],))}
     baseline_keys = {k for k in parent_keys if k.startswith("baseline/")}
-    assert parent_keys - baseline_keys == {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
+    headlines = {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
+    assert parent_keys - baseline_keys == {h + end for h in headlines for end in ("", "_low", "_high", "_gain")}
     assert {k.split("/")[1] for k in baseline_keys} == {"chance", "text-only"}
     assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
     pre_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?",
