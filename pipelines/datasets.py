@@ -347,7 +347,7 @@ class SweepBestDataset(AbstractDataset):
         if not data or self._filepath is None:  # no complete trial: the last best values stay
             return
         note = data.get("note", "")
-        header = (f"# The best values of a sweep ({note}), written by `kedro run --pipeline=sweep`.\n"
+        header = (f"# The best values of a sweep ({note}), written by `kedro run --pipelines=sweep`.\n"
                   "# The pretrain node merges them into params:pretrain.run (globals.yml: sweep_best_file).\n")
         write_text_atomic(self._filepath, header + yaml.safe_dump({BEST_KEY: dict(data["values"])}, sort_keys=True))
 

@@ -1,8 +1,8 @@
 """Pipelines, registered explicitly: `find_pipelines()` would look in `pipelines.pipelines.*`.
 
-Each pipeline includes its upstream stages, so `kedro run --pipeline=pretrain` on a fresh clone builds the
+Each pipeline includes its upstream stages, so `kedro run --pipelines=pretrain` on a fresh clone builds the
 missing corpus and features first; cached stages cost next to nothing (their nodes find their artifacts by
-content address). Nodes carry their stage as a tag: `kedro run --pipeline=pretrain --tags=pretrain` runs
+content address). Nodes carry their stage as a tag: `kedro run --pipelines=pretrain --tags=pretrain` runs
 that stage alone (what the DVC stages do).
 """
 

@@ -277,7 +277,8 @@ def git_commit() -> str:
 
 def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> bool:
     """Create and migrate a local sqlite MLflow store and its experiment, holding an exclusive file lock beside the
-    database (``<db>.lock``), so that runs starting at once in one folder never build the tables together.
+    database (``<db>.lock``), so that runs starting at once in one folder never build the tables together; then
+    point the store's artifact locations at its present folder (`rebase_artifacts`).
 
     Two processes that open a new sqlite store at the same moment both run MLflow's schema creation; one fails
     (``table ... already exists``, ``Online migration expected to match one row``) and can leave a half-migrated
@@ -295,8 +296,71 @@ def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | N
     with hold(db.with_name(db.name + ".lock"), f"setting up the MLflow store {db}"):
         store = SqlAlchemyStore(tracking_uri, artifacts)
         try:
+            moved = rebase_artifacts(db)
             if store.get_experiment_by_name(experiment) is None:
                 store.create_experiment(experiment, artifact_location=artifact_location)
         finally:
             store.engine.dispose()
+    if moved:
+        log.info("MLflow store %s: artifact locations of %d experiment(s) now point into this folder (it moved)",
+                 db, moved)
     return True
+
+
+ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"))
+"""Where MLflow's sqlite store writes an absolute artifact location: an experiment's, and each run's and logged
+model's (copied from the experiment's when it was created)."""
+
+
+def rebase_artifacts(db: Path) -> int:
+    """Point the artifact locations that lie in this store's folder at the folder where it is now; returns the number
+    of experiments whose locations moved.
+
+    MLflow records absolute artifact locations (an experiment's when it is created, a run's from it) and has no
+    relative form, so a project folder moved or cloned with its ``mlruns/`` would read and write artifacts in the
+    old folder. A location is the store's own when it lies in a folder named like the store's (``mlruns``); the
+    nearest such folder above it is where the store was, and that prefix becomes the store's present folder. A
+    location elsewhere (``s3://``, a shared disk) is left as it is.
+    """
+    import sqlite3
+
+    here = db.resolve().parent
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        with con:
+            tables = {t for (t,) in con.execute("select name from sqlite_master where type='table'")}
+            moved = 0
+            for exp_id, location in con.execute("select experiment_id, artifact_location from experiments").fetchall():
+                old = _store_folder(location, here.name)
+                if old is None:
+                    continue
+                new = ("file://" if old.startswith("file://") else "") + here.as_posix()
+                if old == new:
+                    continue
+                for table, column in ARTIFACT_COLUMNS:
+                    if table in tables:
+                        con.execute(f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
+                                    f"where experiment_id = ? and ({column} = ? or substr({column}, 1, ?) = ?)",
+                                    (new, len(old) + 1, exp_id, old, len(old) + 1, old + "/"))
+                moved += 1
+            return moved
+    finally:
+        con.close()
+
+
+def _store_folder(location: str | None, name: str) -> str | None:
+    """The nearest folder called ``name`` that holds the local path ``location`` (a plain absolute path or a
+    ``file:///`` URI), written as ``location`` writes it; None for a location that is not local or lies in no
+    such folder."""
+    if not location:
+        return None
+    scheme = "file://" if location.startswith("file:///") else ""
+    path = location.removeprefix(scheme)
+    if not path.startswith("/"):  # s3://…, a relative path
+        return None
+    p = Path(path)
+    for folder in (p, *p.parents):
+        if folder.name == name:
+            return scheme + folder.as_posix()
+    return None

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+import numpy as np
 import torch
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -74,11 +75,9 @@ def flush_denormals() -> bool:
     1.2e-38 only. Call it before the first parallel region (threads started earlier keep their mode).
     Returns whether the CPU supports it.
 
-    numpy's float limits are computed (and cached) first: computed under flushing, the smallest subnormal comes
-    out as zero and numpy warns about it on first use.
+    numpy's float limits (``np.finfo``, cached per type once computed) are computed first: computed with subnormals
+    flushed, the smallest subnormal compares equal to 0 and numpy warns that it is zero (and caches it so).
     """
-    import numpy as np
-
-    for t in (np.float16, np.float32, np.float64, np.longdouble):
-        np.finfo(t)
+    for dtype in (np.float16, np.float32, np.float64):
+        np.finfo(dtype)
     return torch.set_flush_denormal(True)

@@ -92,7 +92,7 @@ def table_tasks(ablation: dict[str, Any]) -> list[str]:
 
 def ablation_table(ablation: dict[str, Any], evaluate: dict[str, Any] | None = None) -> str:
     """The markdown table of every variant's results (rows link to their MLflow runs), then the reference baselines
-    (rows ``chance`` and ``text-only`` and their section, when `kedro run --pipeline=baselines` has run), for
+    (rows ``chance`` and ``text-only`` and their section, when `kedro run --pipelines=baselines` has run), for
     docs/results.md."""
     from pipelines.baselines.nodes import ablation_rows, baselines_markdown
 

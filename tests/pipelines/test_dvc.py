@@ -1,6 +1,7 @@
 """`dvc repro` in a temporary copy of the repository: runs the stages, leaves `dvc status` clean, records no path of
 the folder it ran in, stays clean when the folder is moved, a second run skips every stage, a changed parameter
-re-runs exactly the stages that depend on it, and the metrics and plots are small files DVC shows offline."""
+re-runs exactly the stages that depend on it, the metrics and plots are small files DVC shows offline, and the
+moved folder's MLflow store serves the artifacts of runs made before the move."""
 
 import os
 import shutil
@@ -32,6 +33,7 @@ def _files_naming(root: Path, text: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)  # three repros, each allowed 1800 s: pytest's default 600 s cut it short on a loaded machine
 def test_dvc_repro_is_clean_portable_and_reruns_only_what_changed(project, kedro_env, tmp_path):
     env = kedro_env({"KEDRO_ENV": "test", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
@@ -73,3 +75,17 @@ def test_dvc_repro_is_clean_portable_and_reruns_only_what_changed(project, kedro
     assert _files_naming(moved, str(moved)) == [] and _files_naming(moved, str(project)) == []
     diff = _run(DVC + ["metrics", "diff", "--all"], moved, env)  # against the committed results
     assert "reports/metrics.json" in diff and "tvc.cider.pretrained" in diff
+
+    # the MLflow store moved with the folder: a run made before the move serves its artifacts from the copy (the
+    # evaluate stage's Kedro session re-rooted the store's artifact locations; the original folder is gone)
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{moved / 'mlruns/mlflow.db'}")
+    exp = client.get_experiment_by_name("hero-platform")
+    assert exp.artifact_location == str(moved / "mlruns/artifacts")
+    before = client.search_runs([exp.experiment_id], "attributes.run_name = 'pretrain hero-mini 4 steps'",
+                                order_by=["attributes.start_time ASC"])[0]  # trained in the original folder
+    assert before.info.artifact_uri.startswith(str(moved / "mlruns/artifacts") + "/")
+    got = Path(client.download_artifacts(before.info.run_id, "config/config.yaml", str(tmp_path / "fetched")))
+    assert "max_steps" in got.read_text()
+    assert not project.exists()

@@ -1,7 +1,8 @@
-"""`kedro run` of the whole default DAG on conf/test, in a subprocess, then the MLflow store it leaves
-behind, read through a real `mlflow server`'s REST API (what `mlflow ui` shows)."""
+"""`kedro run` of the whole default DAG on conf/test, in a subprocess (it prints no warning), then the MLflow store
+it leaves behind, read through a real `mlflow server`'s REST API (what `mlflow ui` shows)."""
 
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -27,11 +28,17 @@ def _post(url: str, body: dict) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # the run alone may take its subprocess timeout (1800 s) on a loaded machine
 def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro_env):
     out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=project, env=kedro_env(),
                          capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Downstream results" in out.stdout + out.stderr
+    # a clean run warns about nothing: no Python warning (UserWarning, FutureWarning, ...) and no WARNING log line,
+    # from the Kedro process or a training job's (their output is relayed with a [job] prefix)
+    noisy = [line for line in (out.stdout + out.stderr).splitlines() if re.search(r"Warning\b|\bWARNING\b", line)]
+    assert noisy == [], "\n".join(noisy[:20])
+    assert "Loading data from" not in out.stdout + out.stderr  # Kedro's per-dataset lines: below the default level
 
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     for ds in DATASETS:
@@ -54,9 +61,13 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     children = {runs[r]: r for r in runs if parent_of.get(r) == parents[0]}
     assert sorted(children) == sorted(["pretrain hero-mini 4 steps",
                                        *(f"{ds} / {init}" for ds in DATASETS for init in ("pretrained", "scratch"))])
-    # the parent holds one headline number per task (the pretrained model's), no copy of the children's curves
+    # the parent holds one headline number per task (the pretrained model's, with its interval and its gain over
+    # scratch) and the reference baselines' numbers, no copy of the children's curves
     parent_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (parents[0],))}
-    assert parent_keys == {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
+    baseline_keys = {k for k in parent_keys if k.startswith("baseline/")}
+    headlines = {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
+    assert parent_keys - baseline_keys == {h + end for h in headlines for end in ("", "_low", "_high", "_gain")}
+    assert {k.split("/")[1] for k in baseline_keys} == {"chance", "uniform", "text-only"}
     assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
     pre_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?",
                                          (children["pretrain hero-mini 4 steps"],))}

@@ -121,12 +121,13 @@ def test_the_run_key_covers_config_inputs_and_training_code(project, monkeypatch
     assert job().key() != key
 
 
-def test_a_bad_job_config_fails_in_the_node_naming_its_key(project):
+@pytest.mark.parametrize("lr", ["fast", float("nan"), float("inf"), 1e9])  # YAML's .nan / .inf / 1.0e9
+def test_a_bad_job_config_fails_in_the_node_naming_its_key(project, lr):
     from hero.config import ConfigError
 
-    with pytest.raises(ConfigError, match="optim.lr"):
-        job(config={**RUN, "optim": {"lr": "fast"}})
-    assert not (project / "data").exists()
+    with pytest.raises(ConfigError, match=r"^optim\.lr: "):
+        job(config={**RUN, "optim": {"lr": lr}})
+    assert not (project / "data").exists()  # before any run folder is created
 
 
 def test_a_job_set_runs_side_by_side_into_one_record(project, fake_launch, monkeypatch):
