@@ -202,8 +202,11 @@ def test_stopping_the_launcher_stops_the_whole_job(tmp_path, sig):
         print("started", flush=True)
         time.sleep(120)
     """)
+    # Ctrl-C reaches an interactive `kedro run` as KeyboardInterrupt; a process started in the background of a
+    # non-interactive shell (CI) inherits SIGINT ignored, so the launcher restores Python's handler first.
     launcher = textwrap.dedent(f"""
-        import sys
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from pipelines.launch import run_streaming
         run_streaming([sys.executable, "-c", {job!r}], {{}}, __import__("pathlib").Path({str(tmp_path / 'launch.log')!r}))
     """)
