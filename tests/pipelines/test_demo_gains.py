@@ -5,8 +5,7 @@ scratch beyond its 95% interval (the results table's verdict is never "loss"), a
 
 Known to fail at present, and kept as the claim to restore: with the current recipe the pretrained TVR job loses to
 scratch on its moments (test SVMR R@1 IoU0.5 16.1 vs 38.2 on the demo corpus; the same on two corpora the recipe was
-not chosen on, docs/results.md); re-initialising the moment head did not change it, the cause lies in the
-pretrained encoder."""
+not chosen on, docs/results.md)."""
 
 import subprocess
 import sys
