@@ -17,6 +17,7 @@ from hero.model.hero import Hero, init_weights
 from hero.text.tokenizer import SpecialTokens
 
 if TYPE_CHECKING:
+    from hero.data.batch import VideoBatch
     from hero.tasks.prediction import PredictContext, PredictOptions, Written
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,13 @@ class SubtitleTextMatch(nn.Module):
         states = encoder.encode_text(ids, mask)
         m = mask.unsqueeze(-1).to(states.dtype)
         return F.normalize((states * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
+
+    def score(self, encoder: Hero, batch: VideoBatch, ids: Tensor, mask: Tensor, text_video: Tensor,
+              cls: int) -> Tensor:
+        """[N] scores of the texts ``ids``/``mask`` [N, L] (first token a separator), each against the subtitles
+        of its video ``text_video`` [N] in ``batch``."""
+        subtitles = self.embed(encoder, batch.sub_ids, batch.sub_mask, cls)
+        return self(self.embed(encoder, ids, mask, cls), subtitles, batch.sub_video, text_video)
 
     def forward(self, text: Tensor, subtitles: Tensor, sub_video: Tensor, text_video: Tensor) -> Tensor:
         """text: [N, D] unit rows, of videos ``text_video`` [N]; subtitles: [S, D] unit rows of videos ``sub_video``

@@ -175,11 +175,9 @@ class ViolinTask(DownstreamTask):
                                   logits.shape[0])
             logits = logits + read.to(logits.dtype)
         if self.head.match is not None:
-            b = inputs.batch
-            subs = SubtitleTextMatch.embed(self.encoder, b.sub_ids, b.sub_mask, self.tokens.cls)
-            statements = SubtitleTextMatch.embed(self.encoder, inputs.statement_ids, inputs.statement_mask,
-                                                 self.tokens.cls)
-            logits = logits + self.head.match(statements, subs, b.sub_video, inputs.statement_video).to(logits.dtype)
+            match = self.head.match.score(self.encoder, inputs.batch, inputs.statement_ids, inputs.statement_mask,
+                                          inputs.statement_video, self.tokens.cls)
+            logits = logits + match.to(logits.dtype)
         return logits
 
     def forward(self, inputs: ViolinInputs) -> TaskOutput:

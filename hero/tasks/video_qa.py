@@ -173,10 +173,8 @@ class VideoQaTask(DownstreamTask):
             read = self.head.text(out.extra_cross_states, qa_mask[copies.sub_video], copies.sub_video, N * A)
             answer_logits = answer_logits + read.view(N, A).to(answer_logits.dtype)
         if self.head.match is not None:
-            b = inputs.batch
-            subs = SubtitleTextMatch.embed(self.encoder, b.sub_ids, b.sub_mask, self.tokens.cls)
-            qa = SubtitleTextMatch.embed(self.encoder, inputs.qa_ids.reshape(N * A, L), qa_mask, self.tokens.cls)
-            match = self.head.match(qa, subs, b.sub_video, inputs.question_video.repeat_interleave(A))
+            match = self.head.match.score(self.encoder, inputs.batch, inputs.qa_ids.reshape(N * A, L), qa_mask,
+                                          inputs.question_video.repeat_interleave(A), self.tokens.cls)
             answer_logits = answer_logits + match.view(N, A).to(answer_logits.dtype)
         return answer_logits, st, ed
 

@@ -90,9 +90,10 @@ def _timed_step(tr: Trainer, batch) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-def interleaved(trainers: dict, batches: list, warmup: int) -> dict:
+def interleaved(trainers: dict, batches: list, warmup: int, batch_for=None) -> dict:
     """Step every trainer in turn on each batch (the order rotates); per trainer the wall and CPU seconds of
-    the steps after ``warmup``, and the objective of each step (the same for all: same seed, same step)."""
+    the steps after ``warmup``, and the objective of each step (the same for all: same seed, same step).
+    ``batch_for(name, batch)``: the batch trainer ``name`` steps on (default: the batch itself)."""
     names = list(trainers)
     times = {n: {"wall": [], "cpu": []} for n in names}
     tasks = []
@@ -100,7 +101,7 @@ def interleaved(trainers: dict, batches: list, warmup: int) -> dict:
         task = trainers[names[0]].tasks.task_at(trainers[names[0]].step)
         order = names[i % len(names):] + names[:i % len(names)]
         for n in order:
-            wall, cpu = _timed_step(trainers[n], batch)
+            wall, cpu = _timed_step(trainers[n], batch if batch_for is None else batch_for(n, batch))
             if i >= warmup:
                 times[n]["wall"].append(wall)
                 times[n]["cpu"].append(cpu)

@@ -21,7 +21,7 @@ import torch
 
 from hero.config import merge
 from hero.storage.atomic import write_json_atomic
-from hero.train.bench import _summary, _timed_step, bench_config, machine
+from hero.train.bench import _summary, bench_config, interleaved, machine
 from hero.train.config import RunConfig
 from hero.train.distributed import DistInfo
 from hero.train.trainer import Trainer
@@ -47,17 +47,8 @@ def compare(preset: str, counts: list[int], steps: int, warmup: int) -> dict:
     trainers = {r: _trainer(preset, r, steps + warmup + 1) for r in names}
     loader = trainers[max(counts)]._loader()             # batches with the most regions; the others slice them
     batches = [next(loader) for _ in range(steps + warmup)]
-    times = {r: {"wall": [], "cpu": []} for r in names}
-    tasks = []
-    for i, batch in enumerate(batches):
-        task = trainers[0].tasks.task_at(trainers[0].step)
-        for r in names[i % len(names):] + names[:i % len(names)]:
-            wall, cpu = _timed_step(trainers[r], _batch_for(batch, r))
-            if i >= warmup:
-                times[r]["wall"].append(wall)
-                times[r]["cpu"].append(cpu)
-        if i >= warmup:
-            tasks.append(task)
+    run = interleaved(trainers, batches, warmup, batch_for=lambda r, batch: _batch_for(batch, r))
+    times, tasks = run["times"], run["tasks"]
     out: dict = {"steps": len(tasks), "videos_per_step": trainers[0].cfg.train.global_batch,
                  "clips_per_step": int(batches[warmup].frame_mask.sum())}
     base = times[0]

@@ -110,13 +110,33 @@ def _train(task, inputs, steps, lr=3e-3):
     return losses
 
 
-def test_video_qa_with_read_text_trains_the_reader_and_fits():
+def _qa_task(**option):
     p = _preset()
     batch = _batch(p, n=4, seed=3)
-    cfg = VideoQaConfig(num_answers=4, read_text=True)
+    cfg = VideoQaConfig(num_answers=4, **option)
     inputs = collate_video_qa(_qa_examples(p, batch), p.tokens, cfg, clip_len=1.5)
     torch.manual_seed(0)
-    task = VideoQaTask(p.model, cfg, p.tokens)
+    return VideoQaTask(p.model, cfg, p.tokens), inputs
+
+
+def _violin_task(**option):
+    p = _preset()
+    batch = _batch(p, n=3)
+    g = torch.Generator().manual_seed(0)
+
+    def toks():
+        return torch.randint(p.tokens.random_low, p.tokens.random_high, (4,), generator=g).tolist()
+
+    ex = [{"video": v, "statement_ids": toks(), "label": i % 2, "paired_ids": toks()}
+          for i, v in enumerate(video_examples(batch))]
+    cfg = ViolinConfig(pair_loss=1.0, **option)
+    inputs = collate_violin(ex, p.tokens, cfg, clip_len=1.5)
+    torch.manual_seed(0)
+    return ViolinTask(p.model, cfg, p.tokens), inputs
+
+
+def test_video_qa_with_read_text_trains_the_reader_and_fits():
+    task, inputs = _qa_task(read_text=True)
     out = task(inputs)
     out.loss.backward()
     # weights only: the pooling bias and the answer-wise bias cancel in a softmax and get no gradient
@@ -127,19 +147,7 @@ def test_video_qa_with_read_text_trains_the_reader_and_fits():
 
 
 def test_violin_with_read_text_trains_the_reader_and_fits():
-    p = _preset()
-    batch = _batch(p, n=3)
-    g = torch.Generator().manual_seed(0)
-
-    def toks():
-        return torch.randint(p.tokens.random_low, p.tokens.random_high, (4,), generator=g).tolist()
-
-    ex = [{"video": v, "statement_ids": toks(), "label": i % 2, "paired_ids": toks()}
-          for i, v in enumerate(video_examples(batch))]
-    cfg = ViolinConfig(read_text=True, pair_loss=1.0)
-    inputs = collate_violin(ex, p.tokens, cfg, clip_len=1.5)
-    torch.manual_seed(0)
-    task = ViolinTask(p.model, cfg, p.tokens)
+    task, inputs = _violin_task(read_text=True)
     task(inputs).loss.backward()
     assert all(float(m.weight.grad.abs().sum()) > 0 for m in (task.head.text.pool, task.head.text.pred.fc1))
     losses = _train(task, inputs, steps=30)
@@ -172,12 +180,7 @@ def test_text_match_scores_by_the_best_subtitle_of_the_own_video():
 
 
 def test_video_qa_with_text_match_trains_the_encoder_through_it_and_fits():
-    p = _preset()
-    batch = _batch(p, n=4, seed=3)
-    cfg = VideoQaConfig(num_answers=4, text_match=True)
-    inputs = collate_video_qa(_qa_examples(p, batch), p.tokens, cfg, clip_len=1.5)
-    torch.manual_seed(0)
-    task = VideoQaTask(p.model, cfg, p.tokens)
+    task, inputs = _qa_task(text_match=True)
     task(inputs).loss.backward()
     assert task.head.match.scale.grad is not None and _grad_sum(task.encoder.cross) > 0
     losses = _train(task, inputs, steps=30)
@@ -185,19 +188,7 @@ def test_video_qa_with_text_match_trains_the_encoder_through_it_and_fits():
 
 
 def test_violin_with_text_match_fits():
-    p = _preset()
-    batch = _batch(p, n=3)
-    g = torch.Generator().manual_seed(0)
-
-    def toks():
-        return torch.randint(p.tokens.random_low, p.tokens.random_high, (4,), generator=g).tolist()
-
-    ex = [{"video": v, "statement_ids": toks(), "label": i % 2, "paired_ids": toks()}
-          for i, v in enumerate(video_examples(batch))]
-    cfg = ViolinConfig(text_match=True, pair_loss=1.0)
-    inputs = collate_violin(ex, p.tokens, cfg, clip_len=1.5)
-    torch.manual_seed(0)
-    task = ViolinTask(p.model, cfg, p.tokens)
+    task, inputs = _violin_task(text_match=True)
     losses = _train(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
     assert bool(task.head.match.shift_initialised)
