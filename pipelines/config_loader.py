@@ -10,10 +10,19 @@ values are merged into every layer as Kedro merges them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_root() -> Path:
+    """The project folder: $HERO_PROJECT_ROOT when set (a test running a copy in-process), else this repo."""
+    return Path(os.environ.get("HERO_PROJECT_ROOT", PROJECT_ROOT)).resolve()
+
 
 
 class LocalLastConfigLoader(OmegaConfigLoader):
@@ -30,9 +39,25 @@ class LocalLastConfigLoader(OmegaConfigLoader):
         files = self._read_dir_configs(local_path, [*self.config_patterns[key]], key, set(), key == "credentials")
         if not files:
             return config
-        own_keys = {k for cfg in files.values() for k in cfg.keys()}
+        own_keys = {k for cfg in files.values() for k in cfg}
         local = self._merge_and_resolve(key, files)
         # _merge_and_resolve merges --params into a parameters layer: keep only the keys conf/local itself defines,
         # so a --params value does not make conf/local replace a key it never mentions
         local = {k: v for k, v in local.items() if k in own_keys}
         return self._merge_configs(config, local, key, local_path)
+
+
+# The loader's arguments (pipelines/settings.py hands them to Kedro). Here, not in settings.py, so that a process
+# that only reads the config (the node launcher) imports neither MLflow nor Kedro's framework, whose import
+# installs Kedro's logging handlers.
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # ${root:} is the absolute project root: MLflow's sqlite URI must be absolute (a relative one breaks
+    # under `dvc exp run --temp`, which runs in a copy of the repository).
+    "custom_resolvers": {"root": lambda: project_root().as_posix()},
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+    # An environment's parameters merge key by key into conf/base, so an env file holds only its differences
+    # (a list replaces the base's list; a key cannot be removed, only set to another value).
+    "merge_strategy": {"parameters": "soft"},
+}

@@ -31,6 +31,9 @@ from typing import Any
 
 import yaml
 from kedro.io import AbstractDataset, DatasetError
+from kedro.io.core import get_filepath_str
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.text import TextDataset
 
 from hero.config import merge
 from hero.storage.atomic import write_json_atomic, write_text_atomic
@@ -382,6 +385,32 @@ class FigureDataset(AbstractDataset):
         return {"filepath": relative(self._filepath)}
 
 
+class AtomicJSONDataset(JSONDataset):
+    """kedro-datasets' ``json.JSONDataset`` (same arguments), written temp-then-rename on a local filesystem.
+
+    The plain dataset truncates its file and then writes into it, so a run that loads the file meanwhile (a second
+    ``kedro run`` in the same folder) reads it empty or cut short; here a reader sees the old file or the new one,
+    and a save that fails half-way leaves the old one. Other protocols (s3://, …) save as the plain dataset does.
+    """
+
+    def save(self, data: Any) -> None:
+        if self._protocol != "file":
+            return super().save(data)
+        write_text_atomic(get_filepath_str(self._get_save_path(), self._protocol), json.dumps(data, **self._save_args))
+        self._invalidate_cache()
+
+
+class AtomicTextDataset(TextDataset):
+    """kedro-datasets' ``text.TextDataset`` (same arguments), written temp-then-rename on a local filesystem (as
+    `AtomicJSONDataset`)."""
+
+    def save(self, data: str) -> None:
+        if self._protocol != "file":
+            return super().save(data)
+        write_text_atomic(get_filepath_str(self._get_save_path(), self._protocol), data)
+        self._invalidate_cache()
+
+
 class GeneratedSectionDataset(AbstractDataset):
     """A generated section of a hand-written markdown file: saving replaces the text between
     ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->`` (the markers are kept) and leaves the rest of
@@ -415,6 +444,8 @@ class GeneratedSectionDataset(AbstractDataset):
 
 
 __all__ = [
+    "AtomicJSONDataset",
+    "AtomicTextDataset",
     "DONE",
     "TRAINING_CODE",
     "Extraction",

@@ -44,6 +44,7 @@ from pipelines.fingerprint import params_hash
 
 log = logging.getLogger(__name__)
 job_log = logging.getLogger(__name__ + ".job")  # the job's own lines, passed through as they are
+_LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b.*|error: .+)")
@@ -214,8 +215,8 @@ def launch_torchrun(
     Raises:
         TorchrunError: the job exited non-zero; the message carries the exit code and the log's tail.
     """
+    from pipelines.config_loader import project_root
     from pipelines.paths import relative, resolve
-    from pipelines.settings import project_root
 
     launch = launch if isinstance(launch, LaunchConfig) else from_dict(LaunchConfig, launch or {}, _path="launch")
     # The job runs in the project folder and its config names its run dir relative to it (when inside it): the
@@ -316,7 +317,7 @@ def launch_params(env: str | None = None, overrides: Sequence[str] = ()) -> Laun
     ``key=value`` overrides (``nnodes=2``, ``rdzv_conf.is_host=false``) applied on top."""
     from kedro.config import OmegaConfigLoader
 
-    from pipelines.settings import CONFIG_LOADER_ARGS, project_root
+    from pipelines.config_loader import CONFIG_LOADER_ARGS, project_root
 
     loader = OmegaConfigLoader(str(project_root() / "conf"), env=env, **CONFIG_LOADER_ARGS)
     params = loader["parameters"].get("launch") or {}
@@ -334,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the torchrun command and exit")
     ap.add_argument("overrides", nargs="*", help="launch overrides, e.g. nnodes=2 rdzv_endpoint=head:29400")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT, datefmt="%H:%M:%S")
     try:
         launch = launch_params(args.env, args.overrides)
     except ConfigError as err:
@@ -349,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     job_env_path = config_path.parent / JOB_ENV
     shared = json.loads(job_env_path.read_text()) if job_env_path.is_file() else {}
     try:
-        from pipelines.settings import project_root
+        from pipelines.config_loader import project_root
 
         # the config's paths are relative to the project (`launch_torchrun`): the job runs there on this node too
         run_streaming(cmd, job_environment(launch, shared), config_path.parent / f"launch-{socket.gethostname()}.log",

@@ -1,19 +1,17 @@
 """Kedro settings. kedro-mlflow registers its hooks through its entry point (conf/base/mlflow.yml); ours: `SecretGuard`,
 `MlflowStoreLock`, `RedactSecrets`, `TrackRuns` (the child runs)."""
 
-import os
 import warnings
-from pathlib import Path
 
-from pipelines.config_loader import LocalLastConfigLoader
+from pipelines.config_loader import (
+    CONFIG_LOADER_ARGS,
+    PROJECT_ROOT,
+    LocalLastConfigLoader,
+    project_root,
+)
 from pipelines.hooks import MlflowStoreLock, RedactSecrets, SecretGuard, TrackRuns
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def project_root() -> Path:
-    """The project folder: $HERO_PROJECT_ROOT when set (a test running a copy in-process), else this repo."""
-    return Path(os.environ.get("HERO_PROJECT_ROOT", PROJECT_ROOT)).resolve()
+__all__ = ["CONFIG_LOADER_ARGS", "CONFIG_LOADER_CLASS", "HOOKS", "PROJECT_ROOT", "project_root"]
 
 
 def _load_kedro_mlflow_quietly() -> None:
@@ -37,14 +35,3 @@ _load_kedro_mlflow_quietly()
 HOOKS = (SecretGuard(), MlflowStoreLock(), RedactSecrets(), TrackRuns())
 
 CONFIG_LOADER_CLASS = LocalLastConfigLoader   # conf/local is read last under any --env too (pipelines/config_loader.py)
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # ${root:} is the absolute project root: MLflow's sqlite URI must be absolute (a relative one breaks
-    # under `dvc exp run --temp`, which runs in a copy of the repository).
-    "custom_resolvers": {"root": lambda: project_root().as_posix()},
-    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
-    # An environment's parameters merge key by key into conf/base, so an env file holds only its differences
-    # (a list replaces the base's list; a key cannot be removed, only set to another value).
-    "merge_strategy": {"parameters": "soft"},
-}

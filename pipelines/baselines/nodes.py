@@ -102,7 +102,7 @@ def baseline_table(results: dict[str, dict[str, float]], split: str) -> str:
 
 DESCRIPTION = """\
 What a prediction reaches that looks at no input (chance) or at the subtitles only (text-only): the floor a model's
-number is read against. Computed by `kedro run --pipeline=baselines` (also part of `kedro run`; `dvc repro
+number is read against. Computed by `kedro run --pipelines=baselines` (also part of `kedro run`; `dvc repro
 baselines`), with no training and no video. Their predictions are written in the public formats and scored by the
 evaluate step's scorers, so each number is the same quantity as a model's. All of them:
 `data/08_reporting/baselines.json`.

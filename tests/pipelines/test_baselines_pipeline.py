@@ -1,4 +1,4 @@
-"""`kedro run --pipeline=baselines --env test` in a copy of the project: the corpus, then the chance and text-only
+"""`kedro run --pipelines=baselines --env test` in a copy of the project: the corpus, then the chance and text-only
 baselines of every task, no features and no training; then the results table and docs/results.md list them."""
 
 import json
@@ -23,7 +23,7 @@ def _row(table: str, task: str, metric: str) -> dict[str, str]:
 def test_baselines_pipeline_writes_baselines_and_the_tables_show_them(project, kedro_env):
     # captions scored without the Java tools (a JVM start per scoring would be most of the test's time)
     fast = "evaluate.options.tvc.caption_eval.meteor=false,evaluate.options.tvc.caption_eval.tokenizer=python"
-    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--pipeline=baselines", "--env", "test",
+    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--pipelines=baselines", "--env", "test",
                           "--params", fast], cwd=project, env=kedro_env(), capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert not (project / "data/03_primary").exists() and not (project / "data/06_models").exists()

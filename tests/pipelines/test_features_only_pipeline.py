@@ -50,7 +50,7 @@ def test_features_pipeline_imports_a_video_db(project, features_corpus):
 def test_kedro_run_evaluate_on_a_features_only_corpus(project, features_corpus, kedro_env):
     root, db, dur = features_corpus
     params = f"corpus.path={root},corpus.features={db},corpus.video2dur={dur}"
-    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipeline", "evaluate",
+    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipelines", "evaluate",
                           "--params", params], cwd=project, env=kedro_env(), capture_output=True, text=True,
                          timeout=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -138,10 +138,10 @@ def test_pretrain_sbatch_runs_kedro_once_with_the_rendezvous_on_the_first_node(t
     out = subprocess.run(["bash", str(SLURM / "pretrain.sbatch")], check=False, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "kedro.args").read_text().split() == [
-        "run", "--pipeline=pretrain", "--params", "launch.nnodes=2,launch.rdzv_endpoint=127.0.0.1:29400"]
+        "run", "--pipelines=pretrain", "--params", "launch.nnodes=2,launch.rdzv_endpoint=127.0.0.1:29400"]
     out = subprocess.run(["bash", str(SLURM / "pretrain.sbatch")], check=False, env={**env, "HERO_PIPELINE": "evaluate"},
                          capture_output=True, text=True)
-    assert out.returncode == 0 and (tmp_path / "kedro.args").read_text().split()[1] == "--pipeline=evaluate"
+    assert out.returncode == 0 and (tmp_path / "kedro.args").read_text().split()[1] == "--pipelines=evaluate"
 
 
 @pytest.mark.slow

@@ -224,3 +224,34 @@ def test_a_dataset_input_raced_by_another_run_is_linked_on_the_next_try(caplog):
     broken = Client(failures=99)
     Run(broken, "r2").log_inputs([DataInput("feature store", "f", "data/03_primary/features")])
     assert broken.logged == [] and "dataset inputs were not recorded" in caplog.text  # a warning, not a failed run
+
+
+@pytest.mark.parametrize("kind", ["json", "text"])
+def test_json_and_text_outputs_are_whole_or_the_old_file(tmp_path, kind):
+    """A save that fails half-way (here: a value JSON cannot encode, found after part of the output was produced;
+    a text dataset given bytes) leaves the previous file as it was and no temporary beside it; the catalog's JSON
+    and text entries use these datasets."""
+    from pipelines.datasets import AtomicJSONDataset, AtomicTextDataset
+
+    path = tmp_path / "out.json"
+    ds = AtomicJSONDataset(filepath=str(path), save_args={"indent": 1}) if kind == "json" \
+        else AtomicTextDataset(filepath=str(path))
+    good = {"a": 1, "b": [1, 2]} if kind == "json" else "a table\n"
+    ds.save(good)
+    before = path.read_bytes()
+    assert ds.load() == good
+    with pytest.raises(Exception):
+        ds.save({"a": 2, "z": object()} if kind == "json" else b"not text")
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+    def types(entry):
+        if isinstance(entry, dict):
+            yield str(entry.get("type", ""))
+            yield from types(entry.get("dataset"))
+
+    for catalog in (ROOT / "conf").rglob("catalog*.yml"):
+        for name, entry in yaml.safe_load(catalog.read_text()).items():
+            for t in types(entry):
+                if t.endswith(("JSONDataset", "TextDataset")):
+                    assert t.startswith("pipelines.datasets.Atomic"), f"{catalog}: {name} is a plain {t}"

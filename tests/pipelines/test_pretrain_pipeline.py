@@ -80,7 +80,7 @@ def test_failing_job_fails_the_kedro_run_with_its_error(project, kedro_env):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipeline", "pretrain",
+    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipelines", "pretrain",
                           "--params", "pretrain.run.train.device=cuda"],
                          cwd=project, env=kedro_env(), capture_output=True, text=True, timeout=900)
     text = out.stdout + out.stderr

@@ -1,6 +1,6 @@
 """The platform path for a corpus in S3, against a real moto server on 127.0.0.1: the corpus nodes
 take ``corpus.path=s3://bucket/prefix`` (fingerprinted by listing, ingested through the storage cache), and
-``kedro run --pipeline=features --params=corpus.path=s3://…`` extracts its features in a subprocess whose only
+``kedro run --pipelines=features --params=corpus.path=s3://…`` extracts its features in a subprocess whose only
 credentials are the AWS environment, which leaves no secret in data/ or mlruns/."""
 
 import json
@@ -98,7 +98,7 @@ def test_corpus_node_names_the_uri_it_cannot_use(s3_corpus, tmp_path, monkeypatc
 @pytest.mark.slow  # ~40 s: kedro + mlflow start-up, two feature worker processes
 def test_kedro_features_pipeline_on_an_s3_corpus(project, s3_corpus):
     env = {k: v for k, v in os.environ.items() if k != "HERO_PROJECT_ROOT"}  # the AWS environment of s3_corpus
-    cmd = [sys.executable, "-m", "kedro", "run", "--env", "test", "--pipeline=features",
+    cmd = [sys.executable, "-m", "kedro", "run", "--env", "test", "--pipelines=features",
            f"--params=corpus.path={s3_corpus},features.extract.workers=2"]
     out = subprocess.run(cmd, check=False, cwd=project, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -77,7 +77,7 @@ def test_a_worker_secret_passed_as_launch_env_reaches_no_store_file_or_log(proje
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipeline", "pretrain",
+    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipelines", "pretrain",
                           "--params", f"launch.env.AWS_SECRET_ACCESS_KEY={PLANTED}"],
                          cwd=project, env=kedro_env(), capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]

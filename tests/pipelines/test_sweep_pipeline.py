@@ -1,4 +1,4 @@
-"""`kedro run --pipeline=sweep` in-process on conf/test: real torchrun jobs, a real sqlite study, MLflow."""
+"""`kedro run --pipelines=sweep` in-process on conf/test: real torchrun jobs, a real sqlite study, MLflow."""
 
 import json
 import os
@@ -74,7 +74,7 @@ def test_sweep_runs_trials_as_child_runs_and_feeds_the_next_pretraining(project)
 
     # a resumed sweep with a larger total runs only the missing trial (a second `kedro run`, as a user would)
     env = {k: v for k, v in os.environ.items() if k != "HERO_PROJECT_ROOT"}  # the copy is the cwd
-    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--pipeline=sweep", "--env", "test",
+    out = subprocess.run([sys.executable, "-m", "kedro", "run", "--pipelines=sweep", "--env", "test",
                           "--params", "sweep.n_trials=3"], cwd=project, env=env, capture_output=True, text=True,
                          timeout=900, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
