@@ -147,6 +147,43 @@ class RedactSecrets:
             inputs.update(real)
 
 
+class BadInputExit:
+    """``kedro run`` with a misspelled parameter key, a wrong value or a malformed input file: one line on stderr,
+    ``error: <file, line or key>: <rule>`` (with "did you mean" for a key), and exit status 2, instead of Kedro's
+    traceback. Runs after every other ``on_pipeline_error`` hook (``trylast``: kedro-mlflow has closed its run).
+    ``HERO_DEBUG=1`` keeps the traceback. Any other error (a bug, a failed job) keeps its traceback as before."""
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error: Exception) -> None:
+        import os
+        import sys
+
+        bad = bad_input(error)
+        if bad is None or os.environ.get("HERO_DEBUG"):
+            return
+        print(f"error: {bad}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+
+def bad_input(error: BaseException) -> BaseException | None:
+    """The bad-input error in ``error``'s chain (itself, or what it was raised from: Kedro wraps a dataset's
+    errors), or None: a config error (`hero.config.ConfigError`), a malformed corpus or release file
+    (`hero.corpus.errors.CorpusError`, `hero.metrics.formats.files.FormatError`), a checkpoint of another
+    architecture (`hero.train.checkpoint.ArchitectureMismatch`)."""
+    from hero.config import ConfigError
+    from hero.corpus.errors import CorpusError
+    from hero.metrics.formats.files import FormatError
+    from hero.train.checkpoint import ArchitectureMismatch
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (ConfigError, CorpusError, FormatError, ArchitectureMismatch)):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 class TrackRuns:
     """Owns the MLflow runs of a pipeline run below kedro-mlflow's parent run.
 

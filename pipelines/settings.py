@@ -9,7 +9,7 @@ from pipelines.config_loader import (
     LocalLastConfigLoader,
     project_root,
 )
-from pipelines.hooks import MlflowStoreLock, RedactSecrets, SecretGuard, TrackRuns
+from pipelines.hooks import BadInputExit, MlflowStoreLock, RedactSecrets, SecretGuard, TrackRuns
 
 __all__ = ["CONFIG_LOADER_ARGS", "CONFIG_LOADER_CLASS", "HOOKS", "PROJECT_ROOT", "project_root"]
 
@@ -32,6 +32,6 @@ def _load_kedro_mlflow_quietly() -> None:
 
 _load_kedro_mlflow_quietly()
 
-HOOKS = (SecretGuard(), MlflowStoreLock(), RedactSecrets(), TrackRuns())
+HOOKS = (SecretGuard(), MlflowStoreLock(), RedactSecrets(), TrackRuns(), BadInputExit())
 
 CONFIG_LOADER_CLASS = LocalLastConfigLoader   # conf/local is read last under any --env too (pipelines/config_loader.py)

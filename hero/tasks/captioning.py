@@ -226,12 +226,12 @@ class CaptioningTask(DownstreamTask):
     def pretrained_mapping(self, state: Mapping[str, Tensor]) -> dict[str, str]:
         return self.PRETRAINED_DECODER if _has_decoder(state) else self.PRETRAINED
 
-    def load_pretrained_state(self, state: Mapping[str, Tensor]) -> list[str]:
+    def load_pretrained_state(self, state: Mapping[str, Tensor], fresh: Sequence[str] = ()) -> list[str]:
         """As `DownstreamTask.load_pretrained_state`, the decoder too when the checkpoint has one; a decoder of
         another shape is refused, naming both settings. Logs and keeps (``decoder_init``) what the head got."""
         if _has_decoder(state):
             self._check_decoder_shape(state)
-        missing = super().load_pretrained_state(state)
+        missing = super().load_pretrained_state(state, fresh)
         head = [k for k in self.state_dict() if k.startswith("head.")]
         gone = set(missing)
         self.decoder_init = DecoderInitReport(source="heads.dec" if _has_decoder(state) else "heads.mlm",

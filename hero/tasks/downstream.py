@@ -4,7 +4,7 @@ pretraining checkpoint's weights), HERO's two-layer MLP head and attention pooli
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -217,9 +217,9 @@ class DownstreamTask(nn.Module):
         may or may not have been pretrained (captioning's decoder) picks by the keys ``state`` holds."""
         return self.PRETRAINED
 
-    def load_pretrained_state(self, state: Mapping[str, Tensor]) -> list[str]:
-        """Copy the ``PRETRAINED`` parts of ``state`` (`pretrained_mapping`) into this task; returns the keys left
-        missing."""
+    def load_pretrained_state(self, state: Mapping[str, Tensor], fresh: Sequence[str] = ()) -> list[str]:
+        """Copy the ``PRETRAINED`` parts of ``state`` (`pretrained_mapping`) into this task, except the own keys
+        under a ``fresh`` prefix (they keep their initialisation); returns the keys left missing."""
         mapped = {}
         mapping = self.pretrained_mapping(state)
         for key, value in state.items():
@@ -227,10 +227,13 @@ class DownstreamTask(nn.Module):
                 if key.startswith(src):
                     mapped[dst + key[len(src):]] = value
                     break
+        under = tuple(p + "." for p in fresh)
+        mapped = {k: v for k, v in mapped.items() if k not in fresh and not k.startswith(under)}
         result = self.load_state_dict(mapped, strict=False)
         if result.unexpected_keys:
             raise PretrainedKeyError(f"{self.name}: pretrained keys with no place in the task: {result.unexpected_keys[:8]}")
-        bad = [k for k in result.missing_keys if not k.startswith(self.ALLOWED_MISSING)]
+        bad = [k for k in result.missing_keys
+               if not k.startswith(self.ALLOWED_MISSING) and k not in fresh and not k.startswith(under)]
         if bad:
             raise PretrainedKeyError(f"{self.name}: missing pretrained keys {bad[:8]} "
                                      f"(allowed missing: {self.ALLOWED_MISSING})")

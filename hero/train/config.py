@@ -251,6 +251,10 @@ class TrainConfig:
     """A checkpoint directory (or weights .safetensors) whose weights initialise a fresh run (finetuning);
     ignored when run_dir already holds a checkpoint to resume. An ``s3://`` URI names a published checkpoint,
     run folder (its newest step) or .safetensors file, fetched into the local cache first."""
+    init_fresh: tuple[str, ...] = ()
+    """Parts of the model that start from their fresh initialisation instead of from ``init_from``: prefixes of
+    the task model's parameter names (``encoder.temporal``: the Temporal Transformer; ``encoder.frame_embed``,
+    ``encoder.cross``, ``head``…). Each must name at least one parameter. Empty: everything ``init_from`` has."""
     select: SelectConfig = field(default_factory=SelectConfig)
     """Model selection on a held-out split (finetuning only)."""
     mirror_to: str | None = None

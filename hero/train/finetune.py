@@ -9,9 +9,11 @@ the video features; `load_task_model` rebuilds a finished job's task model for i
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import logging
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import torch
@@ -58,9 +60,10 @@ class FinetuneModel(nn.Module):
         if objective != self.dataset:
             raise ValueError(f"{self.dataset} finetuning was asked to run objective {objective!r}")
 
-    def load_pretrained(self, path: str | Path) -> list[str]:
+    def load_pretrained(self, path: str | Path, fresh: Sequence[str] = ()) -> list[str]:
         """Initialise from a pretraining checkpoint (a step directory, a run directory, or a .safetensors file)
-        through the task's key mapping (``encoder.*``, and e.g. ``heads.vsm.*`` for moment retrieval)."""
+        through the task's key mapping (``encoder.*``, and e.g. ``heads.vsm.*`` for moment retrieval), except the
+        parameters under the ``fresh`` prefixes (``train.init_fresh``), which keep their fresh initialisation."""
         path = Path(path)
         if path.is_dir():
             from hero.train.checkpoint import find_latest
@@ -69,9 +72,27 @@ class FinetuneModel(nn.Module):
             path = (latest.path if latest else path) / "model.safetensors"
         if not path.exists():
             raise FileNotFoundError(f"train.init_from: no weights at {path}")
-        missing = self.task.load_pretrained_state(load_file(str(path)))
-        log.info("initialised %s from %s (%d keys start from scratch)", self.task.name, path, len(missing))
+        missing = self.task.load_pretrained_state(load_file(str(path)), fresh=fresh_prefixes(self.task, fresh))
+        log.info("initialised %s from %s (%d keys start from scratch%s)", self.task.name, path, len(missing),
+                 f"; fresh by train.init_fresh: {', '.join(fresh)}" if fresh else "")
         return missing
+
+
+def fresh_prefixes(module: nn.Module, prefixes: Sequence[str]) -> tuple[str, ...]:
+    """``prefixes`` checked against ``module``'s parameter names (each must name one at least, as a whole dotted
+    component: ``encoder.temporal`` names ``encoder.temporal.layers.0…``, not ``encoder.temporal_embed``)."""
+    names = [n for n, _ in module.named_parameters()]
+    out = []
+    for p in prefixes:
+        p = p.rstrip(".")
+        if not any(n == p or n.startswith(p + ".") for n in names):
+            parts = sorted({".".join(n.split(".")[:k]) for n in names for k in (1, 2)})
+            close = difflib.get_close_matches(p, parts, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"train.init_fresh: {p!r} names no parameter of the {getattr(module, 'name', 'task')} "
+                              f"model ({hint}e.g. {', '.join(x for x in parts if '.' in x)})")
+        out.append(p)
+    return tuple(out)
 
 
 def build_task_model(dataset: str, task_cfg: Any, preset: Preset,

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from hero import __version__ as hero_version
-from hero.config import to_dict
+from hero.config import ConfigError, to_dict
 from hero.data.batch import VideoBatch, tensors_to
 from hero.storage.atomic import write_text_atomic
 from hero.tasks import PretrainModel, TaskSampler
@@ -194,8 +194,10 @@ class Trainer:
 
     def _init_weights(self, source: str) -> None:
         if hasattr(self.model, "load_pretrained"):  # a finetuning task maps the pretraining keys itself
-            self.model.load_pretrained(source)
+            self.model.load_pretrained(source, fresh=self.cfg.train.init_fresh)
             return
+        if self.cfg.train.init_fresh:
+            raise ConfigError("train.init_fresh: only for finetuning (a task's model maps the pretrained keys)")
         path = Path(source)
         src = ckpt.load_step(path) if path.is_dir() else None
         if src is not None:
