@@ -255,3 +255,4 @@ def test_json_and_text_outputs_are_whole_or_the_old_file(tmp_path, kind):
             for t in types(entry):
                 if t.endswith(("JSONDataset", "TextDataset")):
                     assert t.startswith("pipelines.datasets.Atomic"), f"{catalog}: {name} is a plain {t}"
+
