@@ -60,6 +60,9 @@ def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str
 
     def one(dataset: str) -> dict[str, float]:
         run = merge(merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {}), {"model": model})
+        # an ablation measures what each variant's pretraining learned: every part comes from its checkpoint (the
+        # main recipe's train.init_fresh would discard e.g. the temporal level that FOM trains; a flat encoder has none)
+        run = merge(run, {"train": {"init_fresh": []}})
         cfg = merge(corpus_run_config(run, manifest_info, features_info),
                     {"task": dataset, "train": {"init_from": pre_info["run_dir"] if pre_info else None}})
         job = TrainingJob(name=dataset, title=f"{name}: {dataset}", config=cfg, launch=task_launch, data=data,

@@ -78,6 +78,7 @@ def test_hero_tv_job_configs_validate(conf, roberta_like_vocab):
     t = ft.train
     assert (t.global_batch, t.micro_batch, t.max_steps, t.precision, t.ckpt_every, t.seed) == (512, 32, 5000, "bf16", 200, 77)
     assert batch_layout(t, 8).accum == 2           # the original: 8 GPUs x 32 queries x 2 accumulation steps
+    assert t.init_fresh == ()                       # the original finetunes every pretrained part (conf/base does not)
 
     # evaluation options are checked PredictOptions; launch and corpus as the nodes read them
     assert predict_options(params["evaluate"]["options"]["tvr"], "tvr").corpus_batch_size == 50
