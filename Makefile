@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY = true
 export DVC_NO_ANALYTICS = 1
 export KEDRO_LOGGING_CONFIG ?= $(CURDIR)/conf/logging.yml
 
-.PHONY: install run test test-all bench ui clean
+.PHONY: install run test test-all test-concurrency bench ui clean
 
 install: $(STAMP)
 
@@ -39,6 +39,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "not gpu" -q
+
+# Two `kedro run --env test` started at once in one folder, N times in a row (default 10); stops at the first failure.
+test-concurrency: $(STAMP)
+	for i in $$(seq $(or $(N),10)); do s=$$(date +%s); \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests/pipelines/test_concurrent_runs.py >/dev/null \
+	    || { echo "run $$i failed: rerun the test to see why"; exit 1; }; echo "run $$i passed in $$(( $$(date +%s) - s )) s"; done
 
 bench: $(STAMP)
 	$(BIN)/python -m hero.bench
