@@ -82,3 +82,17 @@ def test_ablation_variant_runs_its_tasks_side_by_side_as_child_runs(project):
     with KedroSession.create(project_path=project, env="test") as session:
         session.run(pipeline_names=["ablation_table"])
     assert "flat_all" in (project / "docs/results.md").read_text()
+
+
+def test_the_table_names_the_split_its_rows_were_scored_on(project):
+    from pipelines.ablation.nodes import ablation_table
+
+    reports = project / "reports/ablations"
+    reports.mkdir(parents=True)
+    for name, split in (("flat_all", "test"), ("hier_all", "val")):
+        (reports / f"{name}.json").write_text(json.dumps({"variant": name, "split": split, "retrieval/r1": 30.0}))
+    ablation = {"tasks": ["retrieval"], "variants": {"hier_all": {"encoder": "hierarchical"}, "flat_all": {"encoder": "flat"}}}
+    table = ablation_table(ablation, {"split": "test"})
+    assert "(test split," in table
+    rows = {ln.split("|")[1].strip(): ln for ln in table.splitlines() if ln.startswith("| ")}
+    assert "(val split)" in rows["hier_all"] and "split)" not in rows["flat_all"]
