@@ -88,6 +88,12 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     return value
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the choice closest to ``word`` (difflib), or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any], *, _path: str = "") -> T:
     """Build the dataclass ``cls`` from a plain mapping, recursively and strictly.
 
@@ -101,9 +107,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, _path: str = "") -> T:
     for key, value in data.items():
         path = f"{_path}.{key}" if _path else str(key)
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(f"{path}: unknown key ({hint}known: {', '.join(sorted(fields))})")
+            raise ConfigError(f"{path}: unknown key ({did_you_mean(str(key), fields)}known: {', '.join(sorted(fields))})")
         kwargs[key] = _coerce(value, hints[key], path)
     try:
         return cls(**kwargs)

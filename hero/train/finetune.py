@@ -9,7 +9,6 @@ the video features; `load_task_model` rebuilds a finished job's task model for i
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import logging
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from hero.config import ConfigError, from_dict
+from hero.config import ConfigError, did_you_mean, from_dict
 from hero.data.batch import VideoBatch
 from hero.presets import Preset, preset_tokenizer
 from hero.tasks.base import TaskOutput
@@ -87,10 +86,8 @@ def fresh_prefixes(module: nn.Module, prefixes: Sequence[str]) -> tuple[str, ...
         p = p.rstrip(".")
         if not any(n == p or n.startswith(p + ".") for n in names):
             parts = sorted({".".join(n.split(".")[:k]) for n in names for k in (1, 2)})
-            close = difflib.get_close_matches(p, parts, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(f"train.init_fresh: {p!r} names no parameter of the {getattr(module, 'name', 'task')} "
-                              f"model ({hint}e.g. {', '.join(x for x in parts if '.' in x)})")
+                              f"model ({did_you_mean(p, parts)}e.g. {', '.join(x for x in parts if '.' in x)})")
         out.append(p)
     return tuple(out)
 

@@ -19,6 +19,8 @@ from hero.tasks.text_video_retrieval import TextVideoRetrievalConfig, TextVideoR
 from hero.tasks.video_inference import ViolinConfig, ViolinTask, collate_violin
 from hero.tasks.video_qa import VideoQaConfig, VideoQaTask, collate_video_qa
 
+from task_helpers import overfit
+
 
 def _preset(encoder="hierarchical"):
     return get_preset("hero-tiny", encoder=encoder, dropout=0.0, attention_dropout=0.0)
@@ -37,19 +39,6 @@ def _tokens(p, g, lo=3, hi=7, first=None):
 
 def _grad(module):
     return sum(float(q.grad.abs().sum()) for q in module.parameters() if q.grad is not None)
-
-
-def _overfit(task, inputs, steps=40, lr=3e-3):
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(task.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        out = task(inputs)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        losses.append(float(out.loss.detach()))
-    return losses
 
 
 # ---------------------------------------------------------------------- shared pieces
@@ -103,7 +92,7 @@ def test_moment_retrieval_loss_gradients_and_overfit():
     assert out.loss.dim() == 0 and torch.isfinite(out.loss) and "moment_retrieval/loss_st_ed" in out.metrics
     out.loss.backward()
     assert _grad(task.encoder.cross) > 0 and _grad(task.encoder.temporal) > 0
-    losses = _overfit(MomentRetrievalTask(p.model, cfg, p.tokens), inputs)
+    losses = overfit(MomentRetrievalTask(p.model, cfg, p.tokens), inputs)
     assert losses[-1] < 0.3 * losses[0], losses[::8]
 
 
@@ -214,7 +203,7 @@ def test_video_qa_overfits():
     p = _preset()
     inputs = TASKS["video_qa"].collate(_qa_examples(p, n=4, seed=1), p.tokens, VideoQaConfig(), clip_len=1.5)
     task = VideoQaTask(p.model, VideoQaConfig(), p.tokens)
-    losses = _overfit(task, inputs, steps=30)
+    losses = overfit(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
     assert float(task(inputs).metrics["video_qa/acc"]) == 1.0
 
@@ -236,7 +225,7 @@ def test_violin_pairs_statements_loss_and_overfit():
     assert torch.isfinite(out.loss)
     out.loss.backward()
     assert _grad(task.encoder.cross) > 0 and _grad(task.encoder.temporal) > 0
-    losses = _overfit(ViolinTask(p.model, ViolinConfig(), p.tokens), inputs, steps=30)
+    losses = overfit(ViolinTask(p.model, ViolinConfig(), p.tokens), inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
     pred = task.eval().predict(inputs)
     assert pred.label.shape == (6,) and ((pred.prob >= 0) & (pred.prob <= 1)).all()
@@ -284,7 +273,7 @@ def test_text_video_retrieval_loss_overfit_and_scores():
     assert torch.isfinite(out.loss)
     out.loss.backward()
     assert _grad(task.encoder.temporal) > 0
-    losses = _overfit(TextVideoRetrievalTask(p.model, cfg, p.tokens), inputs, steps=30)
+    losses = overfit(TextVideoRetrievalTask(p.model, cfg, p.tokens), inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
     task.eval()
     corpus = task.encode_corpus([inputs.batch])

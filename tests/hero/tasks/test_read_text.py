@@ -12,6 +12,8 @@ from hero.tasks.downstream import SubtitleTextReader
 from hero.tasks.video_inference import ViolinConfig, ViolinTask, collate_violin
 from hero.tasks.video_qa import VideoQaConfig, VideoQaTask, collate_video_qa
 
+from task_helpers import overfit
+
 
 def _preset():
     return get_preset("hero-tiny", dropout=0.0, attention_dropout=0.0)
@@ -97,19 +99,6 @@ def _qa_examples(p, batch, seed=0, answers=4):
     return out
 
 
-def _train(task, inputs, steps, lr=3e-3):
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(task.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        out = task(inputs)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        losses.append(float(out.loss.detach()))
-    return losses
-
-
 def _qa_task(**option):
     p = _preset()
     batch = _batch(p, n=4, seed=3)
@@ -141,7 +130,7 @@ def test_video_qa_with_read_text_trains_the_reader_and_fits():
     out.loss.backward()
     # weights only: the pooling bias and the answer-wise bias cancel in a softmax and get no gradient
     assert all(float(m.weight.grad.abs().sum()) > 0 for m in (task.head.text.pool, task.head.text.pred.fc1))
-    losses = _train(task, inputs, steps=30)
+    losses = overfit(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
     assert float(task(inputs).metrics["video_qa/acc"]) == 1.0
 
@@ -150,7 +139,7 @@ def test_violin_with_read_text_trains_the_reader_and_fits():
     task, inputs = _violin_task(read_text=True)
     task(inputs).loss.backward()
     assert all(float(m.weight.grad.abs().sum()) > 0 for m in (task.head.text.pool, task.head.text.pred.fc1))
-    losses = _train(task, inputs, steps=30)
+    losses = overfit(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
 
 
@@ -183,13 +172,13 @@ def test_video_qa_with_text_match_trains_the_encoder_through_it_and_fits():
     task, inputs = _qa_task(text_match=True)
     task(inputs).loss.backward()
     assert task.head.match.scale.grad is not None and _grad_sum(task.encoder.cross) > 0
-    losses = _train(task, inputs, steps=30)
+    losses = overfit(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
 
 
 def test_violin_with_text_match_fits():
     task, inputs = _violin_task(text_match=True)
-    losses = _train(task, inputs, steps=30)
+    losses = overfit(task, inputs, steps=30)
     assert losses[-1] < 0.3 * losses[0], losses[::6]
     assert bool(task.head.match.shift_initialised)
 
