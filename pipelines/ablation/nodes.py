@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 from typing import Any
 
 from hero.config import merge
 from pipelines import tracking
 from pipelines.datasets import TrainingJob, run_job, side_by_side
 from hero.tasks import headlines
-from pipelines.evaluate.nodes import evaluate_task
+from pipelines.evaluate.nodes import evaluate_with_examples
 from pipelines.finetune.nodes import job_launch
 from pipelines.paths import layer, reports
 from pipelines.pretrain.nodes import corpus_run_config, job_title
@@ -23,25 +24,32 @@ MLFLOW_UI = "http://127.0.0.1:5000"
 
 
 def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str, Any], finetune: dict[str, Any],
-                 evaluate: dict[str, Any], launch: dict[str, Any], manifest_info: dict[str, Any],
-                 features_info: dict[str, Any]) -> dict[str, Any]:
+                 evaluate: dict[str, Any], launch: dict[str, Any], features: dict[str, Any],
+                 manifest_info: dict[str, Any], features_info: dict[str, Any]) -> dict[str, Any]:
     """Run the variant ``variant_name`` (``params:ablation_variant``) of ``ablation.variants``.
 
     A variant sets ``encoder`` (hierarchical | flat), ``tasks`` (the pretraining mix) or ``pretrain: false``
-    (finetune from the text-initialised model only), and may list ``extra_tasks``: downstream datasets it also
-    finetunes and evaluates (e.g. ``[tvc]`` for the decoder-pretraining pair). The result goes to
-    ``reports/ablations/<variant>.json``: the headline metric of each task in ``ablation.tasks`` and its extras.
+    (finetune from the text-initialised model only), and may set ``model`` (more hero.model fields, e.g.
+    ``{regions: true}``), ``features`` (overrides of ``params:features.extract``: the variant then reads its own
+    feature store, extracted into its folder, e.g. ``{regions: {top_motion: 4}}``) and ``extra_tasks``: downstream
+    datasets it also finetunes and evaluates (e.g. ``[tvc]`` for the decoder-pretraining pair). The result goes to
+    ``reports/ablations/<variant>.json``: the headline metric of each task in ``ablation.tasks`` and its extras,
+    and the metrics ``ablation.metrics`` adds; the per-example values of those metrics (the input of the table's
+    paired intervals, ``ablation.pairs``) to ``data/06_models/ablation/<variant>/examples.json``.
     """
     name = variant_name
     if name not in ablation["variants"]:
         raise ValueError(f"ablation_variant: {name!r} is not one of {sorted(ablation['variants'])}")
     variant = ablation["variants"][name]
-    model = {"encoder": variant.get("encoder", "hierarchical")}
+    model = {"encoder": variant.get("encoder", "hierarchical"), **(variant.get("model") or {})}
     tracker = tracking.current()
     tracker.parent.set_tags({"ablation": name})
+    models = layer("06_models") / "ablation" / name
+    if variant.get("features"):
+        features_info = variant_features(name, merge(features, {"extract": variant["features"]}), manifest_info,
+                                         models)
     keys = {"manifest": manifest_info["key"], "features": features_info["key"]}
     data = (manifest_info, features_info)
-    models = layer("06_models") / "ablation" / name
     pre_info = None
     if variant.get("pretrain", True):
         run = merge(pretrain["run"], {"model": model, "train": ablation.get("pretrain_train", {})})
@@ -69,15 +77,40 @@ def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str
                           inputs={**keys, "pretrain": pre_info and pre_info["key"]},
                           tags={"task": dataset, "ablation": name})
         info = run_job(job, models)
-        return evaluate_task({"run": info}, evaluate, manifest_info, features_info, dataset=dataset,
-                             out_root=models / "predictions")["run"]
+        out = evaluate_with_examples({"run": info}, evaluate, manifest_info, features_info, dataset=dataset,
+                                     out_root=models / "predictions", keep=extra_metrics(ablation, dataset))
+        return {"metrics": out["metrics"]["run"], "examples": out["examples"]["run"]}
 
     results = side_by_side({dataset: functools.partial(one, dataset) for dataset in datasets}, parallel)
-    for dataset, metrics in results.items():
-        for metric in headlines(dataset):
-            row[f"{dataset}/{metric}"] = metrics.get(f"{dataset}/{split}/{metric}")
+    for dataset, result in results.items():
+        for metric in [*headlines(dataset), *extra_metrics(ablation, dataset)]:
+            row[f"{dataset}/{metric}"] = result["metrics"].get(f"{dataset}/{split}/{metric}")
+    examples = {"split": split, "tasks": {dataset: result["examples"] for dataset, result in results.items()}}
+    write_json_atomic(models / EXAMPLES, examples)
     write_json_atomic(reports("ablations", f"{name}.json"), row)
     return row
+
+
+EXAMPLES = "examples.json"
+"""A variant's per-example values, ``{"split", "tasks": {dataset: {metric: {example id: value}}}}``, in its folder."""
+
+
+def variant_features(name: str, features: dict[str, Any], manifest_info: dict[str, Any],
+                     models: Path) -> dict[str, Any]:
+    """The feature store of a variant with its own ``features`` settings: the manifest's videos extracted into
+    ``<models>/features`` (content-addressed: a run that finds them there extracts nothing)."""
+    from pipelines.datasets import FeatureStoreDataset
+    from pipelines.features.nodes import extract_features
+
+    log.info("ablation %s: its own features (%s) under %s", name, features.get("extract"), models / "features")
+    stores = FeatureStoreDataset(filepath=str(models / "features_info.json"), folder=str(models / "features"))
+    stores.save(extract_features(manifest_info, features))
+    return stores.load()
+
+
+def extra_metrics(ablation: dict[str, Any], dataset: str) -> list[str]:
+    """The metrics ``ablation.metrics`` adds to ``dataset``'s headlines (e.g. ``{tvr: [vr_v_r1]}``), in order."""
+    return [m for m in (ablation.get("metrics") or {}).get(dataset) or [] if m not in headlines(dataset)]
 
 
 def variant_tasks(ablation: dict[str, Any], name: str) -> list[str]:
@@ -107,19 +140,69 @@ def ablation_table(ablation: dict[str, Any], evaluate: dict[str, Any] | None = N
             continue
         run, exp = r.get("mlflow_run_id"), r.get("mlflow_experiment_id")
         link = f"[{name}]({MLFLOW_UI}/#/experiments/{exp}/runs/{run})" if run and exp else name
-        columns = [f"{t}/{m}" for t in table_tasks(ablation) for m in headlines(t)]
+        columns = table_columns(ablation)
         setting = describe(ablation["variants"][name])
         if r.get("split", split) != split:  # a row scored on another split than the table's (older runs: val)
             setting += f" ({r.get('split')} split)"
         rows.append({"variant": link, **{c: r.get(c, "") for c in columns}, "setting": setting})
-    cols = ["variant", *[f"{t}/{m}" for t in table_tasks(ablation) for m in headlines(t)], "setting"]
+    cols = ["variant", *table_columns(ablation), "setting"]
     rows += ablation_rows(cols[1:-1], split)
     header = (f"Per task and metric ({split} split, synthetic corpus, the demo budget). Regenerated by `dvc repro` "
               "(stage ablation_table); the links open each variant's run in `mlflow ui` (default address).\n\n")
     from hero.metrics.results import intervals_section
 
-    return ("# Ablations\n\n" + header + results_table(rows, cols) + "\n" + baselines_markdown() + "\n"
-            + intervals_section())
+    return ("# Ablations\n\n" + header + results_table(rows, cols) + "\n" + pairs_section(ablation, split)
+            + baselines_markdown() + "\n" + intervals_section())
+
+
+def table_columns(ablation: dict[str, Any]) -> list[str]:
+    """``<dataset>/<metric>`` for each table dataset: its headlines, then the metrics ``ablation.metrics`` adds."""
+    return [f"{t}/{m}" for t in table_tasks(ablation) for m in [*headlines(t), *extra_metrics(ablation, t)]]
+
+
+def pairs_section(ablation: dict[str, Any], split: str) -> str:
+    """Each pair ``[a, b]`` of ``ablation.pairs``: a − b per dataset and metric both variants scored, paired over
+    the same examples, with 95% intervals, a verdict and the reference baselines (`hero.metrics.results`); a pair
+    whose variants have not both run on ``split`` is named as such."""
+    from hero.metrics.results import metric_rows, results_markdown
+    from pipelines.reporting import BASELINE_COLUMNS
+    from pipelines.baselines.nodes import baselines_path
+
+    pairs = ablation.get("pairs") or []
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2 and set(pair) <= set(ablation["variants"])):
+            raise ValueError(f"ablation.pairs[{i}]: two variants of ablation.variants, got {pair!r}")
+    if not pairs:
+        return ""
+    baselines = read_json_file(baselines_path()) or {}
+    out = ["## Paired comparisons\n",
+           f"Each pair of variants on the same {split} examples (one seed each: the interval is over examples).\n"]
+    for pair in pairs:
+        a, b = pair
+        found = {v: read_json_file(layer("06_models") / "ablation" / v / EXAMPLES) for v in (a, b)}
+        missing = [v for v, ex in found.items() if not ex or ex.get("split") != split]
+        out.append(f"### {a} vs {b}: {describe_difference(ablation, a, b)}\n")
+        if missing:
+            out.append(f"Not run on the {split} split yet: {', '.join(missing)}.\n")
+            continue
+        rows = []
+        for dataset in found[a]["tasks"]:
+            if dataset not in found[b]["tasks"]:
+                continue
+            ex_a, ex_b = found[a]["tasks"][dataset], found[b]["tasks"][dataset]
+            metrics = [m for m in [*headlines(dataset), *extra_metrics(ablation, dataset)] if m in ex_a and m in ex_b]
+            references = {m: {r: baselines.get(r, {}).get(f"{dataset}/{split}/{m}") for r in BASELINE_COLUMNS}
+                          for m in metrics}
+            rows += metric_rows(dataset, {a: [ex_a], b: [ex_b]}, metrics, references)
+        out.append(results_markdown(rows, [(a, b)]) if rows else "No dataset in common.\n")
+    return "\n".join(out) + "\n"
+
+
+def describe_difference(ablation: dict[str, Any], a: str, b: str) -> str:
+    """What variant ``a`` sets differently from ``b`` (its keys whose values differ), for a pair's heading."""
+    va, vb = ablation["variants"][a], ablation["variants"][b]
+    diff = {k: v for k, v in va.items() if vb.get(k) != v and k != "extra_tasks"}
+    return "; ".join(f"{k} {v}" for k, v in diff.items()) or "same settings"
 
 
 def describe(variant: dict[str, Any]) -> str:
@@ -127,4 +210,5 @@ def describe(variant: dict[str, Any]) -> str:
         return "no video-language pretraining"
     mix = ", ".join(f"{k} {v:g}" for k, v in variant.get("tasks", {}).items()) or "default mix"
     extra = f"; also {', '.join(variant['extra_tasks'])}" if variant.get("extra_tasks") else ""
-    return f"{variant.get('encoder', 'hierarchical')}; {mix}{extra}"
+    more = "".join(f"; {key} {variant[key]}" for key in ("model", "features") if variant.get(key))
+    return f"{variant.get('encoder', 'hierarchical')}; {mix}{more}{extra}"

@@ -6,7 +6,7 @@ from pipelines.ablation.nodes import ablation_table, run_ablation
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         node(run_ablation, inputs=["params:ablation_variant", "params:ablation", "params:pretrain", "params:finetune", "params:evaluate",
-                                   "params:launch", "manifest_info", "features_info"],
+                                   "params:launch", "params:features", "manifest_info", "features_info"],
              outputs="ablation_result", name="run_ablation", tags=["ablation"]),
     ])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -31,17 +31,19 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
 
 
 def evaluate_with_examples(finetune_info: dict[str, Any], evaluate: dict[str, Any], manifest_info: dict[str, Any],
-                           features_info: dict[str, Any], *, dataset: str,
-                           out_root: Path | None = None) -> dict[str, Any]:
-    """`evaluate_task`'s metrics (``metrics``) and each job's per-example values of the task's headline metrics
-    (``examples``: ``{job: {metric: {example id: value}}}``, the input of the results table's intervals)."""
+                           features_info: dict[str, Any], *, dataset: str, out_root: Path | None = None,
+                           keep: Sequence[str] = ()) -> dict[str, Any]:
+    """`evaluate_task`'s metrics (``metrics``) and each job's per-example values of the task's headline metrics and
+    of ``keep`` (``examples``: ``{job: {metric: {example id: value}}}``, the input of the results table's
+    intervals)."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest, store = open_manifest(manifest_info), open_store(features_info)
     out: dict[str, Any] = {}
     examples: dict[str, Any] = {}
     for job, info in finetune_info.items():
         out_dir = (out_root or layer("07_model_output")) / dataset / job
-        metrics, files, per_example = evaluate_run(info["run_dir"], dataset, manifest, store, evaluate, out_dir, job)
+        metrics, files, per_example = evaluate_run(info["run_dir"], dataset, manifest, store, evaluate, out_dir, job,
+                                                     keep)
         run = tracking.current().run(info.get("mlflow_run_id"))
         run.log_metrics(metrics)
         for folder, path in files.items():
@@ -53,10 +55,11 @@ def evaluate_with_examples(finetune_info: dict[str, Any], evaluate: dict[str, An
 
 
 def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str, Any], out_dir: Path,
-                 init: str) -> tuple[dict[str, float], dict[str, Path], dict[str, dict[str, float]]]:
+                 init: str, keep: Sequence[str] = ()) -> tuple[dict[str, float], dict[str, Path], dict[str, dict[str, float]]]:
     """One finetuned run's metrics on ``evaluate.split``, its files by kind (predictions; for moment retrieval a
     picture of the top moments of a few queries and the HTML search page) and the per-example values of its
-    task's headline metrics (`DownstreamTask.per_example`)."""
+    task's headline metrics and of the metrics in ``keep`` (`DownstreamTask.per_example`; e.g. TVR's ``vr_v_r1``,
+    VR R@1 over the visual-only queries, keyed by their query ids)."""
     from hero.eval.predict import predict_options, predict_split, retrieval_examples
     from hero.presets import preset_tokenizer
     from hero.tasks import Written, task_of_dataset
@@ -70,7 +73,10 @@ def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str
     task = task_of_dataset(dataset)
     per_example = task.per_example(Path(res["predictions"]), Path(res["annotations"]), options,
                                    Written(res["count"], res["num_videos"]))
-    per_example = {m: per_example[m] for m in task.headlines if m in per_example}
+    missing = [m for m in keep if m not in per_example]
+    if missing:  # e.g. a by-type metric on a split without queries of that type
+        log.warning("%s %s: no per-example values for %s (has %s)", dataset, split, missing, sorted(per_example))
+    per_example = {m: per_example[m] for m in dict.fromkeys([*task.headlines, *keep]) if m in per_example}
     files = {"predictions": res["predictions"]}
     if model.name == "moment_retrieval":  # a picture of what the model retrieves for a few queries
         examples = retrieval_examples(res["predictions"], manifest, dataset, split, num_queries=6, top_k=5)

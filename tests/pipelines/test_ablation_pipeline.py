@@ -56,10 +56,67 @@ def test_the_decoder_pretraining_pair_is_configured_and_has_its_dvc_stages():
     ablation = yaml.safe_load((ROOT / "conf/base/parameters_ablation.yml").read_text())["ablation"]["variants"]
     without, with_dec = ablation["hier_all"], ablation["hier_all_dec"]
     assert with_dec["tasks"] == {**without["tasks"], "dec": with_dec["tasks"]["dec"]} and with_dec["tasks"]["dec"] > 0
-    assert "dec" not in without["tasks"] and without["extra_tasks"] == with_dec["extra_tasks"] == ["tvc"]
+    assert "dec" not in without["tasks"] and "tvc" in without["extra_tasks"] and with_dec["extra_tasks"] == ["tvc"]
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert set(stages["ablation"]["foreach"]) == set(ablation)
     assert {f"reports/ablations/{v}.json" for v in ablation} <= set(stages["ablation_table"]["deps"])
+
+
+def test_the_region_token_pair_differs_only_in_regions_and_its_table_inputs_are_dvc_deps():
+    import yaml
+
+    ROOT = Path(__file__).resolve().parents[2]
+    ablation = yaml.safe_load((ROOT / "conf/base/parameters_ablation.yml").read_text())["ablation"]
+    without, with_regions = ablation["variants"]["hier_all"], ablation["variants"]["hier_all_regions"]
+    assert with_regions["model"] == {"regions": True} and with_regions["features"]["regions"]["top_motion"] > 0
+    assert {k: v for k, v in with_regions.items() if k not in ("model", "features", "extra_tasks")} == \
+        {k: v for k, v in without.items() if k != "extra_tasks"}
+    assert "tvqa" in with_regions["extra_tasks"] and "tvqa" in without["extra_tasks"]   # the three tasks
+    assert ["hier_all_regions", "hier_all"] in ablation["pairs"] and "vr_v_r1" in ablation["metrics"]["tvr"]
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["ablation_table"]["deps"]
+    assert {f"data/06_models/ablation/{v}" for pair in ablation["pairs"] for v in pair} <= set(deps)
+
+
+def _examples(project, variant, split, tasks):
+    folder = project / "data/06_models/ablation" / variant
+    folder.mkdir(parents=True)
+    (folder / "examples.json").write_text(json.dumps({"split": split, "tasks": tasks}))
+
+
+def test_pairs_are_compared_example_by_example_with_intervals_and_baselines(project):
+    from pipelines.ablation.nodes import ablation_table
+
+    n = 40
+    hits = {str(i): 100.0 for i in range(n)}
+    half = {str(i): 100.0 * (i % 2) for i in range(n)}
+    _examples(project, "with", "test", {"retrieval": {"r1": hits}, "tvr": {"vcmr_r1_iou0.7": half,
+                                                                         "svmr_r1_iou0.5": half, "vr_v_r1": half}})
+    _examples(project, "without", "test", {"retrieval": {"r1": half}, "tvr": {"vcmr_r1_iou0.7": half,
+                                                                           "svmr_r1_iou0.5": half, "vr_v_r1": half}})
+    _examples(project, "other_split", "val", {"retrieval": {"r1": hits}})
+    (project / "data/08_reporting").mkdir(parents=True, exist_ok=True)
+    (project / "data/08_reporting/baselines.json").write_text(json.dumps({"chance": {"retrieval/test/r1": 5.0}}))
+    ablation = {"tasks": ["retrieval", "tvr"], "metrics": {"tvr": ["vr_v_r1"]},
+                "pairs": [["with", "without"], ["other_split", "without"]],
+                "variants": {"with": {"model": {"regions": True}}, "without": {}, "other_split": {"encoder": "flat"}}}
+    text = ablation_table(ablation, {"split": "test"})
+    section = text.split("## Paired comparisons")[1].split("\n## ")[0]   # up to the baselines section
+    assert "### with vs without: model {'regions': True}" in section
+    rows = {tuple(c.strip() for c in ln.split("|")[1:3]): ln for ln in section.splitlines() if ln.startswith("| ")}
+    assert set(rows) >= {("retrieval", "r1"), ("tvr", "vcmr_r1_iou0.7"), ("tvr", "vr_v_r1")}
+    assert "+50.00" in rows[("retrieval", "r1")] and "gain" in rows[("retrieval", "r1")]
+    assert "5.00" in rows[("retrieval", "r1")]                                  # the chance baseline beside it
+    assert "+0.00" in rows[("tvr", "vr_v_r1")] and "gain" not in rows[("tvr", "vr_v_r1")]
+    assert "1 × 40" in rows[("retrieval", "r1")]
+    assert "Not run on the test split yet: other_split" in section
+
+
+def test_a_pair_naming_an_unknown_variant_is_refused_with_its_index(project):
+    from pipelines.ablation.nodes import ablation_table
+
+    ablation = {"tasks": ["retrieval"], "pairs": [["a", "b"], ["a", "nope"]], "variants": {"a": {}, "b": {}}}
+    with pytest.raises(ValueError, match=r"ablation.pairs\[1\]: two variants"):
+        ablation_table(ablation, {"split": "test"})
 
 
 @pytest.mark.slow
@@ -82,6 +139,33 @@ def test_ablation_variant_runs_its_tasks_side_by_side_as_child_runs(project):
     with KedroSession.create(project_path=project, env="test") as session:
         session.run(pipeline_names=["ablation_table"])
     assert "flat_all" in (project / "docs/results.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_variant_with_its_own_features_extracts_them_and_trains_on_region_tokens(project):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from hero.features.store import FeatureStore
+
+    bootstrap_project(project)
+    extra = {"ablation.tasks": ["tvr"], "ablation.variants.hier_all_regions.extra_tasks": []}
+    with KedroSession.create(project_path=project, env="test",
+                             runtime_params={"ablation_variant": "hier_all_regions", **extra}) as session:
+        session.run(pipeline_names=["ablation"])
+    folder = project / "data/06_models/ablation/hier_all_regions"
+    info = json.loads((folder / "features_info.json").read_text())
+    store = FeatureStore(project / info["path"])
+    video = next(iter(store.videos))
+    assert store.regions(video)[0].shape[1] == 4                  # top_motion 4: [clips, 4, dim]
+    main = FeatureStore(project / json.loads((project / "data/03_primary/features_info.json").read_text())["path"])
+    assert not main.has_regions(video) and main.entry(video)["key"] != store.entry(video)["key"]
+    row = json.loads((project / "reports/ablations/hier_all_regions.json").read_text())
+    assert isinstance(row["tvr/svmr_r1_iou0.5"], float) and "tvr/vr_v_r1" in row
+    examples = json.loads((folder / "examples.json").read_text())
+    assert examples["split"] == row["split"] and "vr_r1" in examples["tasks"]["tvr"]
+    config = next(folder.glob("pretrain/*/config.yaml")).read_text()
+    assert "regions: true" in config
 
 
 def test_the_table_names_the_split_its_rows_were_scored_on(project):
