@@ -37,13 +37,72 @@ class RowGradEmbedding(nn.Embedding):
         self._buffer: Tensor | None = None
         self._written: Tensor | None = None   # rows of the buffer that may be non-zero; None = all of them
         self._hooked: weakref.ref | None = None    # the weight the hook sits on (a weakref: not a parameter)
+        self._cast: Tensor | None = None           # the weight in the autocast dtype, for `decode`
+        self._cast_of: tuple[int, int] | None = None   # (id, version) of the weight it was copied from
+        self._grad_cast: Tensor | None = None      # decode's weight gradient in the autocast dtype
+
+    def _fast(self) -> bool:
+        return self.row_grad and self.weight.requires_grad and torch.is_grad_enabled() and not _data_parallel()
 
     def forward(self, ids: Tensor) -> Tensor:
-        sparse = self.row_grad and self.weight.requires_grad and torch.is_grad_enabled() and not _data_parallel()
+        sparse = self._fast()
         if sparse and (self._hooked is None or self._hooked() is not self.weight):  # replaced (loading, tying)
             self.weight.register_post_accumulate_grad_hook(self._densify)
             self._hooked = weakref.ref(self.weight)
         return F.embedding(ids, self.weight, sparse=sparse)
+
+    def decode(self, h: Tensor, bias: Tensor) -> Tensor:
+        """``F.linear(h, weight, bias)``: the output layer tied to this table (MLM's decoder), [N, D] -> [N, rows].
+
+        Same values as ``F.linear`` (under autocast too), with less memory traffic: under autocast the weight's
+        low-precision copy is a persistent buffer refreshed in place when the weight changed (not a fresh
+        [rows, D] cast per step), and the weight gradient is written into (or added to) the table's persistent
+        gradient buffer, not allocated, cast to fp32 and summed with the lookups' gradient as new [rows, D]
+        tensors. Off the fast path (the reference path, no grad, multi-process jobs) it is ``F.linear``.
+        """
+        if not self._fast():
+            return F.linear(h, self.weight, bias)
+        device = h.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.weight.dtype
+        with torch.autocast(device, enabled=False):
+            return _TiedDecode.apply(h, bias, self, dtype)
+
+    def _weight_as(self, dtype: torch.dtype) -> Tensor:
+        w = self.weight
+        if dtype == w.dtype:
+            return w.detach()
+        if self._cast is None or self._cast.dtype != dtype or self._cast.shape != w.shape or self._cast.device != w.device:
+            self._cast, self._cast_of = torch.empty(w.shape, dtype=dtype, device=w.device), None
+        if self._cast_of != (id(w), w._version):
+            self._cast.copy_(w.detach())
+            self._cast_of = (id(w), w._version)
+        return self._cast
+
+    def _add_decode_grad(self, grad_out: Tensor, h: Tensor) -> None:
+        """weight.grad += grad_out.T @ h (grad_out: [N, rows], h: [N, D], both in the compute dtype), in place."""
+        w = self.weight
+        grad = w.grad
+        if grad is not None and grad.is_sparse:   # lookups reached the weight first (not MLM's order): densify
+            grad = w.grad = grad.to_dense()
+        fp32 = grad_out.dtype == w.dtype
+        if not fp32:
+            if self._grad_cast is None or self._grad_cast.dtype != grad_out.dtype or self._grad_cast.shape != w.shape:
+                self._grad_cast = torch.empty(w.shape, dtype=grad_out.dtype, device=w.device)
+            product = torch.mm(grad_out.t(), h, out=self._grad_cast)
+        if grad is None:
+            buf = self._buffer
+            if buf is None or buf.shape != w.shape or buf.dtype != w.dtype or buf.device != w.device:
+                buf = self._buffer = torch.empty_like(w, memory_format=torch.contiguous_format)
+            if fp32:
+                torch.mm(grad_out.t(), h, out=buf)
+            else:
+                buf.copy_(product)
+            self._written = None
+            w.grad = buf
+        elif fp32:
+            grad.addmm_(grad_out.t(), h)
+        else:
+            grad.add_(product)
 
     def _densify(self, weight: Tensor) -> None:
         grad = weight.grad
@@ -62,6 +121,27 @@ class RowGradEmbedding(nn.Embedding):
         buf.index_add_(0, rows, grad._values())
         self._written = rows
         weight.grad = buf
+
+
+class _TiedDecode(torch.autograd.Function):
+    """`RowGradEmbedding.decode`'s product, computed in ``dtype`` (autocast's, or the weight's own)."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, bias: Tensor, table: RowGradEmbedding, dtype: torch.dtype) -> Tensor:
+        w = table._weight_as(dtype)
+        hc = h.to(dtype)
+        ctx.save_for_backward(hc, w)
+        ctx.table, ctx.h_dtype, ctx.bias_dtype = table, h.dtype, bias.dtype
+        return torch.addmm(bias.to(dtype), hc, w.t())
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        hc, w = ctx.saved_tensors
+        grad_out = grad_out.to(w.dtype)
+        grad_h = (grad_out @ w).to(ctx.h_dtype) if ctx.needs_input_grad[0] else None
+        grad_bias = grad_out.sum(0, dtype=ctx.bias_dtype) if ctx.needs_input_grad[1] else None
+        ctx.table._add_decode_grad(grad_out, hc)
+        return grad_h, grad_bias, None, None
 
 
 class TextEmbedding(nn.Module):

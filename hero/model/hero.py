@@ -133,6 +133,10 @@ class Hero(nn.Module):
         """The word embedding matrix [rows, D] (MLM's output layer is tied to it)."""
         return self.text_embed.word.weight
 
+    def word_table(self) -> RowGradEmbedding:
+        """The word embedding table; MLM's output layer decodes through it (`RowGradEmbedding.decode`)."""
+        return self.text_embed.word
+
     # ------------------------------------------------------------------ text only
     def encode_text(self, ids: Tensor, mask: Tensor) -> Tensor:
         """Text-only pass through the cross-modal (or flat) layers: queries, and MiniLM parity.

@@ -67,3 +67,19 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_step
     """LambdaLR over every group (the group's own lr already carries its head multiplier)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, max_steps))
 
+
+
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """`torch.nn.utils.clip_grad_norm_` (``max_norm`` <= 0: no clipping, the norm only), with the same values, except
+    that gradients on the CPU are multiplied only when the clip coefficient is below 1: torch multiplies every
+    gradient by the coefficient clamped to 1 (on a GPU that spares a host sync), a full pass over the 50k-row word
+    table's gradient and every other for nothing on the CPU, where reading the coefficient costs no sync."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.nn.utils.get_total_norm(grads, 2.0)
+    if max_norm <= 0 or not grads:
+        return total
+    on_cpu = all(g.device.type == "cpu" for g in grads)
+    if on_cpu and bool(max_norm / (total + 1e-6) >= 1.0):   # torch's coefficient, clamped to 1: a multiply by 1
+        return total
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total

@@ -42,7 +42,7 @@ from hero.model.pretrained import init_text_side
 from hero.train.finetune import batch_videos
 from hero.train.data import build_dataset, build_sampler, mix_seed
 from hero.train.distributed import DistInfo, all_gather_own_first, all_reduce_mean, all_reduce_sum
-from hero.train.optim import build_optimizer, build_scheduler
+from hero.train.optim import build_optimizer, build_scheduler, clip_grad_norm
 from hero.train.precision import autocast, flush_denormals, grad_scaler
 from hero.train.sinks import MetricSink, build_sinks
 
@@ -283,7 +283,7 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        norm = clip_grad_norm(params, clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         lr = self.optimizer.param_groups[0]["lr"]

@@ -1,8 +1,11 @@
 """The default (fast) encoder path against the reference path: packed cross-modal level, outputs computed only
 where read, cheaper dropout masks, the word-embedding gradient built from the rows used."""
 
+import contextlib
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hero.config import to_dict
@@ -76,6 +79,51 @@ def test_packed_level_gradients_equal_padded():
     assert grads[True].keys() == grads[False].keys()
     for name in grads[True]:
         torch.testing.assert_close(grads[False][name], grads[True][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tied_decode_matches_linear_across_steps_accumulation_and_weight_updates(precision):
+    """`RowGradEmbedding.decode` (persistent low-precision copy, weight gradient written in place) gives
+    F.linear's logits and every gradient, under autocast too: over steps that decode (two micro-batches), steps
+    that only look rows up (the reused buffer must hold no stale decoder gradient) and weight updates in between
+    (the cast copy must follow them)."""
+    torch.manual_seed(0)
+    rows, dim = 50, 8
+    fast, plain = RowGradEmbedding(rows, dim), nn.Embedding(rows, dim)
+    plain.weight.data.copy_(fast.weight.data)
+    bias_f = nn.Parameter(torch.randn(rows))
+    bias_p = nn.Parameter(bias_f.detach().clone())
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
+    tol = {"atol": 2e-2, "rtol": 2e-2} if precision == "bf16" else {"atol": 1e-5, "rtol": 1e-5}
+    steps = [("decode", 2), ("lookup", 1), ("decode", 1), ("decode", 1), ("lookup", 2)]
+    for kind, micro in steps:
+        for emb, bias in ((fast, bias_f), (plain, bias_p)):
+            emb.weight.grad = bias.grad = None
+        for m in range(micro):
+            ids = torch.randint(0, rows, (3, 4), generator=torch.Generator().manual_seed(len(kind) * 10 + m))
+            outs = []
+            for emb, bias in ((fast, bias_f), (plain, bias_p)):
+                with autocast():
+                    h = emb(ids).mean(1)                                                   # [3, D]
+                    if kind == "decode":
+                        logits = emb.decode(h, bias) if emb is fast else F.linear(h, emb.weight, bias)
+                        outs.append(logits)
+                        loss = F.cross_entropy(logits.float(), torch.tensor([1, 7, 9]))
+                    else:
+                        loss = h.float().square().sum()
+                loss.backward()
+            if outs:
+                assert outs[0].dtype == outs[1].dtype
+                torch.testing.assert_close(outs[0], outs[1], **tol)
+        grad_p = plain.weight.grad.to_dense()
+        torch.testing.assert_close(fast.weight.grad.to_dense(), grad_p, **tol)
+        if kind == "decode":
+            torch.testing.assert_close(bias_f.grad, bias_p.grad, **tol)
+            assert fast.weight.grad is fast._buffer                 # the fast path ran: written in place
+            assert (fast._cast is not None) == (precision == "bf16")
+        with torch.no_grad():                                       # an optimizer step: the weights change in place
+            for emb in (fast, plain):
+                emb.weight.sub_(0.5 * grad_p)
 
 
 def test_row_grad_embedding_matches_dense_across_steps_and_accumulation():

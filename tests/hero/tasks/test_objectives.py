@@ -110,3 +110,14 @@ def test_mfm_nce_negatives_optionally_include_padding():
     model.objectives["mfm_nce"].padded_negatives = True
     b = model("mfm_nce", inputs).loss
     assert a.item() != b.item()
+
+
+def test_top1_correct_is_argmax_except_that_a_tie_for_the_maximum_is_wrong():
+    from hero.tasks.mlm import top1_correct
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(64, 1000), torch.randint(0, 1000, (64,))
+    labels[:20] = logits[:20].argmax(-1)                     # some right, most wrong
+    assert torch.equal(top1_correct(logits, labels), logits.argmax(-1) == labels)
+    tied = torch.tensor([[0.0, 2.0, 2.0, 1.0], [0.0, 2.0, 1.0, 1.0]])
+    assert top1_correct(tied, torch.tensor([1, 1])).tolist() == [False, True]
