@@ -200,6 +200,11 @@ class SelectConfig:
     """The metric selected on, a name the task's scorer returns (default: the task's headline metric)."""
     mode: Literal["max", "min"] = "max"
     """Whether a larger or a smaller ``metric`` is better."""
+    tie_break: bool = True
+    """When ``metric`` equals the best so far, the task's other headline metrics decide, in order (higher is
+    better): at a small budget a strict metric sits at 0 for every evaluation (TVR's VCMR R@1 at tIoU 0.7), and
+    without it the first evaluation's checkpoint would be kept whatever the others say. False: the first step
+    reaching the best is kept (HERO's and TVRetrieval's rule)."""
     patience: int = 0
     """Stop after this many evaluations in a row without improvement (0 = train to max_steps)."""
 

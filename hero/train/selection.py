@@ -31,7 +31,10 @@ class Selector:
         task = task_of_dataset(self.dataset)
         self.metric = self.select.metric or task.headlines[0]
         self.sign = 1.0 if self.select.mode == "max" else -1.0
+        self.ties = [m for m in task.headlines if m != self.metric] if self.select.tie_break else []
+        """The metrics that decide between evaluations whose ``metric`` is equal (higher is better), in order."""
         self.best_value: float | None = None
+        self.best_ties: list[float] = []
         self.best_step: int | None = None
         self.bad_evals = 0
         self.stopped = False
@@ -40,10 +43,11 @@ class Selector:
     # ------------------------------------------------------------------ state (checkpointed)
     def state_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "best_value": self.best_value, "best_step": self.best_step,
-                "bad_evals": self.bad_evals, "stopped": self.stopped}
+                "best_ties": self.best_ties, "bad_evals": self.bad_evals, "stopped": self.stopped}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_value, self.best_step = state["best_value"], state["best_step"]
+        self.best_ties = list(state.get("best_ties", []))   # checkpoints from before tie-breaking: none
         self.bad_evals, self.stopped = int(state["bad_evals"]), bool(state["stopped"])
 
     # ------------------------------------------------------------------ scoring
@@ -79,6 +83,14 @@ class Selector:
             self._data = (manifest, FeatureStore(data.features), preset_tokenizer(preset), subset)
         return self._data
 
+    def better(self, value: float, ties: list[float]) -> bool:
+        """Whether an evaluation scoring ``value`` (and ``ties``: the tie-breaking metrics) beats the best so far."""
+        if not math.isfinite(value):
+            return False
+        if self.best_value is None or self.sign * (value - self.best_value) > 0:
+            return True
+        return value == self.best_value and ties > self.best_ties   # lists: compared in order
+
     def evaluate(self, step: int, task_model) -> dict[str, float]:
         """Score ``task_model`` on the subsample; update the best step; returns ``select/*`` metrics."""
         from hero.tasks.predict import predict_split
@@ -93,15 +105,17 @@ class Selector:
             raise ConfigError(f"train.select.metric: {self.metric!r} is not a metric of {self.dataset} "
                               f"(it has {sorted(k.rsplit('/', 1)[-1] for k in res['metrics'])})")
         value = float(res["metrics"][key])
-        improved = math.isfinite(value) and (self.best_value is None or self.sign * (value - self.best_value) > 0)
+        ties = [float(res["metrics"].get(f"{self.dataset}/{self.select.split}/{m}", -math.inf)) for m in self.ties]
+        improved = self.better(value, ties)
         if improved:
-            self.best_value, self.best_step, self.bad_evals = value, step, 0
+            self.best_value, self.best_ties, self.best_step, self.bad_evals = value, ties, step, 0
         else:
             self.bad_evals += 1
         if self.select.patience and self.bad_evals >= self.select.patience:
             self.stopped = True
-        log.info("select: %s %s = %.4f at step %d (best %.4f at step %s)%s", self.dataset, self.metric, value, step,
-                 self.best_value if self.best_value is not None else float("nan"), self.best_step,
+        tied = "".join(f", {m} {v:.4f}" for m, v in zip(self.ties, ties))
+        log.info("select: %s %s = %.4f%s at step %d (best %.4f at step %s)%s", self.dataset, self.metric, value, tied,
+                 step, self.best_value if self.best_value is not None else float("nan"), self.best_step,
                  f"; no improvement in {self.bad_evals} evaluations: stopping" if self.stopped else "")
         return {f"select/{self.metric}": value, f"select/best_{self.metric}": float(self.best_value or 0.0),
                 "select/improved": float(improved), "select/best_step": float(self.best_step or 0)}

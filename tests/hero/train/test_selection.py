@@ -38,9 +38,9 @@ def corpus(tmp_path_factory):
     return {"path": str(root / "manifest.json"), "features": str(root / "store")}
 
 
-def _cfg(corpus, tmp_path, select, lr=1e-3, max_steps=6):
+def _cfg(corpus, tmp_path, select, lr=1e-3, max_steps=6, task="tvqa"):
     return RunConfig.from_dict({
-        "preset": "hero-mini", "model": SMALL, "text_init": False, "task": "tvqa", "data": {"source": "corpus", **corpus},
+        "preset": "hero-mini", "model": SMALL, "text_init": False, "task": task, "data": {"source": "corpus", **corpus},
         "optim": {"lr": lr, "warmup_steps": 0},
         "train": {"global_batch": 2, "max_steps": max_steps, "log_every": 1, "run_dir": str(tmp_path / "run"),
                   "select": select}})
@@ -85,3 +85,25 @@ def test_selection_config_is_checked():
                              "train": {"select": {"every": 2, "split": "test"}}})
     with pytest.raises(ConfigError, match="train.select.every: model selection scores a downstream task"):
         RunConfig.from_dict({"train": {"select": {"every": 2}}})
+
+
+def test_a_tie_on_the_selection_metric_is_broken_by_the_tasks_other_headlines(corpus, tmp_path):
+    """TVR selects on VCMR R@1 tIoU 0.7, which sits at 0 at a small budget: SVMR R@1 tIoU 0.5 then decides; with
+    tie_break off the first evaluation reaching the best is kept, as HERO did."""
+    from hero.train.selection import Selector
+
+    cfg = _cfg(corpus, tmp_path, {"every": 2}, task="tvr")
+    sel = Selector(cfg, tmp_path / "run")
+    assert sel.metric == "vcmr_r1_iou0.7" and sel.ties == ["svmr_r1_iou0.5"]
+    history = [(0.0, [5.0]), (0.0, [20.0]), (0.0, [10.0]), (0.5, [1.0]), (0.5, [1.0])]
+    kept = []
+    for value, ties in history:
+        if sel.better(value, ties):
+            sel.best_value, sel.best_ties = value, ties
+            kept.append((value, ties))
+    assert kept == [(0.0, [5.0]), (0.0, [20.0]), (0.5, [1.0])]
+    first = Selector(cfg.override("train.select.tie_break=false"), tmp_path / "run")
+    assert first.ties == [] and first.better(0.0, [])
+    first.best_value = 0.0
+    assert not first.better(0.0, [])
+    assert not sel.better(float("nan"), [99.0])
