@@ -63,36 +63,51 @@ def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str
     row: dict[str, Any] = {"variant": name, "split": split, "mlflow_run_id": tracker.parent.run_id,
                            "mlflow_experiment_id": tracker.experiment_id}
     datasets = variant_tasks(ablation, name)
-    parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(datasets)))
+    seeds = int(ablation.get("seeds", 1))
+    if seeds < 1:
+        raise ValueError(f"ablation.seeds: must be >= 1, got {seeds}")
+    jobs = [(dataset, k) for dataset in datasets for k in range(seeds)]
+    parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(jobs)))
     task_launch = job_launch(launch, parallel)
 
-    def one(dataset: str) -> dict[str, float]:
+    def one(dataset: str, k: int) -> dict[str, Any]:
         run = merge(merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {}), {"model": model})
         # an ablation measures what each variant's pretraining learned: every part comes from its checkpoint (the
         # main recipe's train.init_fresh would discard e.g. the temporal level that FOM trains; a flat encoder has none)
         run = merge(run, {"train": {"init_fresh": []}})
+        if k:   # finetuning seed k: the run's train.seed + k (seed 0's job is the single-seed one, same key)
+            run = merge(run, {"train": {"seed": int(run.get("train", {}).get("seed", 0)) + k}})
         cfg = merge(corpus_run_config(run, manifest_info, features_info),
                     {"task": dataset, "train": {"init_from": pre_info["run_dir"] if pre_info else None}})
-        job = TrainingJob(name=dataset, title=f"{name}: {dataset}", config=cfg, launch=task_launch, data=data,
+        job_name = dataset if k == 0 else f"{dataset}@seed{k}"
+        job = TrainingJob(name=job_name, title=f"{name}: {job_name}", config=cfg, launch=task_launch, data=data,
                           inputs={**keys, "pretrain": pre_info and pre_info["key"]},
-                          tags={"task": dataset, "ablation": name})
+                          tags={"task": dataset, "ablation": name, "seed_index": str(k)})
         info = run_job(job, models)
-        out = evaluate_with_examples({"run": info}, evaluate, manifest_info, features_info, dataset=dataset,
+        out = evaluate_with_examples({job_name: info}, evaluate, manifest_info, features_info, dataset=dataset,
                                      out_root=models / "predictions", keep=extra_metrics(ablation, dataset))
-        return {"metrics": out["metrics"]["run"], "examples": out["examples"]["run"]}
+        return {"metrics": out["metrics"][job_name], "examples": out["examples"][job_name]}
 
-    results = side_by_side({dataset: functools.partial(one, dataset) for dataset in datasets}, parallel)
-    for dataset, result in results.items():
+    names = {(dataset if k == 0 else f"{dataset}@seed{k}"): (dataset, k) for dataset, k in jobs}
+    results = side_by_side({n: functools.partial(one, *job) for n, job in names.items()}, parallel)
+    per_seed: dict[str, list[dict[str, Any]]] = {}
+    for n, result in results.items():
+        per_seed.setdefault(names[n][0], []).append(result)
+    for dataset, seeded in per_seed.items():
         for metric in [*headlines(dataset), *extra_metrics(ablation, dataset)]:
-            row[f"{dataset}/{metric}"] = result["metrics"].get(f"{dataset}/{split}/{metric}")
-    examples = {"split": split, "tasks": {dataset: result["examples"] for dataset, result in results.items()}}
+            values = [r["metrics"].get(f"{dataset}/{split}/{metric}") for r in seeded]
+            row[f"{dataset}/{metric}"] = None if None in values else sum(values) / len(values)   # mean over seeds
+    row["seeds"] = seeds
+    examples = {"split": split, "seeds": seeds,
+                "tasks": {dataset: [r["examples"] for r in seeded] for dataset, seeded in per_seed.items()}}
     write_json_atomic(models / EXAMPLES, examples)
     write_json_atomic(reports("ablations", f"{name}.json"), row)
     return row
 
 
 EXAMPLES = "examples.json"
-"""A variant's per-example values, ``{"split", "tasks": {dataset: {metric: {example id: value}}}}``, in its folder."""
+"""A variant's per-example values, ``{"split", "seeds", "tasks": {dataset: [one {metric: {example id: value}} per
+finetuning seed]}}``, in its folder."""
 
 
 def variant_features(name: str, features: dict[str, Any], manifest_info: dict[str, Any],
@@ -175,8 +190,11 @@ def pairs_section(ablation: dict[str, Any], split: str) -> str:
     if not pairs:
         return ""
     baselines = read_json_file(baselines_path()) or {}
+    seeds = int(ablation.get("seeds", 1))
+    over = "examples" if seeds == 1 else f"examples and the {seeds} finetuning seeds"
     out = ["## Paired comparisons\n",
-           f"Each pair of variants on the same {split} examples (one seed each: the interval is over examples).\n"]
+           f"Each pair of variants on the same {split} examples (`ablation.seeds`: {seeds}; the interval is over "
+           f"{over}).\n"]
     for pair in pairs:
         a, b = pair
         found = {v: read_json_file(layer("06_models") / "ablation" / v / EXAMPLES) for v in (a, b)}
@@ -189,13 +207,19 @@ def pairs_section(ablation: dict[str, Any], split: str) -> str:
         for dataset in found[a]["tasks"]:
             if dataset not in found[b]["tasks"]:
                 continue
-            ex_a, ex_b = found[a]["tasks"][dataset], found[b]["tasks"][dataset]
-            metrics = [m for m in [*headlines(dataset), *extra_metrics(ablation, dataset)] if m in ex_a and m in ex_b]
+            ex_a, ex_b = (_per_seed(found[v]["tasks"][dataset]) for v in (a, b))
+            metrics = [m for m in [*headlines(dataset), *extra_metrics(ablation, dataset)]
+                       if all(m in ex for ex in [*ex_a, *ex_b])]
             references = {m: {r: baselines.get(r, {}).get(f"{dataset}/{split}/{m}") for r in BASELINE_COLUMNS}
                           for m in metrics}
-            rows += metric_rows(dataset, {a: [ex_a], b: [ex_b]}, metrics, references)
+            rows += metric_rows(dataset, {a: ex_a, b: ex_b}, metrics, references)
         out.append(results_markdown(rows, [(a, b)]) if rows else "No dataset in common.\n")
     return "\n".join(out) + "\n"
+
+
+def _per_seed(task_examples: Any) -> list[dict[str, Any]]:
+    """One dataset's per-example values as a list per seed (files written before seeds: one mapping)."""
+    return task_examples if isinstance(task_examples, list) else [task_examples]
 
 
 def describe_difference(ablation: dict[str, Any], a: str, b: str) -> str:

@@ -125,7 +125,7 @@ def test_ablation_variant_runs_its_tasks_side_by_side_as_child_runs(project):
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, env="test", runtime_params={"ablation_variant": "flat_all"}) as session:
+    with KedroSession.create(project_path=project, env="test", runtime_params={"ablation_variant": "flat_all", "ablation": {"seeds": 1}}) as session:
         session.run(pipeline_names=["ablation"])
     row = json.loads((project / "reports/ablations/flat_all.json").read_text())
     assert set(row) >= {"tvr/vcmr_r1_iou0.7", "tvr/svmr_r1_iou0.5", "retrieval/r1", "mlflow_run_id"}
@@ -149,7 +149,8 @@ def test_a_variant_with_its_own_features_extracts_them_and_trains_on_region_toke
     from hero.features.store import FeatureStore
 
     bootstrap_project(project)
-    extra = {"ablation.tasks": ["tvr"], "ablation.variants.hier_all_regions.extra_tasks": []}
+    # nested, as `kedro run --params=ablation.tasks=...` builds them (merged into the configured ablation)
+    extra = {"ablation": {"tasks": ["tvr"], "seeds": 2, "variants": {"hier_all_regions": {"extra_tasks": []}}}}
     with KedroSession.create(project_path=project, env="test",
                              runtime_params={"ablation_variant": "hier_all_regions", **extra}) as session:
         session.run(pipeline_names=["ablation"])
@@ -163,7 +164,9 @@ def test_a_variant_with_its_own_features_extracts_them_and_trains_on_region_toke
     row = json.loads((project / "reports/ablations/hier_all_regions.json").read_text())
     assert isinstance(row["tvr/svmr_r1_iou0.5"], float) and "tvr/vr_v_r1" in row
     examples = json.loads((folder / "examples.json").read_text())
-    assert examples["split"] == row["split"] and "vr_r1" in examples["tasks"]["tvr"]
+    assert examples["split"] == row["split"] and examples["seeds"] == row["seeds"] == 2
+    assert len(examples["tasks"]["tvr"]) == 2 and all("vr_r1" in seed for seed in examples["tasks"]["tvr"])
+    assert {p.name for p in (folder / "tvr@seed1").iterdir()} and (folder / "tvr").is_dir()
     config = next(folder.glob("pretrain/*/config.yaml")).read_text()
     assert "regions: true" in config
 
@@ -180,3 +183,20 @@ def test_the_table_names_the_split_its_rows_were_scored_on(project):
     assert "(test split," in table
     rows = {ln.split("|")[1].strip(): ln for ln in table.splitlines() if ln.startswith("| ")}
     assert "(val split)" in rows["hier_all"] and "split)" not in rows["flat_all"]
+
+
+def test_a_pair_with_several_finetuning_seeds_resamples_examples_and_seeds(project):
+    from pipelines.ablation.nodes import ablation_table
+
+    n = 30
+    hits = {str(i): 100.0 for i in range(n)}
+    none = {str(i): 0.0 for i in range(n)}
+    _examples(project, "a", "test", {"retrieval": [{"r1": hits}, {"r1": none}]})      # two seeds: mean 50
+    _examples(project, "b", "test", {"retrieval": [{"r1": none}, {"r1": none}]})
+    ablation = {"tasks": ["retrieval"], "seeds": 2, "pairs": [["a", "b"]], "variants": {"a": {}, "b": {"encoder": "flat"}}}
+    section = ablation_table(ablation, {"split": "test"}).split("## Paired comparisons")[1].split("\n## ")[0]
+    assert "the interval is over examples and the 2 finetuning seeds" in section
+    (row,) = [ln for ln in section.splitlines() if ln.startswith("| retrieval")]
+    assert "| 50.00 [" in row and "+50.00" in row and "2 × 30" in row
+    # the seeds disagree completely: resampling them must widen a's interval to both ends
+    assert "[0.00, 100.00]" in row
