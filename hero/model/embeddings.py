@@ -90,19 +90,27 @@ class RowGradEmbedding(nn.Embedding):
                 self._grad_cast = torch.empty(w.shape, dtype=grad_out.dtype, device=w.device)
             product = torch.mm(grad_out.t(), h, out=self._grad_cast)
         if grad is None:
-            buf = self._buffer
-            if buf is None or buf.shape != w.shape or buf.dtype != w.dtype or buf.device != w.device:
-                buf = self._buffer = torch.empty_like(w, memory_format=torch.contiguous_format)
+            buf = self._grad_buffer(w.dtype, w.device)   # every row is written: no zeroing
             if fp32:
                 torch.mm(grad_out.t(), h, out=buf)
             else:
                 buf.copy_(product)
-            self._written = None
             w.grad = buf
         elif fp32:
             grad.addmm_(grad_out.t(), h)
         else:
             grad.add_(product)
+        if w.grad is self._buffer:
+            self._written = None   # a dense gradient: any row may be non-zero
+
+    def _grad_buffer(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The persistent [rows, D] gradient buffer (reallocated, uninitialised, when the weight changed shape,
+        dtype or device; then every row counts as written)."""
+        buf = self._buffer
+        if buf is None or buf.shape != self.weight.shape or buf.dtype != dtype or buf.device != device:
+            buf = self._buffer = torch.empty(self.weight.shape, dtype=dtype, device=device)
+            self._written = None
+        return buf
 
     def _densify(self, weight: Tensor) -> None:
         grad = weight.grad
@@ -110,10 +118,8 @@ class RowGradEmbedding(nn.Embedding):
             if grad is not None and grad is self._buffer:  # a later micro-batch was added into it in place
                 self._written = None
             return
-        buf = self._buffer
-        if buf is None or buf.shape != weight.shape or buf.dtype != grad.dtype or buf.device != grad.device:
-            buf = self._buffer = torch.zeros(weight.shape, dtype=grad.dtype, device=grad.device)
-        elif self._written is None:
+        buf = self._grad_buffer(grad.dtype, grad.device)
+        if self._written is None:
             buf.zero_()
         else:
             buf.index_fill_(0, self._written, 0)

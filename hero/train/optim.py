@@ -68,7 +68,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, max_steps))
 
 
-
 def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
     """`torch.nn.utils.clip_grad_norm_` (``max_norm`` <= 0: no clipping, the norm only), with the same values, except
     that gradients on the CPU are multiplied only when the clip coefficient is below 1: torch multiplies every

@@ -56,12 +56,10 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
     if seeds < 1:
         raise ValueError(f"finetune.seeds: must be >= 1, got {seeds}")
     jobs = {}
-    for k in range(seeds):   # seed k: the run's train.seed + k; the first keeps the init's own name
+    for k in range(seeds):
         for init in inits:
-            job = init if k == 0 else f"{init}@seed{k}"
-            config = finetune_run_config(finetune, dataset, init, manifest_info, features_info, pretrain_info, text)
-            if k:
-                config = merge(config, {"train": {"seed": int(config.get("train", {}).get("seed", 0)) + k}})
+            job, config = with_seed(init, finetune_run_config(finetune, dataset, init, manifest_info, features_info,
+                                                              pretrain_info, text), k)
             jobs[job] = TrainingJob(
                 name=f"{dataset}-{job.replace('@', '-')}", title=f"{dataset} / {job}", launch=launch, config=config,
                 inputs={"manifest": manifest_info["key"], "features": features_info["key"],
@@ -69,6 +67,15 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
                 params={"init": init, "seed_index": k}, tags={"task": dataset, "init": init},
                 data=(manifest_info, features_info))
     return JobSet(jobs, parallel)
+
+
+def with_seed(name: str, config: dict[str, Any], k: int) -> tuple[str, dict[str, Any]]:
+    """Finetuning seed ``k`` of job ``name``: ``<name>@seed<k>`` with the run's ``train.seed`` + k; seed 0 is the
+    job itself (its name and config, so its content key is the single-seed job's)."""
+    if not k:
+        return name, config
+    seed = int(config.get("train", {}).get("seed", 0)) + k
+    return f"{name}@seed{k}", merge(config, {"train": {"seed": seed}})
 
 
 def finetune_run_config(finetune: dict[str, Any], dataset: str, init: str, manifest_info: dict[str, Any],

@@ -203,3 +203,14 @@ def test_a_pair_with_several_finetuning_seeds_resamples_examples_and_seeds(proje
     assert "| 50.00 [" in row and "+50.00" in row and "2 × 30" in row
     # the seeds disagree completely: resampling them must widen a's interval to both ends
     assert "[0.00, 100.00]" in row
+
+
+def test_a_finetuning_seed_names_its_job_and_moves_only_the_training_seed():
+    from pipelines.finetune.nodes import with_seed
+
+    config = {"task": "tvr", "train": {"seed": 5, "max_steps": 400}}
+    assert with_seed("tvr", config, 0) == ("tvr", config)          # seed 0: the single-seed job, same content key
+    name, seeded = with_seed("pretrained", config, 2)
+    assert name == "pretrained@seed2" and seeded == {"task": "tvr", "train": {"seed": 7, "max_steps": 400}}
+    assert config["train"]["seed"] == 5                               # the shared config is not modified
+    assert with_seed("retrieval", {}, 1) == ("retrieval@seed1", {"train": {"seed": 1}})
