@@ -51,21 +51,38 @@ class RowGradEmbedding(nn.Embedding):
             self._hooked = weakref.ref(self.weight)
         return F.embedding(ids, self.weight, sparse=sparse)
 
-    def decode(self, h: Tensor, bias: Tensor) -> Tensor:
-        """``F.linear(h, weight, bias)``: the output layer tied to this table (MLM's decoder), [N, D] -> [N, rows].
+    def decode(self, h: Tensor, bias: Tensor, rows: int | None = None) -> Tensor:
+        """``F.linear(h, weight[:rows], bias[:rows])``: the output layer tied to this table (MLM's decoder),
+        [N, D] -> [N, rows] (``rows``: the first rows only, e.g. the vocabulary without the table's padding rows;
+        default all). The result is contiguous: slicing the padding columns off a full product would leave a
+        strided view that the loss copies, and whose backward zero-fills and copies a full-width gradient.
 
         Same values as ``F.linear`` (under autocast too), with less memory traffic: under autocast the weight's
         low-precision copy is a persistent buffer refreshed in place when the weight changed (not a fresh
         [rows, D] cast per step), and the weight gradient is written into (or added to) the table's persistent
         gradient buffer, not allocated, cast to fp32 and summed with the lookups' gradient as new [rows, D]
-        tensors. Off the fast path (the reference path, no grad, multi-process jobs) it is ``F.linear``.
+        tensors. Off the fast path (no grad, multi-process jobs) it is ``F.linear``; on the reference path (``row_grad``
+        off), the full-width ``F.linear`` with the columns past ``rows`` sliced off, as the tied decoder was before.
         """
+        rows = self.num_embeddings if rows is None else rows
+        if not 0 < rows <= self.num_embeddings:
+            raise ValueError(f"decode: rows must be in 1..{self.num_embeddings}, got {rows}")
+        if not self.row_grad:   # the reference path: the full product, the padding columns sliced off after
+            return F.linear(h, self.weight, bias)[:, :rows]
         if not self._fast():
-            return F.linear(h, self.weight, bias)
+            return F.linear(h, self.weight[:rows], bias[:rows])
         device = h.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.weight.dtype
         with torch.autocast(device, enabled=False):
-            return _TiedDecode.apply(h, bias, self, dtype)
+            return _TiedDecode.apply(h, bias, self, dtype, rows)
+
+    def grad_rows(self) -> Tensor | None:
+        """The rows (unique, sorted) outside which ``weight.grad`` is known to be zero: after a step in which only
+        lookups reached the table (a few hundred of its rows); None when any row may be non-zero (a tied decoder
+        ran, or the gradient is not this table's buffer). Gradient clipping takes the norm over these rows."""
+        if self._written is None or self._buffer is None or self.weight.grad is not self._buffer:
+            return None
+        return torch.unique(self._written)
 
     def _weight_as(self, dtype: torch.dtype) -> Tensor:
         w = self.weight
@@ -79,8 +96,10 @@ class RowGradEmbedding(nn.Embedding):
         return self._cast
 
     def _add_decode_grad(self, grad_out: Tensor, h: Tensor) -> None:
-        """weight.grad += grad_out.T @ h (grad_out: [N, rows], h: [N, D], both in the compute dtype), in place."""
+        """weight.grad[:rows] += grad_out.T @ h (grad_out: [N, rows], h: [N, D], both in the compute dtype), in
+        place; the rows past ``rows`` get no gradient from the decoder."""
         w = self.weight
+        rows = grad_out.shape[1]
         grad = w.grad
         if grad is not None and grad.is_sparse:   # lookups reached the weight first (not MLM's order): densify
             grad = w.grad = grad.to_dense()
@@ -88,18 +107,19 @@ class RowGradEmbedding(nn.Embedding):
         if not fp32:
             if self._grad_cast is None or self._grad_cast.dtype != grad_out.dtype or self._grad_cast.shape != w.shape:
                 self._grad_cast = torch.empty(w.shape, dtype=grad_out.dtype, device=w.device)
-            product = torch.mm(grad_out.t(), h, out=self._grad_cast)
+            product = torch.mm(grad_out.t(), h, out=self._grad_cast[:rows])
         if grad is None:
             buf = self._grad_buffer(w.dtype, w.device)   # every row is written: no zeroing
             if fp32:
-                torch.mm(grad_out.t(), h, out=buf)
+                torch.mm(grad_out.t(), h, out=buf[:rows])
             else:
-                buf.copy_(product)
+                buf[:rows].copy_(product)
+            buf[rows:].zero_()
             w.grad = buf
         elif fp32:
-            grad.addmm_(grad_out.t(), h)
+            grad[:rows].addmm_(grad_out.t(), h)
         else:
-            grad.add_(product)
+            grad[:rows].add_(product)
         if w.grad is self._buffer:
             self._written = None   # a dense gradient: any row may be non-zero
 
@@ -130,24 +150,28 @@ class RowGradEmbedding(nn.Embedding):
 
 
 class _TiedDecode(torch.autograd.Function):
-    """`RowGradEmbedding.decode`'s product, computed in ``dtype`` (autocast's, or the weight's own)."""
+    """`RowGradEmbedding.decode`'s product over the table's first ``rows`` rows, computed in ``dtype``
+    (autocast's, or the weight's own)."""
 
     @staticmethod
-    def forward(ctx, h: Tensor, bias: Tensor, table: RowGradEmbedding, dtype: torch.dtype) -> Tensor:
-        w = table._weight_as(dtype)
+    def forward(ctx, h: Tensor, bias: Tensor, table: RowGradEmbedding, dtype: torch.dtype, rows: int) -> Tensor:
+        w = table._weight_as(dtype)[:rows]
         hc = h.to(dtype)
         ctx.save_for_backward(hc, w)
-        ctx.table, ctx.h_dtype, ctx.bias_dtype = table, h.dtype, bias.dtype
-        return torch.addmm(bias.to(dtype), hc, w.t())
+        ctx.table, ctx.h_dtype, ctx.bias_rows, ctx.bias_dtype = table, h.dtype, bias.shape[0], bias.dtype
+        return torch.addmm(bias[:rows].to(dtype), hc, w.t())
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         hc, w = ctx.saved_tensors
         grad_out = grad_out.to(w.dtype)
         grad_h = (grad_out @ w).to(ctx.h_dtype) if ctx.needs_input_grad[0] else None
-        grad_bias = grad_out.sum(0, dtype=ctx.bias_dtype) if ctx.needs_input_grad[1] else None
+        grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_bias = grad_out.new_zeros(ctx.bias_rows, dtype=ctx.bias_dtype)
+            torch.sum(grad_out, 0, dtype=ctx.bias_dtype, out=grad_bias[: grad_out.shape[1]])
         ctx.table._add_decode_grad(grad_out, hc)
-        return grad_h, grad_bias, None, None
+        return grad_h, grad_bias, None, None, None
 
 
 class TextEmbedding(nn.Module):

@@ -81,6 +81,7 @@ def bench_config(preset: str, precision: str, *, videos: int = 4, frames: tuple[
 def _trainer(cfg: RunConfig, reference: bool) -> Trainer:
     tr = Trainer(cfg, DistInfo(), sinks=[])
     use_reference_path(tr.model, reference)
+    tr.torch_clipping = reference
     return tr
 
 

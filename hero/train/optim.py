@@ -4,9 +4,10 @@ warmup-then-decay schedule (docs/hero-fidelity.md b.5: linear warmup, then linea
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from hero.train.config import OptimConfig
 
@@ -68,17 +69,48 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, max_steps))
 
 
-def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
-    """`torch.nn.utils.clip_grad_norm_` (``max_norm`` <= 0: no clipping, the norm only), with the same values, except
-    that gradients on the CPU are multiplied only when the clip coefficient is below 1: torch multiplies every
-    gradient by the coefficient clamped to 1 (on a GPU that spares a host sync), a full pass over the 50k-row word
-    table's gradient and every other for nothing on the CPU, where reading the coefficient costs no sync."""
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float, *,
+                   rows: Mapping[nn.Parameter, Tensor] | None = None,
+                   optimizer: torch.optim.Optimizer | None = None) -> Tensor:
+    """`torch.nn.utils.clip_grad_norm_` (``max_norm`` <= 0: no clipping, the norm only), with the same values up to
+    float rounding, and less memory traffic on the CPU (where reading the clip coefficient costs no host sync):
+
+    * gradients are scaled only when the coefficient is below 1 (torch multiplies every gradient by the coefficient
+      clamped to 1, a full pass over the 50k-row word table's gradient and every other for nothing);
+    * ``rows``: for a parameter whose gradient is known to be zero outside some rows (the word table's, in a step
+      where only lookups reached it: a few hundred of 50k rows), its norm is taken over those rows alone;
+    * ``optimizer``: when it is a fused AdamW/Adam, the coefficient is not applied here but handed to its next
+      step (`scale_in_step`), whose kernel reads every gradient anyway: call ``optimizer.step()`` right after
+      (the trainer does; `take_step_scale` removes it again).
+    Returns the total norm (before clipping)."""
     grads = [p.grad for p in params if p.grad is not None]
+    if rows:
+        grads = [p.grad.index_select(0, rows[p]) if p in rows else p.grad for p in params if p.grad is not None]
     total = torch.nn.utils.get_total_norm(grads, 2.0)
     if max_norm <= 0 or not grads:
         return total
-    on_cpu = all(g.device.type == "cpu" for g in grads)
-    if on_cpu and bool(max_norm / (total + 1e-6) >= 1.0):   # torch's coefficient, clamped to 1: a multiply by 1
+    if not all(p.grad.device.type == "cpu" for p in params if p.grad is not None):
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+        return total
+    coef = max_norm / (float(total) + 1e-6)          # torch's coefficient
+    if coef >= 1.0:                                  # clamped to 1: a multiply by 1
+        return total
+    if optimizer is not None and scales_in_step(optimizer):
+        # the fused kernel divides each gradient by `grad_scale` as it reads it (the protocol torch's GradScaler
+        # uses with these optimizers): dividing by 1/coef is clipping, to a rounding of the gradient
+        optimizer.grad_scale = torch.tensor(1.0 / coef, dtype=torch.float32)
         return total
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
     return total
+
+
+def scales_in_step(optimizer: torch.optim.Optimizer) -> bool:
+    """True for a fused torch Adam/AdamW on the CPU, whose step can apply a gradient scale (`clip_grad_norm`)."""
+    return (isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW)
+            and all(g.get("fused") for g in optimizer.param_groups)
+            and all(p.device.type == "cpu" for g in optimizer.param_groups for p in g["params"]))
+
+
+def take_step_scale(optimizer: torch.optim.Optimizer) -> None:
+    """Remove the gradient scale `clip_grad_norm` handed to ``optimizer`` (after its step, or when it is skipped)."""
+    optimizer.__dict__.pop("grad_scale", None)

@@ -81,12 +81,15 @@ def test_packed_level_gradients_equal_padded():
         torch.testing.assert_close(grads[False][name], grads[True][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("vocab", [None, 46])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_tied_decode_matches_linear_across_steps_accumulation_and_weight_updates(precision):
+def test_tied_decode_matches_linear_across_steps_accumulation_and_weight_updates(precision, vocab):
     """`RowGradEmbedding.decode` (persistent low-precision copy, weight gradient written in place) gives
     F.linear's logits and every gradient, under autocast too: over steps that decode (two micro-batches), steps
     that only look rows up (the reused buffer must hold no stale decoder gradient) and weight updates in between
-    (the cast copy must follow them)."""
+    (the cast copy must follow them). With ``rows`` (the vocabulary without the table's padding rows) it equals
+    the full product with the padding columns sliced off, and contiguous; the padding rows get no decoder
+    gradient, and the bias gradient keeps the bias's full shape."""
     torch.manual_seed(0)
     rows, dim = 50, 8
     fast, plain = RowGradEmbedding(rows, dim), nn.Embedding(rows, dim)
@@ -106,7 +109,11 @@ def test_tied_decode_matches_linear_across_steps_accumulation_and_weight_updates
                 with autocast():
                     h = emb(ids).mean(1)                                                   # [3, D]
                     if kind == "decode":
-                        logits = emb.decode(h, bias) if emb is fast else F.linear(h, emb.weight, bias)
+                        if emb is fast:
+                            logits = emb.decode(h, bias, rows=vocab)
+                            assert logits.is_contiguous() and logits.shape[1] == (vocab or rows)
+                        else:
+                            logits = F.linear(h, emb.weight, bias)[:, :vocab]
                         outs.append(logits)
                         loss = F.cross_entropy(logits.float(), torch.tensor([1, 7, 9]))
                     else:

@@ -121,3 +121,33 @@ def test_top1_correct_is_argmax_except_that_a_tie_for_the_maximum_is_wrong():
     assert torch.equal(top1_correct(logits, labels), logits.argmax(-1) == labels)
     tied = torch.tensor([[0.0, 2.0, 2.0, 1.0], [0.0, 2.0, 1.0, 1.0]])
     assert top1_correct(tied, torch.tensor([1, 1])).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_consuming_cross_entropy_gives_torchs_loss_and_gradient(dtype):
+    """`mlm_loss(..., consume=True)` (the gradient written into the logits' own memory, in row blocks, over a
+    number of rows that is not a multiple of the block) equals F.cross_entropy on the fp32 logits, loss and
+    gradient, also through a product before it; a second backward is refused."""
+    import torch.nn.functional as F
+    from hero.tasks.mlm import mlm_loss
+
+    torch.manual_seed(0)
+    h = torch.randn(19, 16, dtype=dtype, requires_grad=True)
+    w = torch.randn(301, 16, dtype=dtype)
+    labels = torch.randint(0, 301, (19,))
+    grads, losses = [], []
+    for consume in (False, True):
+        logits = h @ w.t()
+        loss = mlm_loss(logits, labels, consume=consume)
+        (loss * 3).backward(retain_graph=consume)
+        grads.append(h.grad.clone())
+        losses.append(loss.detach())
+        h.grad = None
+        if consume:
+            with pytest.raises(RuntimeError, match="cannot run twice"):
+                loss.backward()
+    expected = F.cross_entropy((h @ w.t()).float(), labels)
+    torch.testing.assert_close(losses[0], expected)
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+    torch.testing.assert_close(losses[1], expected, **tol)
+    torch.testing.assert_close(grads[1], grads[0], **tol)
