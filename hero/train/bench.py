@@ -8,7 +8,9 @@ Every number comes from this run on this machine; nothing is divided by a figure
 * The HERO pretraining mix at hero-small (hidden 256, 4 heads, 2 + 2 layers, 4352-d features; 4 videos of 55-65
   clips per step; MLM : MFM-NCE : FOM : VSM = 2 : 2 : 1 : 2) through the real `Trainer`, for each precision and
   thread count: two trainers built alike, one on the default path, one on the reference path
-  (`hero.model.use_reference_path`: cross-modal level padded, torch's dropout, dense word-embedding gradient),
+  (`hero.model.use_reference_path` and `Trainer.torch_clipping`: the implementation the speed targets were set
+  against — cross-modal level padded, torch's dropout, dense word-embedding gradient, full-width tied decoder,
+  torch's cross-entropy, argmax accuracy, torch's clip_grad_norm_),
   each with its own optimizer, stepping in turn on the same batches (who goes first alternates). Per path:
   ms/step (wall and CPU), samples/s, GFLOP per step (counted with torch.utils.flop_counter on the same steps;
   the default path executes fewer) and MFU; and ``ratio``: default / reference summed step time, overall and
@@ -171,11 +173,11 @@ def compare_paths(preset: str, precision: str, threads: int, batches: list, warm
     return out
 
 
-def denormal_effect(batches: list, warmup: int) -> dict:
+def denormal_effect(batches: list, warmup: int, preset: str = "hero-small") -> dict:
     """The reference path, one thread, each step run with subnormals flushed and not (alternating order).
     One thread only: the flag is per thread, and a worker thread keeps the mode it started with."""
     torch.set_num_threads(1)
-    cfg = bench_config("hero-small", "fp32", steps=len(batches) + 1)
+    cfg = bench_config(preset, "fp32", steps=len(batches) + 1)
     trainers = {"flushed": _trainer(cfg, True), "subnormal": _trainer(cfg, True)}
     times: dict = {n: [] for n in trainers}
     try:
@@ -193,10 +195,10 @@ def denormal_effect(batches: list, warmup: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------- cross-modal layouts
-def capture_cross_inputs(batches: list, n: int) -> tuple[Encoder, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
-    """(the cross-modal encoder of a fresh hero-small, [(x [S, L, D], valid [S, L], sub_video [S])] of the
+def capture_cross_inputs(batches: list, n: int, preset: str = "hero-small") -> tuple[Encoder, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """(the cross-modal encoder of a fresh ``preset`` model, [(x [S, L, D], valid [S, L], sub_video [S])] of the
     first ``n`` batches as the MFM-NCE objective feeds it)."""
-    tr = _trainer(bench_config("hero-small", "fp32"), reference=True)
+    tr = _trainer(bench_config(preset, "fp32"), reference=True)
     enc, seen = tr.model.encoder, []
     hook = enc.cross.register_forward_pre_hook(lambda m, args: seen.append((args[0].detach(), args[1])))
     try:
@@ -244,11 +246,11 @@ def _nested(enc: Encoder, x, valid):
     return out
 
 
-def cross_modal_layouts(batches: list, repeats: int = 3) -> dict:
+def cross_modal_layouts(batches: list, repeats: int = 3, preset: str = "hero-small") -> dict:
     """Forward + backward of the cross-modal level alone, 1 thread, fp32, in each layout; median ms per batch
     and the largest absolute output difference against the padded layout."""
     torch.set_num_threads(1)
-    enc, inputs = capture_cross_inputs(batches, repeats)
+    enc, inputs = capture_cross_inputs(batches, repeats, preset)
     layouts = {
         "padded": lambda x, v, sv: enc(x, v, packed=False),
         "packed": lambda x, v, sv: enc(x, v, packed=True),
@@ -276,12 +278,12 @@ def cross_modal_layouts(batches: list, repeats: int = 3) -> dict:
 
 
 # ---------------------------------------------------------------------------------- torch.compile, ranks
-def compile_effect(batches: list, warmup: int) -> dict:
+def compile_effect(batches: list, warmup: int, preset: str = "hero-small") -> dict:
     """The default path with and without torch.compile, fp32, 1 thread, interleaved after ``warmup`` steps
     (which include the compilation, timed separately)."""
     torch.set_num_threads(1)
-    trainers = {"eager": _trainer(bench_config("hero-small", "fp32", steps=len(batches) + 1), False),
-                "compiled": _trainer(bench_config("hero-small", "fp32", steps=len(batches) + 1, compile=True), False)}
+    trainers = {"eager": _trainer(bench_config(preset, "fp32", steps=len(batches) + 1), False),
+                "compiled": _trainer(bench_config(preset, "fp32", steps=len(batches) + 1, compile=True), False)}
     t0 = time.perf_counter()
     try:
         for batch in batches[:warmup]:
@@ -370,14 +372,14 @@ def main(argv: list[str] | None = None) -> dict:
                     continue  # bf16 autocast without native kernels is a slow reference loop: nothing to learn
                 res[f"mix_{prec}_{threads}t"] = compare_paths(args.preset, prec, threads, batches, warmup, flops, peak[prec])
         if not args.quick and not args.mix_only:
-            res["denormals_1t"] = denormal_effect(batches, warmup)
-            res["cross_modal_layouts_1t"] = cross_modal_layouts(batches)
+            res["denormals_1t"] = denormal_effect(batches, warmup, args.preset)
+            res["cross_modal_layouts_1t"] = cross_modal_layouts(batches, preset=args.preset)
         if args.compile:
-            res["compile_fp32_1t"] = compile_effect(batches, warmup)
+            res["compile_fp32_1t"] = compile_effect(batches, warmup, args.preset)
     finally:
         torch.set_num_threads(threads0)
     if args.ranks and not args.mix_only:
-        res["ranks"] = ranks_compare(steps, warmup)
+        res["ranks"] = ranks_compare(steps, warmup, args.preset)
     res["load_avg_1min_after"] = os.getloadavg()[0]
     print_table(res)
     if args.out:
