@@ -89,5 +89,5 @@ def test_corpus_source_trains_on_a_synthetic_corpus(tmp_path):
     })
     out = run(cfg)
     assert out["train/step"] == 3 and torch.isfinite(torch.tensor(out["train/loss"]))
-    with pytest.raises(ConfigError, match="model.feature_dim: the feature store"):
+    with pytest.raises(ConfigError, match="model.feature_dim: 16 in the run config, but the feature store at .* holds 2648-d"):
         run(cfg.override("model.feature_dim=16", f"train.run_dir={tmp_path / 'other'}"))
