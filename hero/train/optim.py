@@ -80,12 +80,11 @@ def clip_grad_norm(params: list[nn.Parameter], max_norm: float, *,
     * ``rows``: for a parameter whose gradient is known to be zero outside some rows (the word table's, in a step
       where only lookups reached it: a few hundred of 50k rows), its norm is taken over those rows alone;
     * ``optimizer``: when it is a fused AdamW/Adam, the coefficient is not applied here but handed to its next
-      step (`scale_in_step`), whose kernel reads every gradient anyway: call ``optimizer.step()`` right after
+      step (see `scales_in_step`), whose kernel reads every gradient anyway: call ``optimizer.step()`` right after
       (the trainer does; `take_step_scale` removes it again).
     Returns the total norm (before clipping)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if rows:
-        grads = [p.grad.index_select(0, rows[p]) if p in rows else p.grad for p in params if p.grad is not None]
+    rows = rows or {}
+    grads = [p.grad.index_select(0, rows[p]) if p in rows else p.grad for p in params if p.grad is not None]
     total = torch.nn.utils.get_total_norm(grads, 2.0)
     if max_norm <= 0 or not grads:
         return total
