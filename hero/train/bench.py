@@ -8,7 +8,7 @@ Every number comes from this run on this machine; nothing is divided by a figure
 * The HERO pretraining mix at hero-small (hidden 256, 4 heads, 2 + 2 layers, 4352-d features; 4 videos of 55-65
   clips per step; MLM : MFM-NCE : FOM : VSM = 2 : 2 : 1 : 2) through the real `Trainer`, for each precision and
   thread count: two trainers built alike, one on the default path, one on the reference path
-  (`hero.model.use_reference_path` and `Trainer.torch_clipping`: the implementation the speed targets were set
+  (`Trainer.use_reference_path`: the implementation the speed targets were set
   against — cross-modal level padded, torch's dropout, dense word-embedding gradient, full-width tied decoder,
   torch's cross-entropy, argmax accuracy, torch's clip_grad_norm_),
   each with its own optimizer, stepping in turn on the same batches (who goes first alternates). Per path:
@@ -38,7 +38,6 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hero.model import use_reference_path
 from hero.model.transformer import Attention, Encoder
 from hero.storage.atomic import write_json_atomic
 from hero.train.config import RunConfig
@@ -81,10 +80,7 @@ def bench_config(preset: str, precision: str, *, videos: int = 4, frames: tuple[
 
 
 def _trainer(cfg: RunConfig, reference: bool) -> Trainer:
-    tr = Trainer(cfg, DistInfo(), sinks=[])
-    use_reference_path(tr.model, reference)
-    tr.torch_clipping = reference
-    return tr
+    return Trainer(cfg, DistInfo(), sinks=[]).use_reference_path(reference)
 
 
 def _timed_step(tr: Trainer, batch) -> tuple[float, float]:

@@ -38,6 +38,7 @@ from hero.tasks import PretrainModel, TaskSampler
 from hero.train import checkpoint as ckpt
 from hero.train.config import RunConfig, batch_layout, with_data_facts
 from hero.train.selection import Selector
+from hero.model import use_reference_path
 from hero.model.embeddings import RowGradEmbedding
 from hero.model.pretrained import init_text_side
 from hero.train.finetune import batch_videos
@@ -83,12 +84,14 @@ class Trainer:
                 self.model = PretrainModel(self.preset.model, cfg.pretrain, self.preset.tokens, all_gather=gather)
             self.tasks = TaskSampler(cfg.pretrain.tasks, seed=t.seed)
         self.model.to(self.device)
+        self._row_tables = [m for m in self.model.modules() if isinstance(m, RowGradEmbedding)]
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, t.max_steps)
         self.scaler = grad_scaler(t.precision, self.device)
         self.torch_clipping = False
-        """Clip with `torch.nn.utils.clip_grad_norm_` itself, then step (the benchmark's reference path); the default
-        is `hero.train.optim.clip_grad_norm`: the same clipping with less memory traffic on the CPU."""
+        """Clip with `torch.nn.utils.clip_grad_norm_` itself, then step (the benchmark's reference path, set by
+        `use_reference_path`); the default is `hero.train.optim.clip_grad_norm`: the same clipping with less memory
+        traffic on the CPU."""
         self.autocast = autocast(t.precision, self.device)
         self.generator = torch.Generator()  # the objectives' generator (prepare() runs on CPU tensors)
         if cfg.task != "pretrain":
@@ -291,8 +294,7 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(params, clip) if clip > 0 else torch.nn.utils.get_total_norm(
                 [p.grad for p in params])
         else:
-            rows = {m.weight: r for m in self.model.modules()
-                    if isinstance(m, RowGradEmbedding) and (r := m.grad_rows()) is not None}
+            rows = {m.weight: r for m in self._row_tables if (r := m.grad_rows()) is not None}
             norm = clip_grad_norm(params, clip, rows=rows,
                                   optimizer=None if self.scaler.is_enabled() else self.optimizer)
         try:
@@ -306,6 +308,13 @@ class Trainer:
         self.step += 1
         return {"loss": loss, "grad_norm": float(norm), "lr": lr, **{k: v / seen[k] for k, v in sums.items()},
                 **{f"#{k}": v for k, v in counters.items()}, "_tokens": float(tokens)}
+
+    def use_reference_path(self, reference: bool = True) -> "Trainer":
+        """Train on the benchmark's reference implementation (or back): the model's (`hero.model.use_reference_path`)
+        and torch's `clip_grad_norm_`. Same results up to float rounding and dropout draws."""
+        use_reference_path(self.model, reference)
+        self.torch_clipping = reference
+        return self
 
     def fit(self) -> dict[str, float]:
         """Train from the current step to ``train.stop_after`` or ``train.max_steps``; returns the final metrics."""

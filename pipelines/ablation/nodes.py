@@ -13,7 +13,7 @@ from pipelines import tracking
 from pipelines.datasets import TrainingJob, run_job, side_by_side
 from hero.tasks import headlines
 from pipelines.evaluate.nodes import evaluate_with_examples
-from pipelines.finetune.nodes import job_launch, with_seed
+from pipelines.finetune.nodes import job_launch, seeded_name, with_seed
 from pipelines.paths import layer, reports
 from pipelines.pretrain.nodes import corpus_run_config, job_title
 from pipelines.reporting import read_json_file, results_table, write_json_atomic
@@ -85,7 +85,7 @@ def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str
                                      out_root=models / "predictions", keep=extra_metrics(ablation, dataset))
         return {"metrics": out["metrics"][job_name], "examples": out["examples"][job_name]}
 
-    results = side_by_side({with_seed(dataset, {}, k)[0]: functools.partial(one, dataset, k) for dataset, k in jobs},
+    results = side_by_side({seeded_name(dataset, k): functools.partial(one, dataset, k) for dataset, k in jobs},
                            parallel)
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for (dataset, _), result in zip(jobs, results.values()):   # side_by_side keeps the given order

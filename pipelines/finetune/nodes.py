@@ -69,13 +69,18 @@ def finetune_task(finetune: dict[str, Any], launch: dict[str, Any], manifest_inf
     return JobSet(jobs, parallel)
 
 
+def seeded_name(name: str, k: int) -> str:
+    """The name of finetuning seed ``k`` of job ``name``: ``<name>@seed<k>``; seed 0 keeps the job's own name."""
+    return f"{name}@seed{k}" if k else name
+
+
 def with_seed(name: str, config: dict[str, Any], k: int) -> tuple[str, dict[str, Any]]:
-    """Finetuning seed ``k`` of job ``name``: ``<name>@seed<k>`` with the run's ``train.seed`` + k; seed 0 is the
-    job itself (its name and config, so its content key is the single-seed job's)."""
+    """Finetuning seed ``k`` of job ``name``: `seeded_name` with the run's ``train.seed`` + k; seed 0 is the job
+    itself (its name and config, so its content key is the single-seed job's)."""
     if not k:
         return name, config
     seed = int(config.get("train", {}).get("seed", 0)) + k
-    return f"{name}@seed{k}", merge(config, {"train": {"seed": seed}})
+    return seeded_name(name, k), merge(config, {"train": {"seed": seed}})
 
 
 def finetune_run_config(finetune: dict[str, Any], dataset: str, init: str, manifest_info: dict[str, Any],

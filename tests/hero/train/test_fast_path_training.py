@@ -4,7 +4,6 @@ differently), and precision ``auto`` resolves as documented."""
 import pytest
 import torch
 
-from hero.model import use_reference_path
 from hero.train.config import RunConfig
 from hero.train.distributed import DistInfo
 from hero.train.precision import autocast, cpu_has_fast_bf16, resolve_precision
@@ -34,9 +33,7 @@ def test_default_path_trains_like_the_reference_path(tmp_path, precision, grad_c
     runs = {}
     for reference in (True, False):
         cfg = _cfg(tmp_path, f"ref{reference}", optim={"grad_clip": grad_clip}, precision=precision)
-        tr = Trainer(cfg, DistInfo(), sinks=[])
-        use_reference_path(tr.model, reference)
-        tr.torch_clipping = reference
+        tr = Trainer(cfg, DistInfo(), sinks=[]).use_reference_path(reference)
         it = tr._loader()
         logs = [tr.train_step([next(it) for _ in range(tr.layout.accum)]) for _ in range(8)]
         assert not hasattr(tr.optimizer, "grad_scale")
