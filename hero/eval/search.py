@@ -68,6 +68,8 @@ def save_index(path: str | Path, corpus: EncodedCorpus, fingerprint: dict[str, A
     path.mkdir(parents=True, exist_ok=True)
     (path / "index.json").unlink(missing_ok=True)  # no committed index while the tensors change
     tensors = {"frames": corpus.frames, "frame_mask": corpus.frame_mask, "frame_norms": corpus.frame_norms}
+    if corpus.sub_embed is not None:   # a model with a query-subtitle match (text_match)
+        tensors.update(sub_embed=corpus.sub_embed, frame_sub=corpus.frame_sub)
     with atomic_path(path / "corpus.safetensors") as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     meta = {"version": INDEX_VERSION, "video_ids": list(corpus.video_ids), "fingerprint": fingerprint}
@@ -89,7 +91,7 @@ def load_index(path: str | Path, device: torch.device | str = "cpu") -> tuple[En
     if t["frames"].shape[0] != len(meta["video_ids"]):
         raise ValueError(f"{path}: {t['frames'].shape[0]} encoded videos but {len(meta['video_ids'])} video ids")
     corpus = EncodedCorpus(frames=t["frames"], frame_mask=t["frame_mask"].bool(), video_ids=tuple(meta["video_ids"]),
-                           frame_norms=t["frame_norms"])
+                           frame_norms=t["frame_norms"], sub_embed=t.get("sub_embed"), frame_sub=t.get("frame_sub"))
     return corpus, meta["fingerprint"]
 
 

@@ -89,9 +89,7 @@ class SubtitleTextMatch(nn.Module):
         """[N, L] ids whose first token is a separator -> [N, D] unit-length mean-pooled states (the first token
         read as the sentence encoder's [CLS])."""
         ids = torch.cat([ids.new_full((ids.shape[0], 1), cls), ids[:, 1:]], dim=1)
-        states = encoder.encode_text(ids, mask)
-        m = mask.unsqueeze(-1).to(states.dtype)
-        return F.normalize((states * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
+        return unit_mean_pool(encoder.encode_text(ids, mask), mask)
 
     def score(self, encoder: Hero, batch: VideoBatch, ids: Tensor, mask: Tensor, text_video: Tensor,
               cls: int) -> Tensor:
@@ -117,6 +115,83 @@ class SubtitleTextMatch(nn.Module):
                     self.shift.div_(torch.distributed.get_world_size())
                 self.shift_initialised.fill_(True)
         return torch.where(found, self.scale * (best - self.shift), torch.zeros_like(best))
+
+
+def unit_mean_pool(states: Tensor, mask: Tensor) -> Tensor:
+    """[N, L, D] token states, [N, L] bool mask -> [N, D] unit-length means over the real tokens."""
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return F.normalize((states * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
+
+
+def frame_subtitles(batch: VideoBatch) -> Tensor:
+    """[B, T] row of ``batch.sub_ids`` each frame is aligned to, -1 for a frame of no subtitle with text (a
+    separator-only subtitle, which a video without subtitles gets, counts as none)."""
+    B, T = batch.frame_mask.shape
+    out = torch.full((B, T), -1, dtype=torch.long, device=batch.sub_frames.device)
+    S, width = batch.sub_frames.shape
+    valid = (batch.sub_frames >= 0) & (batch.sub_mask.sum(1) > 1)[:, None]
+    if S and bool(valid.any()):
+        rows = batch.sub_video[:, None].expand(S, width)[valid]
+        subs = torch.arange(S, device=out.device)[:, None].expand(S, width)[valid]
+        out[rows, batch.sub_frames[valid]] = subs
+    return out
+
+
+class QuerySubtitleMatch(nn.Module):
+    """A retrieval query's similarity to each subtitle, by the encoder's own text side, added to the video and
+    moment scores (beyond HERO: moment and video retrieval's ``text_match``).
+
+    Query and subtitles are encoded alone by the cross-modal layers and mean-pooled (as `SubtitleTextMatch`);
+    each frame aligned to a subtitle takes that subtitle's cosine ``m[t]`` with the query.
+
+    Video score: ``(1 - w) * visual + w * max_t m[t]`` (``max_t m[t]`` = 0 for a video with no subtitle), with
+    ``w = sigmoid(video_weight)``, so it stays a cosine-like score (the VCMR ranking exponentiates it). Start / end
+    logits: each
+    subtitle frame's match relative to the video's best, ``r[t] = exp(sharpness * (m[t] - max m))`` (1 on the
+    best subtitle's frames, 0 on frames of no subtitle), enters as an edge, ``+ start_scale * (r[t] - r[t-1])``
+    and ``+ end_scale * (r[t] - r[t+1])`` (r = 0 outside the video): the best subtitle's first and last frames
+    stand out, so its span is the text side's moment (the text-only baseline's), and the visual scores move it.
+    The scales and the sharpness are learned; the encoder is trained through the cosines.
+    """
+
+    def __init__(self, video_weight: float = 0.5, edge_scale: float = 10.0, sharpness: float = 10.0) -> None:
+        super().__init__()
+        self.video_weight = nn.Parameter(torch.logit(torch.tensor(float(video_weight))))
+        self.start_scale = nn.Parameter(torch.tensor(float(edge_scale)))
+        self.end_scale = nn.Parameter(torch.tensor(float(edge_scale)))
+        self.sharpness = nn.Parameter(torch.tensor(float(sharpness)))
+
+    @staticmethod
+    def subtitle_embeddings(encoder: Hero, batch: VideoBatch, cls: int) -> Tensor:
+        """[S, D] unit rows: every subtitle of ``batch`` encoded alone (`SubtitleTextMatch.embed`)."""
+        return SubtitleTextMatch.embed(encoder, batch.sub_ids, batch.sub_mask, cls)
+
+    @staticmethod
+    def frame_match(query: Tensor, subtitles: Tensor, frame_sub: Tensor) -> Tensor:
+        """query: [Q, D] and subtitles: [S, D] unit rows; frame_sub: [B, T] subtitle row of each frame (-1 none)
+        -> [Q, B, T] cosine of each frame's subtitle with each query (0 at frames of no subtitle)."""
+        sim = F.pad((query @ subtitles.T.to(query.dtype)).float(), (0, 1))               # [Q, S + 1]
+        return sim[:, torch.where(frame_sub >= 0, frame_sub, subtitles.shape[0])]
+
+    def video_scores(self, visual: Tensor, match: Tensor, has: Tensor) -> Tensor:
+        """visual: [...] the frames' video scores (max cosine); match: [..., T] (`frame_match`); has: [..., T]
+        broadcastable, True at frames of a subtitle -> [...] the fused video scores."""
+        has = has.expand_as(match)
+        best = match.masked_fill(~has, float("-inf")).amax(-1)
+        best = torch.where(has.any(-1), best, torch.zeros_like(best))
+        w = torch.sigmoid(self.video_weight)
+        return (1 - w) * visual.float() + w * best
+
+    def span_logits(self, st: Tensor, ed: Tensor, match: Tensor, has: Tensor) -> tuple[Tensor, Tensor]:
+        """st, ed: [..., T] start / end logits before masking; match, has: [..., T] (as `video_scores`) -> the
+        logits with the edge terms."""
+        has = has.expand_as(match)
+        best = match.masked_fill(~has, float("-inf")).amax(-1, keepdim=True)
+        best = torch.where(torch.isinf(best), torch.zeros_like(best), best)         # a video with no subtitle
+        rel = torch.where(has, torch.exp(self.sharpness * (match - best).clamp(max=0.0)), torch.zeros_like(match))
+        prev, nxt = F.pad(rel[..., :-1], (1, 0)), F.pad(rel[..., 1:], (0, 1))
+        return (st + (self.start_scale * (rel - prev)).to(st.dtype),
+                ed + (self.end_scale * (rel - nxt)).to(ed.dtype))
 
 
 class PretrainedKeyError(RuntimeError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from hero.metrics.submission import tvr_submission
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import SpanLossConfig
-from hero.tasks.downstream import DownstreamTask
+from hero.tasks.downstream import DownstreamTask, QuerySubtitleMatch, frame_subtitles, unit_mean_pool
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
 from hero.tasks.vsm import MASK_LOGIT, VsmHead, gather_pool, ranking_loss, video_scores
@@ -56,6 +56,11 @@ class MomentRetrievalConfig(SpanLossConfig):
     gather_across_ranks: bool = False
     """Rank every query against the videos of all ranks, and every video against all ranks' queries (queries and
     videos all-gathered, differentiably; HERO's TVR finetuning does, as its pretraining VSM). No effect on 1 rank."""
+    text_match: bool = False
+    """Beyond HERO: add the query's similarity to the subtitles, by the encoder's own text side, to the video scores
+    and to the start/end logits (`hero.tasks.downstream.QuerySubtitleMatch`: the best subtitle's cosine mixed into
+    the video score; the best subtitle's first and last frames raised in the start and end logits). HERO scores the
+    frames only. Not with ``gather_across_ranks`` on several ranks."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,12 +101,16 @@ def collate_moment_retrieval(examples: Sequence[Mapping], tokens: SpecialTokens,
 @dataclass(frozen=True, eq=False)
 class EncodedCorpus:
     """Every corpus video encoded once. frames: [Nv, T, D]; frame_mask: [Nv, T]; video_ids: Nv names;
-    frame_norms: [Nv, T] L2 norms of the frames (computed on construction when not given)."""
+    frame_norms: [Nv, T] L2 norms of the frames (computed on construction when not given); for a model with a
+    query-subtitle match, also sub_embed: [Ns, D] every subtitle's unit text embedding and frame_sub: [Nv, T] the
+    row of sub_embed each frame is aligned to (-1 none)."""
 
     frames: Tensor
     frame_mask: Tensor
     video_ids: tuple[str, ...]
     frame_norms: Tensor | None = None
+    sub_embed: Tensor | None = None
+    frame_sub: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.frame_norms is None:   # cosines without a normalised copy of the corpus (F.normalize's eps)
@@ -133,9 +142,12 @@ class MomentPredictions:
 
 
 @torch.no_grad()
-def encode_corpus(encoder, batches: Iterable[VideoBatch], device: torch.device | str | None = None) -> EncodedCorpus:
-    """Run ``encoder`` over every batch once (no grad) and stack the frame states, padded to a common T."""
-    frames, masks, names = [], [], []
+def encode_corpus(encoder, batches: Iterable[VideoBatch], device: torch.device | str | None = None,
+                  subtitles: Callable[[VideoBatch], Tensor] | None = None) -> EncodedCorpus:
+    """Run ``encoder`` over every batch once (no grad) and stack the frame states, padded to a common T; with
+    ``subtitles`` (batch -> [S, D] unit rows, `QuerySubtitleMatch.subtitle_embeddings`) also every subtitle's
+    embedding and each frame's subtitle row (``sub_embed``, ``frame_sub``)."""
+    frames, masks, names, subs, frame_sub, offset = [], [], [], [], [], 0
     for b in batches:
         if device is not None:
             b = b.to(device)
@@ -143,20 +155,44 @@ def encode_corpus(encoder, batches: Iterable[VideoBatch], device: torch.device |
         frames.append(out.frame_states)
         masks.append(out.frame_mask)
         names += list(b.video_ids) or [str(len(names) + i) for i in range(b.num_videos)]
+        if subtitles is not None:
+            subs.append(subtitles(b))
+            rows = frame_subtitles(b)
+            frame_sub.append(torch.where(rows >= 0, rows + offset, rows))
+            offset += subs[-1].shape[0]
     T = max(f.shape[1] for f in frames)
     frames = torch.cat([F.pad(f, (0, 0, 0, T - f.shape[1])) for f in frames])
     masks = torch.cat([F.pad(m, (0, T - m.shape[1])) for m in masks])
-    return EncodedCorpus(frames=frames, frame_mask=masks, video_ids=tuple(names))
+    if subtitles is None:
+        return EncodedCorpus(frames=frames, frame_mask=masks, video_ids=tuple(names))
+    return EncodedCorpus(frames=frames, frame_mask=masks, video_ids=tuple(names), sub_embed=torch.cat(subs),
+                         frame_sub=torch.cat([F.pad(r, (0, T - r.shape[1]), value=-1) for r in frame_sub]))
 
 
-def corpus_video_scores(query: Tensor, corpus: EncodedCorpus) -> Tensor:
-    """Max over frames of cos(query, frame) against the corpus, with no normalised corpus copy. [c, D] -> [c, Nv]."""
+def corpus_match(match: QuerySubtitleMatch | None, query_text: Tensor | None, corpus: EncodedCorpus) -> Tensor | None:
+    """[c, Nv, T] query-subtitle cosines of every corpus frame (`QuerySubtitleMatch.frame_match`), or None for a
+    model without the match. A corpus encoded without subtitle embeddings is an error for a model with it."""
+    if match is None:
+        return None
+    if corpus.sub_embed is None or corpus.frame_sub is None or query_text is None:
+        raise ValueError("this model matches queries with subtitles (text_match): the corpus must be encoded by its "
+                         "own encode_corpus (subtitle embeddings), and the queries' text embeddings given")
+    return match.frame_match(query_text, corpus.sub_embed, corpus.frame_sub)
+
+
+def corpus_video_scores(query: Tensor, corpus: EncodedCorpus, match: QuerySubtitleMatch | None = None,
+                        query_text: Tensor | None = None) -> Tensor:
+    """Max over frames of cos(query, frame) against the corpus, with no normalised corpus copy. [c, D] -> [c, Nv].
+    With ``match`` (and the queries' text embeddings ``query_text`` [c, D]) plus its video term."""
     sim = torch.einsum("qd,vtd->qvt", F.normalize(query.float(), dim=-1).to(corpus.frames.dtype), corpus.frames)
-    return (sim.float() / corpus.frame_norms[None]).masked_fill(~corpus.frame_mask[None], -2.0).amax(-1)
+    scores = (sim.float() / corpus.frame_norms[None]).masked_fill(~corpus.frame_mask[None], -2.0).amax(-1)
+    text = corpus_match(match, query_text, corpus)
+    return scores if text is None else match.video_scores(scores, text, corpus.frame_sub[None] >= 0)
 
 
 def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus, *, max_videos: int | None = None,
-                  q2c_alpha: float = 20.0, also: Tensor | None = None) -> MomentScores:
+                  q2c_alpha: float = 20.0, also: Tensor | None = None,
+                  query_text: Tensor | None = None) -> MomentScores:
     """Raw video scores and start/end probabilities of every query in the corpus videos, from a single pass
     over the corpus frames (the normalised queries and the projected queries go through one einsum).
 
@@ -168,22 +204,34 @@ def corpus_scores(head: VsmHead, query: Tensor, corpus: EncodedCorpus, *, max_vi
     [c], that video too (the GT video, for SVMR): st_probs / ed_probs [c, K (+1), T], ``videos`` [c, K (+1)] their
     corpus positions. Each (query, video) row is computed exactly as in the full form; what is skipped is the
     convolutions and softmaxes of videos no ranking reads (most of the corpus).
+
+    A head with a query-subtitle match (``head.match``) needs the queries' text embeddings ``query_text`` [c, D]
+    and a corpus encoded with its subtitles; its terms are added to the video scores and the start/end logits.
     """
     c, t = query.shape[0], corpus.frames.shape[1]
     both = torch.cat([F.normalize(query.float(), dim=-1), head.query_linear(query).float()])          # [2c, D]
     sim = torch.einsum("qd,vtd->qvt", both.to(corpus.frames.dtype), corpus.frames).float()            # [2c, Nv, T]
     cos = sim[:c].div_(corpus.frame_norms[None]).masked_fill_(~corpus.frame_mask[None], -2.0)     # in place
     video_scores = cos.amax(-1)
+    text = corpus_match(head.match, query_text, corpus)                                           # [c, Nv, T]
+    if text is not None:
+        video_scores = head.match.video_scores(video_scores, text, corpus.frame_sub[None] >= 0)
     span, fmask, videos = sim[c:], corpus.frame_mask[None].expand(c, -1, -1), None
+    has = corpus.frame_sub[None] >= 0 if text is not None else None
     if max_videos is not None:
         videos = topk_stable(torch.exp(q2c_alpha * video_scores), max_videos)[1]                     # [c, K]
         if also is not None:
             videos = torch.cat([videos, also.to(videos)[:, None]], 1)
         idx = videos[:, :, None].expand(-1, -1, t)
         span, fmask = span.gather(1, idx), corpus.frame_mask[videos]                                 # [c, K, T]
+        if text is not None:
+            text, has = text.gather(1, idx), corpus.frame_sub[videos] >= 0
     span = head.masked_similarity(span, fmask)
     m = fmask.to(span.dtype)
-    st, ed = (_conv_rows(span, conv) * m + (1 - m) * MASK_LOGIT for conv in (head.start_conv, head.end_conv))
+    st, ed = (_conv_rows(span, conv) for conv in (head.start_conv, head.end_conv))
+    if text is not None:
+        st, ed = head.match.span_logits(st, ed, text, has)
+    st, ed = (x * m + (1 - m) * MASK_LOGIT for x in (st, ed))
     return MomentScores(video_scores=video_scores, st_probs=st.softmax(-1), ed_probs=ed.softmax(-1), videos=videos)
 
 
@@ -200,8 +248,30 @@ def _conv_rows(x: Tensor, conv: torch.nn.Conv1d) -> Tensor:
     return out
 
 
+class RetrievalQueries:
+    """Query encoding shared by the retrieval tasks (moment and video retrieval): a task with ``encoder``, a
+    `VsmHead` ``head`` and ``tokens``."""
+
+    def encode_queries(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """[Q, Lq] ids and mask -> [Q, D]: text-only cross-modal pass, then the query encoder."""
+        return self.encode_query_text(ids, mask)[0]
+
+    def encode_query_text(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
+        """[Q, Lq] ids and mask -> the query vectors [Q, D] and, with ``text_match``, the queries' unit text
+        embeddings [Q, D] (the same text-only pass, mean-pooled; the ids start with [CLS]), else None."""
+        states = self.encoder.encode_text(ids, mask)
+        text = unit_mean_pool(states, mask) if self.head.match is not None else None
+        return self.head.query_encoder(states, mask), text
+
+    def subtitle_embedder(self) -> Callable[[VideoBatch], Tensor] | None:
+        """batch -> [S, D] subtitle embeddings for `encode_corpus`, or None without ``text_match``."""
+        if self.head.match is None:
+            return None
+        return lambda b: self.head.match.subtitle_embeddings(self.encoder, b, self.tokens.cls)
+
+
 @register_task
-class MomentRetrievalTask(DownstreamTask):
+class MomentRetrievalTask(RetrievalQueries, DownstreamTask):
     """Hero encoder + VSM head (query encoder, query projection, start/end convolutions)."""
 
     name = "moment_retrieval"
@@ -216,7 +286,7 @@ class MomentRetrievalTask(DownstreamTask):
 
     def __init__(self, model_cfg: ModelConfig, cfg: MomentRetrievalConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
-        self.head = VsmHead(model_cfg)
+        self.head = VsmHead(model_cfg, text_match=cfg.text_match)
         self._init_head()
 
     def prepare(self, inputs: MomentRetrievalInputs, generator: torch.Generator, step: int) -> MomentRetrievalInputs:
@@ -224,25 +294,32 @@ class MomentRetrievalTask(DownstreamTask):
         use_local = bool(torch.rand((), generator=generator) >= self.cfg.drop_svmr_prob)
         return replace(inputs, use_local=use_local, hard=step >= self.cfg.hard_negative_start_step)
 
-    def encode_queries(self, ids: Tensor, mask: Tensor) -> Tensor:
-        """[Q, Lq] ids and mask -> [Q, D]: text-only cross-modal pass, then the query encoder."""
-        return self.head.query_encoder(self.encoder.encode_text(ids, mask), mask)
-
     def forward(self, inputs: MomentRetrievalInputs) -> TaskOutput:
         out = self.encoder(inputs.batch)
-        query = self.encode_queries(inputs.query_ids, inputs.query_mask)          # [Q, D]
+        query, query_text = self.encode_query_text(inputs.query_ids, inputs.query_mask)   # [Q, D]
         pool_query, frames, frame_mask, query_video = query, out.frame_states, out.frame_mask, inputs.query_video
         if self.cfg.gather_across_ranks and self.all_gather is not None:         # every rank's queries and videos
+            if self.head.match is not None:
+                raise ConfigError("text_match: not supported with gather_across_ranks on several ranks")
             frames, frame_mask, pool_query, query_video = gather_pool(self.all_gather, frames, frame_mask, query,
                                                                       query_video)
         scores = video_scores(pool_query, frames, frame_mask)                     # [Q(all), B(all)]
+        match = None
+        if self.head.match is not None:
+            frame_sub = frame_subtitles(inputs.batch)
+            subs = self.head.match.subtitle_embeddings(self.encoder, inputs.batch, self.tokens.cls)
+            match = self.head.match.frame_match(query_text, subs, frame_sub)     # [Q, B, T]
+            scores = self.head.match.video_scores(scores, match, frame_sub[None] >= 0)
         loss_ctx, loss_q = ranking_loss(scores, query_video, self.cfg, inputs.hard)
         loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
         metrics = {"moment_retrieval/loss_neg_ctx": loss_ctx.detach(), "moment_retrieval/loss_neg_q": loss_q.detach()}
         has_span = inputs.start >= 0
         if inputs.use_local and has_span.any():
             own = inputs.query_video[has_span]
-            st, ed = self.head.span_logits(query[has_span], out.frame_states[own], out.frame_mask[own])
+            own_match = None
+            if match is not None:
+                own_match = (match[has_span.nonzero(as_tuple=True)[0], own], frame_sub[own] >= 0)
+            st, ed = self.head.span_logits(query[has_span], out.frame_states[own], out.frame_mask[own], own_match)
             loss_st_ed = moment_span_loss(st, ed, inputs.start[has_span], inputs.end[has_span])
             loss = loss + self.cfg.lw_st_ed * loss_st_ed
             metrics["moment_retrieval/loss_st_ed"] = loss_st_ed.detach()
@@ -252,13 +329,15 @@ class MomentRetrievalTask(DownstreamTask):
 
     # ------------------------------------------------------------------ inference
     def encode_corpus(self, batches: Iterable[VideoBatch], device: torch.device | str | None = None) -> EncodedCorpus:
-        """Every corpus video through the encoder once (HERO: batches of 50 videos)."""
-        return encode_corpus(self.encoder, batches, device)
+        """Every corpus video through the encoder once (HERO: batches of 50 videos); with ``text_match`` also
+        every subtitle's text embedding."""
+        return encode_corpus(self.encoder, batches, device, subtitles=self.subtitle_embedder())
 
     @torch.no_grad()
     def score_queries(self, query: Tensor, corpus: EncodedCorpus, **kwargs) -> MomentScores:
         """query: [c, D] (from `encode_queries`) -> raw video scores [c, Nv] and st/ed probabilities [c, Nv, T]
-        (``kwargs``: `corpus_scores`'s, to compute them for the top videos only)."""
+        (``kwargs``: `corpus_scores`'s, to compute them for the top videos only; ``query_text`` from
+        `encode_query_text` with ``text_match``)."""
         return corpus_scores(self.head, query, corpus, **kwargs)
 
     @torch.no_grad()
@@ -277,8 +356,9 @@ class MomentRetrievalTask(DownstreamTask):
         for q0 in range(0, query_ids.shape[0], rank_cfg.query_chunk):
             sl = slice(q0, q0 + rank_cfg.query_chunk)
             gt = gt_video[sl].to(n.device) if gt_video is not None else None
-            s = self.score_queries(self.encode_queries(query_ids[sl], query_mask[sl]), corpus,
-                                   max_videos=rank_cfg.max_videos, q2c_alpha=rank_cfg.q2c_alpha, also=gt)
+            query, query_text = self.encode_query_text(query_ids[sl], query_mask[sl])
+            s = self.score_queries(query, corpus, max_videos=rank_cfg.max_videos, q2c_alpha=rank_cfg.q2c_alpha,
+                                   also=gt, query_text=query_text)
             vcmr.append(_cpu(rank_vcmr(s.video_scores, s.st_probs, s.ed_probs, rank_cfg, n, videos=s.videos)))
             if gt is not None:
                 svmr.append(_cpu(rank_svmr(s.st_probs, s.ed_probs, gt, rank_cfg, n, videos=s.videos)))

@@ -22,10 +22,10 @@ from hero.metrics.formats import rankings_from_scores, write_rankings
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import RankingLossConfig
-from hero.tasks.downstream import DownstreamTask
+from hero.tasks.downstream import DownstreamTask, frame_subtitles
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
-from hero.tasks.moment_retrieval import EncodedCorpus, corpus_video_scores, encode_corpus
+from hero.tasks.moment_retrieval import EncodedCorpus, RetrievalQueries, corpus_video_scores, encode_corpus
 from hero.tasks.vsm import VsmHead, ranking_loss, video_scores
 from hero.text.tokenizer import SpecialTokens
 
@@ -42,6 +42,10 @@ class TextVideoRetrievalConfig(RankingLossConfig):
     """Longest query in tokens, [CLS] included (longer ones are cut)."""
     score_chunk: int = 256
     """Queries scored at a time at inference ([chunk, videos, T] similarities in memory)."""
+    text_match: bool = False
+    """Beyond HERO: add the query's similarity to the video's best-matching subtitle, by the encoder's own text
+    side, to the video score (`hero.tasks.downstream.QuerySubtitleMatch`'s video term). HERO scores the frames
+    only."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,7 +77,7 @@ def collate_text_video_retrieval(examples: Sequence[Mapping], tokens: SpecialTok
 
 
 @register_task
-class TextVideoRetrievalTask(DownstreamTask):
+class TextVideoRetrievalTask(RetrievalQueries, DownstreamTask):
     """Hero encoder + the VSM head's query encoder (its span convolutions stay unused)."""
 
     name = "text_video_retrieval"
@@ -85,19 +89,21 @@ class TextVideoRetrievalTask(DownstreamTask):
 
     def __init__(self, model_cfg: ModelConfig, cfg: TextVideoRetrievalConfig, tokens: SpecialTokens) -> None:
         super().__init__(model_cfg, cfg, tokens)
-        self.head = VsmHead(model_cfg)
+        self.head = VsmHead(model_cfg, text_match=cfg.text_match)
         self._init_head()
 
     def prepare(self, inputs: TextVideoRetrievalInputs, generator: torch.Generator, step: int) -> TextVideoRetrievalInputs:
         return replace(inputs, hard=step >= self.cfg.hard_negative_start_step)
 
-    def encode_queries(self, ids: Tensor, mask: Tensor) -> Tensor:
-        """[Q, Lq] -> [Q, D]."""
-        return self.head.query_encoder(self.encoder.encode_text(ids, mask), mask)
-
     def forward(self, inputs: TextVideoRetrievalInputs) -> TaskOutput:
         out = self.encoder(inputs.batch)
-        scores = video_scores(self.encode_queries(inputs.query_ids, inputs.query_mask), out.frame_states, out.frame_mask)
+        query, query_text = self.encode_query_text(inputs.query_ids, inputs.query_mask)
+        scores = video_scores(query, out.frame_states, out.frame_mask)
+        if self.head.match is not None:
+            frame_sub = frame_subtitles(inputs.batch)
+            subs = self.head.match.subtitle_embeddings(self.encoder, inputs.batch, self.tokens.cls)
+            match = self.head.match.frame_match(query_text, subs, frame_sub)
+            scores = self.head.match.video_scores(scores, match, frame_sub[None] >= 0)
         loss_ctx, loss_q = ranking_loss(scores, inputs.query_video, self.cfg, inputs.hard)
         loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
         r1 = (scores.argmax(1) == inputs.query_video).float().mean()
@@ -106,7 +112,7 @@ class TextVideoRetrievalTask(DownstreamTask):
         return TaskOutput(loss=loss, metrics=metrics, count=int(inputs.query_ids.shape[0]))
 
     def encode_corpus(self, batches: Iterable[VideoBatch], device: torch.device | str | None = None) -> EncodedCorpus:
-        return encode_corpus(self.encoder, batches, device)
+        return encode_corpus(self.encoder, batches, device, subtitles=self.subtitle_embedder())
 
     @torch.no_grad()
     def predict(self, query_ids: Tensor, query_mask: Tensor, corpus: EncodedCorpus) -> Tensor:
@@ -115,8 +121,8 @@ class TextVideoRetrievalTask(DownstreamTask):
         parts = []
         for q0 in range(0, query_ids.shape[0], self.cfg.score_chunk):
             sl = slice(q0, q0 + self.cfg.score_chunk)
-            q = self.encode_queries(query_ids[sl], query_mask[sl])
-            parts.append(corpus_video_scores(q, corpus).cpu())
+            q, q_text = self.encode_query_text(query_ids[sl], query_mask[sl])
+            parts.append(corpus_video_scores(q, corpus, self.head.match, q_text).cpu())
         return torch.cat(parts)
 
     def write_predictions(self, ctx: PredictContext) -> Written:

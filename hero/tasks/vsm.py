@@ -25,15 +25,17 @@ from hero.model.config import ModelConfig
 from hero.model.query import QueryEncoder
 from hero.tasks.base import TaskOutput, nothing_to_score
 from hero.tasks.config import PretrainConfig, RankingLossConfig, VsmConfig
+from hero.tasks.downstream import QuerySubtitleMatch
 from hero.text.tokenizer import SpecialTokens
 
 MASK_LOGIT = -1e4
 
 
 class VsmHead(nn.Module):
-    """Query encoder, query projection for the local scores, and the start/end 1-D convolutions (k=5)."""
+    """Query encoder, query projection for the local scores, and the start/end 1-D convolutions (k=5); with
+    ``text_match`` (finetuning only, beyond HERO) also the query-subtitle match (`QuerySubtitleMatch`, ``match``)."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, text_match: bool = False) -> None:
         super().__init__()
         self.query_encoder = QueryEncoder(cfg)
         self.query_linear = nn.Linear(cfg.hidden_size, cfg.hidden_size)
@@ -43,17 +45,23 @@ class VsmHead(nn.Module):
         """Zero the query-frame similarities at padded frames before the convolutions, so a video's start/end
         logits do not depend on how far its batch is padded (the kernel reaches 2 frames past the last real one).
         The released HERO convolves the padded positions as they come (``compat: original`` keeps that)."""
+        self.match = QuerySubtitleMatch() if text_match else None
 
     def masked_similarity(self, sim: Tensor, frame_mask: Tensor) -> Tensor:
         """``sim`` [..., T] with padded frames set to 0 (the convolutions' own padding value) unless compat=original."""
         return sim.masked_fill(~frame_mask, 0.0) if self.zero_padding else sim
 
-    def span_logits(self, query: Tensor, frames: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """query: [Q, D]; frames: [Q, T, D] (each query's video); frame_mask: [Q, T] -> start, end logits [Q, T]."""
+    def span_logits(self, query: Tensor, frames: Tensor, frame_mask: Tensor,
+                    match: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """query: [Q, D]; frames: [Q, T, D] (each query's video); frame_mask: [Q, T] -> start, end logits [Q, T].
+        ``match``: with ``self.match``, the query-subtitle cosines of each frame [Q, T]
+        (`QuerySubtitleMatch.frame_match`) and where a frame has a subtitle [Q, T]."""
         sim = torch.einsum("qd,qtd->qt", self.query_linear(query), frames)
         sim = self.masked_similarity(sim, frame_mask).unsqueeze(1)                          # [Q, 1, T]
         st = self.start_conv(sim).squeeze(1)
         ed = self.end_conv(sim).squeeze(1)
+        if match is not None:
+            st, ed = self.match.span_logits(st, ed, *match)
         m = frame_mask.to(st.dtype)
         return st * m + (1 - m) * MASK_LOGIT, ed * m + (1 - m) * MASK_LOGIT
 
