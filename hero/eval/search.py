@@ -132,7 +132,8 @@ class MomentSearcher:
     Args:
         model: a ``hero.tasks`` moment_retrieval task model (eval mode is set here).
         corpus: the encoded corpus (`encode_videos`, `load_index`); its videos must be in ``manifest``.
-        rank_cfg: the VCMR ranking (default HERO's with the corpus clip length and temporal NMS at IoU 0.5,
+        rank_cfg: the VCMR ranking (default the model's span rule, `MomentRetrievalConfig.span_rule`, with the
+            corpus clip length and temporal NMS at IoU 0.5,
             so the list does not repeat one moment with shifted ends).
     """
 
@@ -147,7 +148,7 @@ class MomentSearcher:
             raise ValueError(f"the index holds videos the manifest lacks: {unknown[:5]}")
         self.model, self.manifest, self.tokenizer, self.corpus = model.to(device).eval(), manifest, tokenizer, corpus
         self.store, self.device, self.fingerprint = store, torch.device(device), fingerprint or {}
-        self.rank_cfg = rank_cfg or MomentRankConfig(clip_len=manifest.clip_len, nms_threshold=0.5)
+        self.rank_cfg = rank_cfg or model.cfg.span_rule(manifest.clip_len, nms_threshold=0.5)
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, manifest: Manifest | str | Path, store: FeatureStore | str | Path,

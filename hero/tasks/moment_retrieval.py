@@ -56,6 +56,14 @@ class MomentRetrievalConfig(SpanLossConfig):
     gather_across_ranks: bool = False
     """Rank every query against the videos of all ranks, and every video against all ranks' queries (queries and
     videos all-gathered, differentiably; HERO's TVR finetuning does, as its pretraining VSM). No effect on 1 rank."""
+    min_span: int = 2
+    """Shortest predicted moment: spans (start clip m, end clip n) with ``n - m >= min_span``, i.e. at least
+    ``min_span + 1`` clips (HERO's TVR ``min_pred_l``: 2, for TVR's moments of ~9 s at 1.5 s per clip). Set it from
+    the corpus's moment lengths: a moment shorter than the shortest span can never reach a high tIoU. Model
+    selection, evaluation and search rank with it (`span_rule`) unless ``evaluate.options.<dataset>.rank_cfg``
+    gives a whole ranking config."""
+    max_span: int = 16
+    """Spans have ``n - m < max_span`` (HERO's TVR ``max_pred_l``: 16)."""
     text_match: bool = False
     """Beyond HERO: add the query's similarity to the subtitles, by the encoder's own text side, to the video scores
     and to the start/end logits (`hero.tasks.downstream.QuerySubtitleMatch`: the best subtitle's cosine mixed into
@@ -66,6 +74,14 @@ class MomentRetrievalConfig(SpanLossConfig):
         super().__post_init__()
         if self.max_query_len < 2:
             raise ConfigError(f"max_query_len: must be >= 2, got {self.max_query_len}")
+        if self.min_span < 0:
+            raise ConfigError(f"min_span: must be >= 0, got {self.min_span}")
+        if self.max_span <= self.min_span:
+            raise ConfigError(f"max_span: must be > min_span={self.min_span}, got {self.max_span}")
+
+    def span_rule(self, clip_len: float, **kwargs) -> MomentRankConfig:
+        """The moment ranking with this task's span rule and the corpus's ``clip_len`` (``kwargs``: other fields)."""
+        return MomentRankConfig(clip_len=clip_len, min_len=self.min_span, max_len=self.max_span, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,8 @@ class PredictContext:
     def rank_config(self) -> MomentRankConfig:
         """The moment ranking options with the corpus's clip length; a different clip length set by hand is an
         error naming both (spans would land on the wrong seconds)."""
-        cfg = self.options.rank_cfg or MomentRankConfig(clip_len=self.clip_len)
+        rule = getattr(self.model.cfg, "span_rule", None)    # the task's own span rule (moment retrieval)
+        cfg = self.options.rank_cfg or (rule(self.clip_len) if rule else MomentRankConfig(clip_len=self.clip_len))
         if cfg.clip_len not in (self.clip_len, MomentRankConfig().clip_len):
             raise ConfigError(f"rank_cfg.clip_len: {cfg.clip_len} s differs from the corpus clip length "
                               f"{self.clip_len} s ({self.manifest.root}); leave it unset")

@@ -30,8 +30,10 @@ def baselines_path() -> Path:
     return layer("08_reporting") / "baselines.json"
 
 
-def scorer_configs(evaluate: dict[str, Any]):
-    """The evaluate step's scorer settings (``evaluate.options.<dataset>``), for every dataset."""
+def scorer_configs(evaluate: dict[str, Any], finetune: dict[str, Any] | None = None):
+    """The evaluate step's scorer settings (``evaluate.options.<dataset>``), for every dataset. Without a
+    ``rank_cfg`` there, the random moments follow the TVR finetuning's span rule (``min_span`` / ``max_span`` of
+    ``finetune.tasks.tvr.finetune``, else ``finetune.run.finetune``), as the model's moments do."""
     from hero.config import from_dict
     from hero.metrics.captioning import CaptionEvalConfig
     from hero.metrics.moment_metrics import MomentEvalConfig
@@ -47,12 +49,20 @@ def scorer_configs(evaluate: dict[str, Any]):
             value = (options or {}).get(key)
             if value is not None:
                 found[key] = value if not isinstance(value, dict) else from_dict(classes[key], value)
+    if "rank_cfg" not in found:
+        run = ((finetune or {}).get("run") or {}).get("finetune") or {}
+        tvr = ((((finetune or {}).get("tasks") or {}).get("tvr") or {}).get("finetune")) or {}
+        rule = {k: v for k, v in {**run, **tvr}.items() if k in ("min_span", "max_span")}
+        if rule:
+            defaults = MomentRankConfig()
+            found["rank_cfg"] = MomentRankConfig(min_len=rule.get("min_span", defaults.min_len),
+                                                 max_len=rule.get("max_span", defaults.max_len))
     return ScorerConfigs(moment_eval=found.get("moment_eval"), retrieval_eval=found.get("retrieval_eval"),
                          caption_eval=found.get("caption_eval"), moment_rank=found.get("rank_cfg"))
 
 
 def compute_baselines(manifest_info: dict[str, Any], baselines: dict[str, Any],
-                      evaluate: dict[str, Any]) -> dict[str, Any]:
+                      evaluate: dict[str, Any], finetune: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every baseline on ``evaluate.split`` and ``baselines.splits`` (`hero.eval.baselines.run_baselines`).
 
     Returns:
@@ -68,7 +78,7 @@ def compute_baselines(manifest_info: dict[str, Any], baselines: dict[str, Any],
     params["splits"] = list(dict.fromkeys([split, *params.get("splits", [])]))
     cfg = from_dict(BaselineConfig, params)
     manifest = open_manifest(manifest_info)
-    results = run_baselines(manifest, layer("08_reporting") / "baselines", cfg, scorer_configs(evaluate))
+    results = run_baselines(manifest, layer("08_reporting") / "baselines", cfg, scorer_configs(evaluate, finetune))
     path = write_json_atomic(baselines_path(), results)
     tracking.current().parent.log_metrics(
         {f"baseline/{name}/{key}": value for name, flat in results.items() for key, value in flat.items()})
