@@ -285,6 +285,13 @@ class RetrievalQueries:
             return None
         return lambda b: self.head.match.subtitle_embeddings(self.encoder, b, self.tokens.cls)
 
+    def batch_match(self, batch: VideoBatch, query_text: Tensor) -> tuple[Tensor, Tensor]:
+        """With ``text_match``, in training: [Q, B, T] the cosine of each frame's subtitle of ``batch`` with each
+        query (``query_text`` from `encode_query_text`) and [B, T] whether a frame has a subtitle."""
+        frame_sub = frame_subtitles(batch)
+        subs = self.head.match.subtitle_embeddings(self.encoder, batch, self.tokens.cls)
+        return self.head.match.frame_match(query_text, subs, frame_sub), frame_sub >= 0
+
 
 @register_task
 class MomentRetrievalTask(RetrievalQueries, DownstreamTask):
@@ -322,10 +329,8 @@ class MomentRetrievalTask(RetrievalQueries, DownstreamTask):
         scores = video_scores(pool_query, frames, frame_mask)                     # [Q(all), B(all)]
         match = None
         if self.head.match is not None:
-            frame_sub = frame_subtitles(inputs.batch)
-            subs = self.head.match.subtitle_embeddings(self.encoder, inputs.batch, self.tokens.cls)
-            match = self.head.match.frame_match(query_text, subs, frame_sub)     # [Q, B, T]
-            scores = self.head.match.video_scores(scores, match, frame_sub[None] >= 0)
+            match, has = self.batch_match(inputs.batch, query_text)               # [Q, B, T], [B, T]
+            scores = self.head.match.video_scores(scores, match, has[None])
         loss_ctx, loss_q = ranking_loss(scores, query_video, self.cfg, inputs.hard)
         loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
         metrics = {"moment_retrieval/loss_neg_ctx": loss_ctx.detach(), "moment_retrieval/loss_neg_q": loss_q.detach()}
@@ -334,7 +339,7 @@ class MomentRetrievalTask(RetrievalQueries, DownstreamTask):
             own = inputs.query_video[has_span]
             own_match = None
             if match is not None:
-                own_match = (match[has_span.nonzero(as_tuple=True)[0], own], frame_sub[own] >= 0)
+                own_match = (match[has_span.nonzero(as_tuple=True)[0], own], has[own])
             st, ed = self.head.span_logits(query[has_span], out.frame_states[own], out.frame_mask[own], own_match)
             loss_st_ed = moment_span_loss(st, ed, inputs.start[has_span], inputs.end[has_span])
             loss = loss + self.cfg.lw_st_ed * loss_st_ed

@@ -22,7 +22,7 @@ from hero.metrics.formats import rankings_from_scores, write_rankings
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import RankingLossConfig
-from hero.tasks.downstream import DownstreamTask, frame_subtitles
+from hero.tasks.downstream import DownstreamTask
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
 from hero.tasks.registry import register_task
 from hero.tasks.moment_retrieval import EncodedCorpus, RetrievalQueries, corpus_video_scores, encode_corpus
@@ -100,10 +100,8 @@ class TextVideoRetrievalTask(RetrievalQueries, DownstreamTask):
         query, query_text = self.encode_query_text(inputs.query_ids, inputs.query_mask)
         scores = video_scores(query, out.frame_states, out.frame_mask)
         if self.head.match is not None:
-            frame_sub = frame_subtitles(inputs.batch)
-            subs = self.head.match.subtitle_embeddings(self.encoder, inputs.batch, self.tokens.cls)
-            match = self.head.match.frame_match(query_text, subs, frame_sub)
-            scores = self.head.match.video_scores(scores, match, frame_sub[None] >= 0)
+            match, has = self.batch_match(inputs.batch, query_text)
+            scores = self.head.match.video_scores(scores, match, has[None])
         loss_ctx, loss_q = ranking_loss(scores, inputs.query_video, self.cfg, inputs.hard)
         loss = self.cfg.lw_neg_ctx * loss_ctx + self.cfg.lw_neg_q * loss_q
         r1 = (scores.argmax(1) == inputs.query_video).float().mean()

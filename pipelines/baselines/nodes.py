@@ -34,12 +34,13 @@ def scorer_configs(evaluate: dict[str, Any], finetune: dict[str, Any] | None = N
     """The evaluate step's scorer settings (``evaluate.options.<dataset>``), for every dataset. Without a
     ``rank_cfg`` there, the random moments follow the TVR finetuning's span rule (``min_span`` / ``max_span`` of
     ``finetune.tasks.tvr.finetune``, else ``finetune.run.finetune``), as the model's moments do."""
-    from hero.config import from_dict
+    from hero.config import from_dict, merge
     from hero.metrics.captioning import CaptionEvalConfig
     from hero.metrics.moment_metrics import MomentEvalConfig
     from hero.metrics.moment_ranking import MomentRankConfig
     from hero.metrics.retrieval import RetrievalEvalConfig
     from hero.eval.baselines import ScorerConfigs
+    from hero.tasks.moment_retrieval import MomentRetrievalConfig
 
     classes = {"moment_eval": MomentEvalConfig, "retrieval_eval": RetrievalEvalConfig,
                "caption_eval": CaptionEvalConfig, "rank_cfg": MomentRankConfig}
@@ -49,14 +50,12 @@ def scorer_configs(evaluate: dict[str, Any], finetune: dict[str, Any] | None = N
             value = (options or {}).get(key)
             if value is not None:
                 found[key] = value if not isinstance(value, dict) else from_dict(classes[key], value)
-    if "rank_cfg" not in found:
-        run = ((finetune or {}).get("run") or {}).get("finetune") or {}
-        tvr = ((((finetune or {}).get("tasks") or {}).get("tvr") or {}).get("finetune")) or {}
-        rule = {k: v for k, v in {**run, **tvr}.items() if k in ("min_span", "max_span")}
+    if "rank_cfg" not in found:   # the TVR job's config, as `finetune_run_config` merges it
+        finetune = finetune or {}
+        tvr = merge(finetune.get("run") or {}, (finetune.get("tasks") or {}).get("tvr") or {}).get("finetune") or {}
+        rule = {k: v for k, v in tvr.items() if k in ("min_span", "max_span")}
         if rule:
-            defaults = MomentRankConfig()
-            found["rank_cfg"] = MomentRankConfig(min_len=rule.get("min_span", defaults.min_len),
-                                                 max_len=rule.get("max_span", defaults.max_len))
+            found["rank_cfg"] = MomentRetrievalConfig(**rule).span_rule(MomentRankConfig.clip_len)
     return ScorerConfigs(moment_eval=found.get("moment_eval"), retrieval_eval=found.get("retrieval_eval"),
                          caption_eval=found.get("caption_eval"), moment_rank=found.get("rank_cfg"))
 

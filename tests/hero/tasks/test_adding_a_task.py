@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from hero.corpus import CorpusConfig, ingest_corpus
-from hero.features.store import FeatureStore, StoreWriter, consolidate
+from hero.features.store import FeatureStore
 from hero.synth import SynthConfig, generate_corpus
 from hero.tasks import TASKS, datasets, headlines, task_of_dataset
 from hero.tasks.registry import register_task, unregister_task
+
+from task_helpers import random_store
 
 DIM = 24
 SMALL = {"hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "cross_layers": 1, "temporal_layers": 1,
@@ -36,13 +38,7 @@ def corpus(toy, tmp_path_factory):
             shutil.copy(src, root / "c" / "annotations" / f"toyvi_{split}.jsonl")
     manifest = ingest_corpus(CorpusConfig(path=str(root / "c"), tasks=("toyvi",)))
     manifest.save(root / "manifest.json")
-    rng = np.random.default_rng(0)
-    w = StoreWriter(root / "store")
-    for vid, entry in manifest.videos.items():
-        w.add(vid, rng.normal(size=(entry.num_clips, DIM)).astype(np.float32), key=f"k-{vid}",
-              clip_len=manifest.clip_len, extractor="random", dim=DIM)
-    w.close()
-    consolidate(root / "store")
+    random_store(root, manifest, DIM)
     return root, manifest
 
 

@@ -16,6 +16,8 @@ from hero.train import run
 from hero.train.config import RunConfig
 from hero.train.finetune import build_task_dataset, build_task_model
 
+from task_helpers import random_store
+
 DIM = 24
 SMALL = {"hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "cross_layers": 1, "temporal_layers": 1,
          "feature_dim": DIM, "dropout": 0.0, "attention_dropout": 0.0}
@@ -26,20 +28,13 @@ CHANNELS = ("both", "video", "subtitles")
 def corpus(tmp_path_factory):
     """{"path": manifest.json, "features": store}: 5 synthetic videos with random 24-d features."""
     from hero.corpus import CorpusConfig, ingest_corpus
-    from hero.features.store import StoreWriter, consolidate
     from hero.synth import SynthConfig, generate_corpus
 
     root = tmp_path_factory.mktemp("chcorpus")
     generate_corpus(root / "c", SynthConfig(size="tiny", seed=5, num_videos=5, workers=1))
     manifest = ingest_corpus(CorpusConfig(path=str(root / "c")))
     manifest.save(root / "manifest.json")
-    rng = np.random.default_rng(0)
-    w = StoreWriter(root / "store")
-    for vid, entry in manifest.videos.items():
-        w.add(vid, rng.normal(size=(entry.num_clips, DIM)).astype(np.float32), key=f"k-{vid}",
-              clip_len=manifest.clip_len, extractor="random", dim=DIM)
-    w.close()
-    consolidate(root / "store")
+    random_store(root, manifest, DIM)
     return {"path": str(root / "manifest.json"), "features": str(root / "store")}
 
 

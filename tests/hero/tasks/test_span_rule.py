@@ -4,12 +4,11 @@ whole ``rank_cfg`` given to evaluation still wins."""
 
 import json
 
-import numpy as np
 import pytest
 
 from hero.config import ConfigError
 from hero.corpus import CorpusConfig, ingest_corpus
-from hero.features.store import FeatureStore, StoreWriter, consolidate
+from hero.features.store import FeatureStore
 from hero.metrics.moment_ranking import MomentRankConfig
 from hero.presets import preset_tokenizer
 from hero.synth import SynthConfig, generate_corpus
@@ -18,6 +17,8 @@ from hero.tasks.predict import predict_split
 from hero.train.config import RunConfig
 from hero.train.finetune import build_task_model
 from pipelines.baselines.nodes import scorer_configs
+
+from task_helpers import random_store
 
 DIM = 16
 SMALL = {"hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "cross_layers": 1, "temporal_layers": 1,
@@ -29,14 +30,7 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("spans")
     generate_corpus(root / "c", SynthConfig(size="tiny", seed=5, num_videos=4, workers=1))
     manifest = ingest_corpus(CorpusConfig(path=str(root / "c")))
-    rng = np.random.default_rng(0)
-    w = StoreWriter(root / "store")
-    for vid, entry in manifest.videos.items():
-        w.add(vid, rng.normal(size=(entry.num_clips, DIM)).astype(np.float32), key=f"k-{vid}",
-              clip_len=manifest.clip_len, extractor="random", dim=DIM)
-    w.close()
-    consolidate(root / "store")
-    return root, manifest, FeatureStore(root / "store")
+    return root, manifest, FeatureStore(random_store(root, manifest, DIM))
 
 
 def _span_lengths(corpus, tmp_path, name, **finetune):

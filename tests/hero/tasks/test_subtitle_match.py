@@ -117,16 +117,14 @@ def test_training_and_inference_compute_the_same_scores():
     with torch.no_grad():
         out = task.encoder(inputs.batch)
         query, text = task.encode_query_text(inputs.query_ids, inputs.query_mask)
-        rows = frame_subtitles(inputs.batch)
-        subs = task.head.match.subtitle_embeddings(task.encoder, inputs.batch, p.tokens.cls)
-        match = task.head.match.frame_match(text, subs, rows)
+        match, has = task.batch_match(inputs.batch, text)
         train_scores = task.head.match.video_scores(video_scores(query, out.frame_states, out.frame_mask), match,
-                                                     rows[None] >= 0)
+                                                     has[None])
         corpus = task.encode_corpus([inputs.batch])
         s = task.score_queries(query, corpus, query_text=text)
         own = inputs.query_video
         st, ed = task.head.span_logits(query, out.frame_states[own], out.frame_mask[own],
-                                       (match[torch.arange(len(own)), own], rows[own] >= 0))
+                                       (match[torch.arange(len(own)), own], has[own]))
     torch.testing.assert_close(s.video_scores, train_scores, atol=1e-5, rtol=1e-5)
     idx = torch.arange(len(own))
     torch.testing.assert_close(s.st_probs[idx, own], st.softmax(-1), atol=1e-5, rtol=1e-5)
@@ -171,11 +169,8 @@ def test_text_video_retrieval_match_ranks_the_subtitles_video_first_and_agrees_w
         scores = task.predict(inputs.query_ids, inputs.query_mask, task.encode_corpus([b]))
         out = task.encoder(b)
         query, text = task.encode_query_text(inputs.query_ids, inputs.query_mask)
-        rows = frame_subtitles(b)
-        match = task.head.match.frame_match(text, task.head.match.subtitle_embeddings(task.encoder, b, p.tokens.cls),
-                                            rows)
-        train = task.head.match.video_scores(video_scores(query, out.frame_states, out.frame_mask), match,
-                                             rows[None] >= 0)
+        match, has = task.batch_match(b, text)
+        train = task.head.match.video_scores(video_scores(query, out.frame_states, out.frame_mask), match, has[None])
     assert scores.argmax(1).tolist() == [v for _, (v, _, _) in picked]
     torch.testing.assert_close(scores, train, atol=1e-3, rtol=1e-5)
 
