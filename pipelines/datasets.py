@@ -274,11 +274,25 @@ def run_job(job: TrainingJob, folder: str | Path, *, log_into: tracking.Run | No
             picture = plot_curves(rows, picture, title=f"{label} ({key})")
         run.log_artifact(picture, "plots")
         run.log_artifact(run_dir / "config.yaml", "config")
+        runtime = _runtime_tags(run_dir)
         if log_into is None:
-            run.set_tags({"cached": str(cached).lower()})
+            run.set_tags({"cached": str(cached).lower(), **runtime})
+        elif runtime:
+            run.set_tags({f"{prefix}{k}": v for k, v in runtime.items()})
     last = rows[-1] if rows else {}
     return {"run_dir": rel, "key": key, "final": {k: v for k, v in last.items() if isinstance(v, (int, float))},
             "mlflow_run_id": run.run_id}
+
+
+def _runtime_tags(run_dir: Path) -> dict[str, str]:
+    """MLflow tags from the job's ``runtime.json`` (hero.train writes it): the precision ``train.precision: auto``
+    resolved to on the machine that trained, its CPU kernel family and threads; none when the file is missing."""
+    try:
+        record = json.loads((run_dir / "runtime.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {f"runtime.{k}": str(record[k]) for k in ("precision", "cpu_capability", "threads", "world_size", "torch")
+            if k in record}
 
 
 def _run_for(tracker: tracking.Tracker, job: TrainingJob, rel: str, key: str, log_into: tracking.Run | None):

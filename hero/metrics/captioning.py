@@ -3,7 +3,8 @@
 pycocoevalcap is a declared dependency (imported lazily here, never vendored). Its ``Cider`` is CIDEr-D (length
 penalty sigma = 6, clipped counts; its IDF comes from the references of the evaluated clips, so a single clip
 scores 0). METEOR runs ``java -jar meteor-1.5.jar``: Java is looked up once per process, and when it is missing
-(or METEOR fails) one warning is logged and the other metrics are still reported. SPICE is never used.
+(or METEOR fails) one warning is logged and the other metrics are still reported. Each scoring starts its own
+METEOR process (~7 s), except inside `shared_meteor`, where one serves the whole block. SPICE is never used.
 
 Text is tokenised as the official TVC evaluator does (`hero.metrics.ptb_tokenizer`): non-ASCII characters become
 spaces, then Stanford's PTBTokenizer (``-preserveLines -lowerCase``) runs over all references as one stream and
@@ -17,11 +18,13 @@ document frequencies), so their mean is the reported ``cider``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -68,28 +71,77 @@ def java_path() -> str | None:
     return shutil.which("java")
 
 
+class _MeteorScorers:
+    """Where `_meteor` gets its METEOR process: a fresh one per call, or inside `shared_meteor` one for the block.
+
+    Starting meteor-1.5.jar costs ~7 s (it loads its paraphrase tables) against ~0.3 s to score a split; its stdio
+    protocol is stateless between calls (each ``EVAL`` line carries its own statistics), so one process scores
+    many splits with the same results as one process each.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.scorer: Any = None
+
+    def get(self) -> tuple[Any, bool]:
+        """(a METEOR scorer, whether the caller owns it and must close it)."""
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        if self.depth == 0:
+            return Meteor(), True
+        if self.scorer is None:
+            self.scorer = Meteor()
+        return self.scorer, False
+
+    def discard(self, scorer: Any) -> None:
+        if scorer is self.scorer:
+            self.scorer = None
+        _close_meteor(scorer)
+
+
+_METEOR = _MeteorScorers()
+
+
+@contextlib.contextmanager
+def shared_meteor() -> Iterator[None]:
+    """Within the block, every caption scoring of this process shares one METEOR process (closed at the end):
+    for code that scores several splits or models in a row (the baselines, the evaluation of every job)."""
+    _METEOR.depth += 1
+    try:
+        yield
+    finally:
+        _METEOR.depth -= 1
+        if _METEOR.depth == 0 and _METEOR.scorer is not None:
+            _METEOR.discard(_METEOR.scorer)
+
+
+def _close_meteor(scorer: Any) -> None:
+    proc = scorer.meteor_p
+    proc.stdin.close()
+    proc.kill()
+    proc.wait()
+    # pycocoevalcap's __del__ takes the scorer's lock, which a call that failed midway never released
+    scorer.lock = threading.Lock()
+
+
 def _meteor(gts: dict[int, list[str]], res: dict[int, list[str]]) -> float | None:
     if java_path() is None:
         _warn_once("no-java", "METEOR skipped: no `java` on PATH (METEOR runs meteor-1.5.jar); reporting the "
                    "other caption metrics")
         return None
-    from pycocoevalcap.meteor.meteor import Meteor
-
-    scorer = None
+    scorer, owned = None, True
     try:
-        scorer = Meteor()
+        scorer, owned = _METEOR.get()
         score, _ = scorer.compute_score(gts, res)
         return float(score)
     except Exception as err:  # a broken JVM must not lose the other metrics
         _warn_once("meteor-failed", "METEOR skipped: it failed (%s); reporting the other caption metrics", err)
+        if scorer is not None and not owned:
+            _METEOR.discard(scorer)   # its protocol state is unknown now: the next call starts a fresh one
         return None
     finally:
-        if scorer is not None:
-            proc = scorer.meteor_p
-            with scorer.lock:
-                proc.stdin.close()
-                proc.kill()
-                proc.wait()
+        if scorer is not None and owned:
+            _close_meteor(scorer)
 
 
 def tokenize_streams(streams: Sequence[Sequence[str]], tokenizer: str = "auto") -> tuple[list[list[str]], str]:

@@ -83,6 +83,16 @@ class Selector:
             self._data = (manifest, FeatureStore(data.features), preset_tokenizer(preset), subset)
         return self._data
 
+    def _scoring_options(self) -> dict[str, Any]:
+        """Scorer settings that drop what the selection does not read: METEOR (a ~7-s JVM start per evaluation)
+        unless it is the selection metric or a tie-break."""
+        from hero.metrics.captioning import CaptionEvalConfig
+        from hero.tasks.registry import task_of_dataset
+
+        if task_of_dataset(self.dataset).name == "captioning" and "meteor" not in {self.metric, *self.ties}:
+            return {"caption_eval": CaptionEvalConfig(meteor=False)}
+        return {}
+
     def better(self, value: float, ties: list[float]) -> bool:
         """Whether an evaluation scoring ``value`` (and ``ties``: the tie-breaking metrics) beats the best so far."""
         if not math.isfinite(value):
@@ -99,7 +109,7 @@ class Selector:
         res = predict_split(task_model, self.dataset, manifest, store, tokenizer, self.select.split,
                             self.run_dir / "selection" / "predictions", annotations=subset,
                             device=next(task_model.parameters()).device, channels=self.cfg.data.channels,
-                            log_every=60.0)
+                            log_every=60.0, **self._scoring_options())
         key = f"{self.dataset}/{self.select.split}/{self.metric}"
         if key not in res["metrics"]:
             raise ConfigError(f"train.select.metric: {self.metric!r} is not a metric of {self.dataset} "

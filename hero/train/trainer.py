@@ -16,6 +16,7 @@ rank as well, for hooks that draw from them.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
@@ -45,7 +46,7 @@ from hero.train.finetune import batch_videos
 from hero.train.data import build_dataset, build_sampler, mix_seed
 from hero.train.distributed import DistInfo, all_gather_own_first, all_reduce_mean, all_reduce_sum
 from hero.train.optim import build_optimizer, build_scheduler, clip_grad_norm, take_step_scale
-from hero.train.precision import autocast, flush_denormals, grad_scaler
+from hero.train.precision import autocast, flush_denormals, grad_scaler, resolve_precision
 from hero.train.sinks import MetricSink, build_sinks
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,15 @@ class Trainer:
         self._row_tables = [m for m in self.model.modules() if isinstance(m, RowGradEmbedding)]
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, t.max_steps)
-        self.scaler = grad_scaler(t.precision, self.device)
+        self.precision = resolve_precision(t.precision, self.device)
+        """The compute precision this process trains in: ``train.precision`` with ``auto`` resolved for this
+        device (bf16 where it runs natively, else fp32); `runtime.json` and the log record it."""
+        self.scaler = grad_scaler(self.precision, self.device)
         self.torch_clipping = False
         """Clip with `torch.nn.utils.clip_grad_norm_` itself, then step (the benchmark's reference path, set by
         `use_reference_path`); the default is `hero.train.optim.clip_grad_norm`: the same clipping with less memory
         traffic on the CPU."""
-        self.autocast = autocast(t.precision, self.device)
+        self.autocast = autocast(self.precision, self.device)
         self.generator = torch.Generator()  # the objectives' generator (prepare() runs on CPU tensors)
         if cfg.task != "pretrain":
             from hero.train.finetune import build_task_dataset
@@ -121,7 +125,8 @@ class Trainer:
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("%s: %.2fM parameters; %d rank(s) x %d micro-step(s) x %d videos = %d per step; %s%s",
                  cfg.preset, n_params / 1e6, dist.world_size, self.layout.accum, self.layout.micro_batch,
-                 self.layout.global_batch, t.precision, f"; resumed at step {self.step}" if resumed else "")
+                 self.layout.global_batch, self.precision + (" (precision: auto)" if t.precision == "auto" else ""),
+                 f"; resumed at step {self.step}" if resumed else "")
 
     # ------------------------------------------------------------------ state
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -425,6 +430,25 @@ class Trainer:
     def _write_config(self) -> None:
         if self.dist.is_main:
             write_text_atomic(self.run_dir / "config.yaml", self.cfg.to_yaml())
+            self._write_runtime()
+
+    def _write_runtime(self) -> None:
+        """``runtime.json``: what the config leaves to the machine (the precision ``auto`` resolved to, the CPU
+        kernel family, threads, ranks, versions), so runs from different machines can be told apart. A run resumed
+        under another precision than it started with says so: its steps no longer repeat bit for bit."""
+        record = runtime_record(self.precision, self.cfg.train.precision, self.device, self.dist.world_size)
+        path = self.run_dir / "runtime.json"
+        if path.exists():
+            try:
+                before = json.loads(path.read_text())
+            except (OSError, ValueError):
+                before = {}
+            if before.get("precision", record["precision"]) != record["precision"]:
+                log.warning("%s: resumed in %s, trained in %s before (train.precision: %s resolves per machine); "
+                            "the steps from here on are not those of an uninterrupted run", self.run_dir,
+                            record["precision"], before["precision"], self.cfg.train.precision)
+            record["started_in"] = before.get("started_in", before.get("precision", record["precision"]))
+        write_text_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 class _Window:
@@ -453,6 +477,13 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> l
         elif a != b:
             out.append(f"{prefix}{k}: {a!r} -> {b!r}")
     return out
+
+
+def runtime_record(precision: str, requested: str, device: torch.device, world_size: int) -> dict[str, Any]:
+    """The machine facts of a training process that its config does not fix (`Trainer._write_runtime`)."""
+    return {"precision": precision, "precision_requested": requested, "device": str(device),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "world_size": world_size, "torch": torch.__version__, "hero": hero_version}
 
 
 def _fmt_eta(seconds: float) -> str:

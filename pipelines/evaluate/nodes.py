@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
+from hero.metrics.captioning import shared_meteor
 from hero.tasks import headlines
 from pipelines import tracking
 from pipelines.datasets import open_manifest, open_store
@@ -40,17 +41,18 @@ def evaluate_with_examples(finetune_info: dict[str, Any], evaluate: dict[str, An
     manifest, store = open_manifest(manifest_info), open_store(features_info)
     out: dict[str, Any] = {}
     examples: dict[str, Any] = {}
-    for job, info in finetune_info.items():
-        out_dir = (out_root or layer("07_model_output")) / dataset / job
-        metrics, files, per_example = evaluate_run(info["run_dir"], dataset, manifest, store, evaluate, out_dir, job,
-                                                     keep)
-        run = tracking.current().run(info.get("mlflow_run_id"))
-        run.log_metrics(metrics)
-        for folder, path in files.items():
-            run.log_artifact(path, folder)
-        out[job] = metrics
-        examples[job] = per_example
-        log.info("%s (%s): %s", dataset, job, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+    with shared_meteor():   # captioning: one METEOR process scores every job
+        for job, info in finetune_info.items():
+            out_dir = (out_root or layer("07_model_output")) / dataset / job
+            metrics, files, per_example = evaluate_run(info["run_dir"], dataset, manifest, store, evaluate, out_dir,
+                                                         job, keep)
+            run = tracking.current().run(info.get("mlflow_run_id"))
+            run.log_metrics(metrics)
+            for folder, path in files.items():
+                run.log_artifact(path, folder)
+            out[job] = metrics
+            examples[job] = per_example
+            log.info("%s (%s): %s", dataset, job, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     return {"metrics": out, "examples": examples}
 
 

@@ -70,7 +70,12 @@ def test_pretrain_pipeline_end_to_end_in_process(project):
     cached = [r for r in runs if r not in (parent, child) and runs[r] == "pretrain hero-mini 4 steps"]
     assert len(cached) == 1
     assert {s for (s,) in db.execute("select step from metrics where key='train/loss' and run_uuid=?", cached)} == steps
-    assert dict(db.execute("select key, value from tags where run_uuid=?", cached).fetchall())["cached"] == "true"
+    tags = dict(db.execute("select key, value from tags where run_uuid=?", cached).fetchall())
+    assert tags["cached"] == "true"
+    # what the machine decided, from the job's runtime.json (train.precision: auto resolves per CPU)
+    runtime = json.loads((run_dir / "runtime.json").read_text())
+    assert tags["runtime.precision"] == runtime["precision"] in ("fp32", "bf16")
+    assert tags["runtime.cpu_capability"] == runtime["cpu_capability"]
     assert (run_dir / "launch.log").read_text() == launches  # no job was launched
 
 

@@ -31,7 +31,7 @@ from hero.config import ConfigError
 from hero.corpus.manifest import Manifest
 from hero.eval.baselines import chance, text_only
 from hero.eval.baselines.encoder import SentenceEncoder
-from hero.metrics.captioning import CaptionEvalConfig
+from hero.metrics.captioning import CaptionEvalConfig, shared_meteor
 from hero.metrics.formats import (
     write_captions, write_qa_answers, write_rankings, write_tvr_submission, write_violin_labels,
 )
@@ -258,14 +258,15 @@ def run_baselines(manifest: Manifest, out_dir: str | Path, cfg: BaselineConfig |
     """
     cfg = cfg or BaselineConfig()
     run = _Run(manifest, Path(out_dir), cfg, scorers or ScorerConfigs(), encoder)
-    for dataset in datasets if datasets is not None else list(manifest.tasks):
-        family = FAMILIES.get(dataset)
-        if family is None:
-            log.info("baselines: %s skipped: no scorer for this dataset", dataset)
-            continue
-        for split in cfg.splits:
-            if run.scorable(dataset, split):
-                t0 = time.perf_counter()
-                getattr(run, family)(dataset, split)
-                log.info("baselines: %s/%s in %.1fs", dataset, split, time.perf_counter() - t0)
+    with shared_meteor():   # one METEOR process for every caption baseline and split
+        for dataset in datasets if datasets is not None else list(manifest.tasks):
+            family = FAMILIES.get(dataset)
+            if family is None:
+                log.info("baselines: %s skipped: no scorer for this dataset", dataset)
+                continue
+            for split in cfg.splits:
+                if run.scorable(dataset, split):
+                    t0 = time.perf_counter()
+                    getattr(run, family)(dataset, split)
+                    log.info("baselines: %s/%s in %.1fs", dataset, split, time.perf_counter() - t0)
     return run.results

@@ -63,3 +63,31 @@ def test_meteor_with_java():
     out = caption_metrics({"a": "a man walks to the door", "b": "she sits down"},
                           {"a": ["a man walks to the door"], "b": ["the dog barks loudly"]})
     assert 0.0 < out["meteor"] < 100.0 and out["bleu1"] > 0.0    # one JVM start: a few seconds
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs java on PATH")
+def test_shared_meteor_starts_one_process_and_scores_as_separate_ones(monkeypatch):
+    """Inside `shared_meteor` every scoring uses one METEOR process (its protocol carries no state between
+    splits), with the scores of one process per call; it is closed when the block ends."""
+    from pycocoevalcap.meteor import meteor
+
+    started = []
+    real_init = meteor.Meteor.__init__
+
+    def counting_init(self):
+        real_init(self)
+        started.append(self)
+
+    monkeypatch.setattr(meteor.Meteor, "__init__", counting_init)
+    splits = [({"a": "a man walks to the door", "b": "she sits down"},
+               {"a": ["a man walks to the door"], "b": ["the dog barks loudly"]}),
+              ({"c": "the dog runs", "d": "a cup on the table"},
+               {"c": ["a dog runs in the park"], "d": ["the cup stands on a table", "a table"]})]
+    alone = [caption_metrics(h, r)["meteor"] for h, r in splits]
+    assert len(started) == 2
+    with captioning.shared_meteor():
+        shared = [caption_metrics(h, r)["meteor"] for h, r in splits * 2]
+        assert len(started) == 3 and started[-1].meteor_p.poll() is None
+    assert shared == alone * 2
+    assert started[-1].meteor_p.poll() is not None     # closed with the block

@@ -116,6 +116,28 @@ def test_config_accepts_precision_auto(tmp_path):
     assert _cfg(tmp_path, "a", precision="auto").train.precision == "auto"
 
 
+def test_runtime_record_names_the_resolved_precision_and_a_resume_that_changed_it(tmp_path, caplog):
+    """``runtime.json`` says what ``auto`` became on this machine; a resume whose record says another precision
+    (the run started on a machine of the other kind) warns that its steps are no longer an uninterrupted run's."""
+    import json
+    import logging
+
+    from hero.train.main import run
+
+    cfg = _cfg(tmp_path, "rt", precision="auto", max_steps=2, ckpt_every=1)
+    run(cfg.override("train.stop_after=1"))
+    path = tmp_path / "rt" / "runtime.json"
+    record = json.loads(path.read_text())
+    assert record["precision"] == resolve_precision("auto", torch.device("cpu"))
+    assert record["precision_requested"] == "auto" and record["threads"] == torch.get_num_threads()
+    other = "fp32" if record["precision"] == "bf16" else "bf16"
+    path.write_text(json.dumps({**record, "precision": other}))
+    with caplog.at_level(logging.WARNING, logger="hero.train.trainer"):
+        run(cfg)
+    assert f"trained in {other} before" in caplog.text
+    assert json.loads(path.read_text())["started_in"] == other
+
+
 @pytest.mark.slow
 def test_bf16_loss_curve_follows_fp32(tmp_path):
     """200 steps of hero-tiny pretraining (dropout on) in bf16 autocast and in fp32 from the same start: the

@@ -107,3 +107,15 @@ def test_a_tie_on_the_selection_metric_is_broken_by_the_tasks_other_headlines(co
     first.best_value = 0.0
     assert not first.better(0.0, [])
     assert not sel.better(float("nan"), [99.0])
+
+
+def test_captioning_selection_skips_meteor_unless_it_selects(corpus, tmp_path):
+    """Selecting TVC on CIDEr-D scores no METEOR (a JVM start per evaluation it would not read); selecting on
+    METEOR keeps it."""
+    from hero.train.selection import Selector
+
+    on_cider = Selector(_cfg(corpus, tmp_path, {"every": 2}, task="tvc"), tmp_path / "a")
+    assert on_cider._scoring_options()["caption_eval"].meteor is False
+    on_meteor = Selector(_cfg(corpus, tmp_path, {"every": 2, "metric": "meteor"}, task="tvc"), tmp_path / "b")
+    assert on_meteor._scoring_options() == {}
+    assert Selector(_cfg(corpus, tmp_path, {"every": 2}), tmp_path / "c")._scoring_options() == {}
