@@ -143,16 +143,15 @@ def batch_videos(batch: Any) -> VideoBatch:
     return batch if isinstance(batch, VideoBatch) else batch.batch
 
 
-def load_task_model(run_dir: str | Path, step: int | None = None, *,
-                    which: str = "selected") -> tuple[nn.Module, Preset]:
-    """The task model of a finished finetuning job, in eval mode, and its preset with the job's own tokenizer
-    choice (``data.tokenizer``, when it named one) as ``preset.tokenizer``: `hero.presets.preset_tokenizer(preset)`
-    then reads the vocabulary the job was trained with.
+def selected_step(run_dir: str | Path) -> int:
+    """The step of the checkpoint `load_task_model` loads by default: the one model selection kept, or the last
+    one when the run selected nothing."""
+    return _checkpoint_of(run_dir, None, "selected")[0].step
 
-    ``which``: ``selected`` (default) = the checkpoint model selection kept (``<run_dir>/best/``), or the last one
-    when the run selected nothing; ``last`` = the newest checkpoint. ``step`` names one checkpoint instead."""
+
+def _checkpoint_of(run_dir: str | Path, step: int | None, which: str) -> tuple[Any, bool]:
+    """(the checkpoint ``which`` / ``step`` name in ``run_dir``, whether it is model selection's)."""
     from hero.train.checkpoint import find_latest, load_step
-    from hero.train.config import RunConfig
 
     if which not in ("selected", "last"):
         raise ValueError(f"which: 'selected' or 'last', got {which!r}")
@@ -161,6 +160,20 @@ def load_task_model(run_dir: str | Path, step: int | None = None, *,
     ck = best or (load_step(run_dir / f"step-{step:08d}") if step is not None else find_latest(run_dir))
     if ck is None:
         raise FileNotFoundError(f"{run_dir}: no checkpoint")
+    return ck, best is not None
+
+
+def load_task_model(run_dir: str | Path, step: int | None = None, *,
+                    which: str = "selected") -> tuple[nn.Module, Preset]:
+    """The task model of a finished finetuning job, in eval mode, and its preset with the job's own tokenizer
+    choice (``data.tokenizer``, when it named one) as ``preset.tokenizer``: `hero.presets.preset_tokenizer(preset)`
+    then reads the vocabulary the job was trained with.
+
+    ``which``: ``selected`` (default) = the checkpoint model selection kept (``<run_dir>/best/``), or the last one
+    when the run selected nothing; ``last`` = the newest checkpoint. ``step`` names one checkpoint instead."""
+    from hero.train.config import RunConfig
+
+    ck, best = _checkpoint_of(run_dir, step, which)
     cfg = RunConfig.from_dict(ck.meta["config"])
     preset = cfg.build_preset()
     if cfg.data.tokenizer:

@@ -65,7 +65,7 @@ def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str
     from hero.eval.predict import predict_options, predict_split, retrieval_examples
     from hero.presets import preset_tokenizer
     from hero.tasks import Written, task_of_dataset
-    from hero.train.finetune import load_task_model
+    from hero.train.finetune import load_task_model, selected_step
 
     split = evaluate.get("split", "val")
     model, preset = load_task_model(resolve(run_dir))
@@ -85,7 +85,9 @@ def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str
         files["plots"] = plot_retrieved_moments(examples, out_dir / f"{split}_retrieved_moments.png",
                                                 title=f"{dataset} {split}: top moments ({init})")
         files["reports"] = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
-    return res["metrics"], {k: v for k, v in files.items() if v}, per_example
+    # the checkpoint scored (model selection's, chosen on val): listed under the results table
+    metrics = {**res["metrics"], f"{dataset}/{split}/selected_step": float(selected_step(resolve(run_dir)))}
+    return metrics, {k: v for k, v in files.items() if v}, per_example
 
 
 def search_report(model, manifest, store, tokenizer, dataset: str, split: str, out_dir: Path, init: str) -> Path | None:
@@ -173,6 +175,14 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
             rows += metric_rows(dataset, arms, names, references)
     summaries = summarize_rows(rows)
     table = render_markdown(summaries)
+    steps = {key.removesuffix("_metrics"): {job: int(m[k]) for job, m in per_job.items()
+                                            for k in m if k.endswith("/selected_step")}
+             for key, per_job in sorted(task_outputs.items()) if key.endswith("_metrics")}
+    steps = {dataset: by_job for dataset, by_job in steps.items() if by_job}
+    if steps:
+        table += ("\nScored checkpoints (the step model selection kept on val, or the last one): "
+                  + "; ".join(f"{d} " + ", ".join(f"{job} {n}" for job, n in by_job.items())
+                              for d, by_job in steps.items()) + ".\n")
     parent: dict[str, dict[str, float]] = {}
     for s in summaries:  # one headline per task on the parent run: its first (HERO's number)
         if any(k.startswith(f"{s.task}/") for k in parent) or "pretrained" not in s.arms:
@@ -183,6 +193,9 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
         parent[f"{name}_low"], parent[f"{name}_high"] = {"value": iv.low, "step": 0}, {"value": iv.high, "step": 0}
         if diff is not None:
             parent[f"{name}_gain"] = {"value": diff.estimate, "step": 0}
+    for dataset, by_job in steps.items():   # the selected checkpoints, on the parent run too
+        for job, n in by_job.items():
+            parent[tracking.metric_name(f"{dataset}/selected_step/{job}")] = {"value": float(n), "step": 0}
     print(f"\nDownstream results ({split}):\n{table}\n"  # the run's answer, on the console whatever the log level
           "MLflow: make ui (one run per pipeline run, named for it; a child run per training job)")
     return {"results_table": table, "metrics": flat, "headline_metrics": headline_values, "headline": parent}

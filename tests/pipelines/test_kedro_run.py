@@ -45,7 +45,12 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
         assert any(k.startswith(f"{ds}/val/") for k in metrics), ds
         assert any(k.startswith(f"scratch/{ds}/val/") for k in metrics), ds
         assert list((project / "data/07_model_output" / ds / "pretrained").glob("val_predictions.json*"))
-    assert "| tvr |" in (project / "data/08_reporting/results.md").read_text()
+    results = (project / "data/08_reporting/results.md").read_text()
+    assert "| tvr |" in results
+    # the checkpoint each job was scored on: model selection's (conf/test selects at step 3 of 3)
+    assert metrics["tvr/val/selected_step"] == metrics["scratch/tvr/val/selected_step"] == 3.0
+    assert "Scored checkpoints (the step model selection kept on val, or the last one): " in results
+    assert "tvr pretrained 3, scratch 3" in results
     # DVC's metrics file (git-tracked): the headline metrics per task and init, nothing else
     headline = json.loads((project / "reports/metrics.json").read_text())
     assert set(headline) == set(DATASETS)
@@ -66,7 +71,8 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     parent_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?", (parents[0],))}
     baseline_keys = {k for k in parent_keys if k.startswith("baseline/")}
     headlines = {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
-    assert parent_keys - baseline_keys == {h + end for h in headlines for end in ("", "_low", "_high", "_gain")}
+    selected = {f"{ds}/selected_step/{init}" for ds in DATASETS for init in ("pretrained", "scratch")}
+    assert parent_keys - baseline_keys == {h + end for h in headlines for end in ("", "_low", "_high", "_gain")} | selected
     assert {k.split("/")[1] for k in baseline_keys} == {"chance", "uniform", "text-only"}
     assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
     pre_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?",
