@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ from hero.config import ConfigError
 from hero.data.batch import VideoBatch
 from hero.data.task_collate import collate_videos, moment_frames, pad_token_lists, unique_videos
 from hero.metrics import scoring
+from hero.metrics.captioning import CaptionEvalConfig
 from hero.metrics.formats import CaptionPrediction, write_captions
 from hero.model.config import ModelConfig
 from hero.tasks.base import TaskOutput
@@ -306,6 +308,11 @@ class CaptioningTask(DownstreamTask):
     @classmethod
     def score(cls, predictions: Path, annotations: Path, options: PredictOptions, written: Written) -> dict:
         return scoring.score_captioning(predictions, annotations, options.caption_eval)
+
+    @classmethod
+    def scoring_options(cls, metrics: set[str]) -> dict[str, Any]:
+        """No METEOR (a ~7-s JVM start per scoring) unless it is read."""
+        return {} if "meteor" in metrics else {"caption_eval": CaptionEvalConfig(meteor=False)}
 
     @classmethod
     def per_example(cls, predictions: Path, annotations: Path, options: PredictOptions,

@@ -256,6 +256,12 @@ class DownstreamTask(nn.Module):
         ``written`` is ``write_predictions``' return where the scorer needs it (a retrieval corpus size)."""
         raise NotImplementedError(f"{cls.__name__}.per_example")
 
+    @classmethod
+    def scoring_options(cls, metrics: set[str]) -> dict[str, Any]:
+        """Prediction options (`PredictOptions` fields) that spare ``score`` work on metrics outside ``metrics``, for
+        a caller that reads only those (model selection); none by default."""
+        return {}
+
     def _init_head(self) -> None:
         self.head.apply(lambda m: init_weights(m, self.model_cfg.init_std))
 

@@ -143,26 +143,6 @@ def batch_videos(batch: Any) -> VideoBatch:
     return batch if isinstance(batch, VideoBatch) else batch.batch
 
 
-def selected_step(run_dir: str | Path) -> int:
-    """The step of the checkpoint `load_task_model` loads by default: the one model selection kept, or the last
-    one when the run selected nothing."""
-    return _checkpoint_of(run_dir, None, "selected")[0].step
-
-
-def _checkpoint_of(run_dir: str | Path, step: int | None, which: str) -> tuple[Any, bool]:
-    """(the checkpoint ``which`` / ``step`` name in ``run_dir``, whether it is model selection's)."""
-    from hero.train.checkpoint import find_latest, load_step
-
-    if which not in ("selected", "last"):
-        raise ValueError(f"which: 'selected' or 'last', got {which!r}")
-    run_dir = Path(run_dir)
-    best = find_latest(run_dir / "best") if which == "selected" and step is None and (run_dir / "best").is_dir() else None
-    ck = best or (load_step(run_dir / f"step-{step:08d}") if step is not None else find_latest(run_dir))
-    if ck is None:
-        raise FileNotFoundError(f"{run_dir}: no checkpoint")
-    return ck, best is not None
-
-
 def load_task_model(run_dir: str | Path, step: int | None = None, *,
                     which: str = "selected") -> tuple[nn.Module, Preset]:
     """The task model of a finished finetuning job, in eval mode, and its preset with the job's own tokenizer
@@ -171,9 +151,23 @@ def load_task_model(run_dir: str | Path, step: int | None = None, *,
 
     ``which``: ``selected`` (default) = the checkpoint model selection kept (``<run_dir>/best/``), or the last one
     when the run selected nothing; ``last`` = the newest checkpoint. ``step`` names one checkpoint instead."""
+    model, preset, _ = load_task_checkpoint(run_dir, step, which=which)
+    return model, preset
+
+
+def load_task_checkpoint(run_dir: str | Path, step: int | None = None, *,
+                         which: str = "selected") -> tuple[nn.Module, Preset, int]:
+    """`load_task_model`, and the step of the checkpoint it loaded (what evaluation reports it scored)."""
+    from hero.train.checkpoint import find_latest, load_step
     from hero.train.config import RunConfig
 
-    ck, best = _checkpoint_of(run_dir, step, which)
+    if which not in ("selected", "last"):
+        raise ValueError(f"which: 'selected' or 'last', got {which!r}")
+    run_dir = Path(run_dir)
+    best = find_latest(run_dir / "best") if which == "selected" and step is None and (run_dir / "best").is_dir() else None
+    ck = best or (load_step(run_dir / f"step-{step:08d}") if step is not None else find_latest(run_dir))
+    if ck is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint")
     cfg = RunConfig.from_dict(ck.meta["config"])
     preset = cfg.build_preset()
     if cfg.data.tokenizer:
@@ -181,6 +175,6 @@ def load_task_model(run_dir: str | Path, step: int | None = None, *,
     model = build_task_model(cfg.task, cfg.finetune, preset)
     ck.load_weights(model, strict=True)
     log.info("loaded %s (%s, step %d%s)", run_dir, cfg.task, ck.step, ", selected on " + cfg.train.select.split if best else "")
-    return model.task.eval(), preset
+    return model.task.eval(), preset, ck.step
 
 

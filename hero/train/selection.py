@@ -84,14 +84,10 @@ class Selector:
         return self._data
 
     def _scoring_options(self) -> dict[str, Any]:
-        """Scorer settings that drop what the selection does not read: METEOR (a ~7-s JVM start per evaluation)
-        unless it is the selection metric or a tie-break."""
-        from hero.metrics.captioning import CaptionEvalConfig
+        """Scorer settings that spare what the selection does not read (the task's `scoring_options`)."""
         from hero.tasks.registry import task_of_dataset
 
-        if task_of_dataset(self.dataset).name == "captioning" and "meteor" not in {self.metric, *self.ties}:
-            return {"caption_eval": CaptionEvalConfig(meteor=False)}
-        return {}
+        return task_of_dataset(self.dataset).scoring_options({self.metric, *self.ties})
 
     def better(self, value: float, ties: list[float]) -> bool:
         """Whether an evaluation scoring ``value`` (and ``ties``: the tie-breaking metrics) beats the best so far."""

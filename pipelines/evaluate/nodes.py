@@ -65,10 +65,10 @@ def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str
     from hero.eval.predict import predict_options, predict_split, retrieval_examples
     from hero.presets import preset_tokenizer
     from hero.tasks import Written, task_of_dataset
-    from hero.train.finetune import load_task_model, selected_step
+    from hero.train.finetune import load_task_checkpoint
 
     split = evaluate.get("split", "val")
-    model, preset = load_task_model(resolve(run_dir))
+    model, preset, step = load_task_checkpoint(resolve(run_dir))
     tokenizer = preset_tokenizer(preset)
     options = predict_options(evaluate.get("options", {}).get(dataset, {}), dataset)
     res = predict_split(model, dataset, manifest, store, tokenizer, split, out_dir, options=options)
@@ -86,7 +86,7 @@ def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str
                                                 title=f"{dataset} {split}: top moments ({init})")
         files["reports"] = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
     # the checkpoint scored (model selection's, chosen on val): listed under the results table
-    metrics = {**res["metrics"], f"{dataset}/{split}/selected_step": float(selected_step(resolve(run_dir)))}
+    metrics = {**res["metrics"], f"{dataset}/{split}/selected_step": float(step)}
     return metrics, {k: v for k, v in files.items() if v}, per_example
 
 
