@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
+from hero.model.linear import Linear, bucket, kernels_built_per_shape, linear, pad_rows
 
 
 def _data_parallel() -> bool:
@@ -70,7 +71,7 @@ class RowGradEmbedding(nn.Embedding):
         if not self.row_grad:   # the reference path: the full product, the padding columns sliced off after
             return F.linear(h, self.weight, bias)[:, :rows]
         if not self._fast():
-            return F.linear(h, self.weight[:rows], bias[:rows])
+            return linear(h, self.weight[:rows], bias[:rows])
         device = h.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.weight.dtype
         with torch.autocast(device, enabled=False):
@@ -151,25 +152,43 @@ class RowGradEmbedding(nn.Embedding):
 
 class _TiedDecode(torch.autograd.Function):
     """`RowGradEmbedding.decode`'s product over the table's first ``rows`` rows, computed in ``dtype``
-    (autocast's, or the weight's own)."""
+    (autocast's, or the weight's own). A CPU bf16 / fp16 product runs on h's rows zero-padded to a `bucket` size
+    (oneDNN builds a kernel per shape: `hero.model.linear`); the logits are a contiguous view of the padded product,
+    and the backward products run on the padded rows as well."""
 
     @staticmethod
     def forward(ctx, h: Tensor, bias: Tensor, table: RowGradEmbedding, dtype: torch.dtype, rows: int) -> Tensor:
         w = table._weight_as(dtype)[:rows]
         hc = h.to(dtype)
+        n = hc.shape[0]
+        if kernels_built_per_shape(hc):
+            hc = pad_rows(hc, bucket(n))
         ctx.save_for_backward(hc, w)
         ctx.table, ctx.h_dtype, ctx.bias_rows, ctx.bias_dtype = table, h.dtype, bias.shape[0], bias.dtype
-        return torch.addmm(bias[:rows].to(dtype), hc, w.t())
+        full = torch.addmm(bias[:rows].to(dtype), hc, w.t())
+        ctx.n, ctx.full = n, full if full.shape[0] > n else None
+        return full[:n]
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         hc, w = ctx.saved_tensors
+        n, full = ctx.n, ctx.full
+        ctx.full = None
         grad_out = grad_out.to(w.dtype)
-        grad_h = (grad_out @ w).to(ctx.h_dtype) if ctx.needs_input_grad[0] else None
+        if full is not None:   # back to the padded rows: in place where the gradient was written into the logits
+            if grad_out.data_ptr() == full.data_ptr() and grad_out.stride() == full.stride():
+                grad_out = full
+                grad_out[n:].zero_()
+            else:
+                grad_out = pad_rows(grad_out, full.shape[0])
+        grad_h = (grad_out @ w)[:n].to(ctx.h_dtype) if ctx.needs_input_grad[0] else None
         grad_bias = None
         if ctx.needs_input_grad[1]:
             grad_bias = grad_out.new_zeros(ctx.bias_rows, dtype=ctx.bias_dtype)
-            torch.sum(grad_out, 0, dtype=ctx.bias_dtype, out=grad_bias[: grad_out.shape[1]])
+            if grad_out.dtype == ctx.bias_dtype:
+                torch.sum(grad_out, 0, out=grad_bias[: grad_out.shape[1]])
+            else:   # summed in the compute dtype (as F.linear's bias gradient), then cast: ~6x cheaper than
+                grad_bias[: grad_out.shape[1]].copy_(grad_out.sum(0))   # converting the [N, rows] gradient first
         ctx.table._add_decode_grad(grad_out, hc)
         return grad_h, grad_bias, None, None, None
 
@@ -229,7 +248,7 @@ class FrameEmbedding(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.feat_norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.embedding_norm_eps)
-        self.proj = nn.Linear(cfg.feature_dim, cfg.hidden_size)
+        self.proj = Linear(cfg.feature_dim, cfg.hidden_size)
         self.position = nn.Embedding(cfg.max_frames, cfg.hidden_size)
         self.mask_vector = nn.Parameter(torch.zeros(cfg.feature_dim))
         self.register_buffer("unmasked_vector", torch.zeros(cfg.feature_dim) if cfg.compat == "original" else None)
@@ -264,8 +283,8 @@ class RegionEmbedding(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.feat_norm = nn.LayerNorm(cfg.region_dim, eps=cfg.embedding_norm_eps)
-        self.proj = nn.Linear(cfg.region_dim, cfg.hidden_size)
-        self.box = nn.Linear(4, cfg.hidden_size)
+        self.proj = Linear(cfg.region_dim, cfg.hidden_size)
+        self.box = Linear(4, cfg.hidden_size)
         self.type_vector = nn.Parameter(torch.zeros(cfg.hidden_size))
 
     def forward(self, feats: Tensor, boxes: Tensor) -> Tensor:
@@ -281,7 +300,7 @@ class FrameResidual(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.embedding_norm_eps)
         self.drop = Dropout(cfg.dropout)
-        self.proj = nn.Linear(cfg.feature_dim, cfg.hidden_size)
+        self.proj = Linear(cfg.feature_dim, cfg.hidden_size)
 
     def forward(self, feats: Tensor) -> Tensor:
         return torch.relu(self.proj(self.drop(self.norm(feats))))

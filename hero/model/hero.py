@@ -17,6 +17,7 @@ from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
 from hero.model.embeddings import (FrameEmbedding, FrameResidual, PositionEmbedding, RegionEmbedding, RowGradEmbedding,
                                    TextEmbedding, add_mask_vectors, fill_missing_buffer)
+from hero.model.linear import Linear
 from hero.model.transformer import Encoder
 
 
@@ -57,9 +58,9 @@ def init_weights(module: nn.Module, std: float) -> None:
 def use_reference_path(module: nn.Module, reference: bool = True) -> nn.Module:
     """Switch every HERO encoder inside ``module`` to the reference implementation (or back): the cross-modal level
     padded, torch's own dropout, the dense word-embedding gradient, the tied decoder over the whole table with its
-    padding columns sliced off; and any other module with a ``reference_path`` attribute (MLM's head: the
-    accuracy by argmax). Same weights and results up to float
-    rounding and dropout draws; the benchmark and the equivalence tests run it side by side with the default."""
+    padding columns sliced off, every product at the batch's own row count (no `hero.model.linear` buckets); and
+    any other module with a ``reference_path`` attribute (MLM's head: the accuracy by argmax). Same weights and
+    results up to float rounding and dropout draws; the benchmark and the equivalence tests run it side by side with the default."""
     for m in module.modules():
         if isinstance(m, Hero):
             m.packed = not reference
@@ -67,6 +68,8 @@ def use_reference_path(module: nn.Module, reference: bool = True) -> nn.Module:
             m.cheap_mask = not reference
         elif isinstance(m, RowGradEmbedding):
             m.row_grad = not reference
+        elif isinstance(m, Linear):
+            m.bucket_rows = not reference
         elif hasattr(m, "reference_path"):   # a module above the model with its own reference form (MLM's head)
             m.reference_path = reference
     return module

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
 from hero.model.embeddings import PositionEmbedding
+from hero.model.linear import Linear
 from hero.model.transformer import Attention, attention_mask
 
 
@@ -35,10 +36,10 @@ class QueryEncoder(nn.Module):
         super().__init__()
         self.in_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
         self.in_drop = Dropout(cfg.dropout)
-        self.in_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.in_proj = Linear(cfg.hidden_size, cfg.hidden_size)
         self.position = PositionEmbedding(cfg)
         self.layers = nn.ModuleList(AttentionOnly(cfg) for _ in range(cfg.query_layers))
-        self.pool = nn.Linear(cfg.hidden_size, 1, bias=False)
+        self.pool = Linear(cfg.hidden_size, 1, bias=False)
         self.mask_mode = cfg.attention_mask
 
     def forward(self, token_states: Tensor, mask: Tensor) -> Tensor:

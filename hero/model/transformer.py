@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
+from hero.model.linear import Linear, linear
 
 NEG_INF_ADDITIVE = -10000.0  # the original's additive mask value (HERO quirk)
 
@@ -62,8 +63,8 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.num_heads = cfg.num_heads
-        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
-        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.qkv = Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.out = Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout = cfg.attention_dropout
         self.impl = cfg.attention_impl
 
@@ -78,8 +79,10 @@ class Attention(nn.Module):
         else:
             D = x.shape[-1]
             w, b = self.qkv.weight, self.qkv.bias
-            q = x.new_zeros(x.shape[0], D).index_copy(0, select, F.linear(x.index_select(0, select), w[:D], b[:D]))
-            qkv = torch.cat([q, F.linear(x, w[D:], b[D:])], dim=1)
+            buckets = self.qkv.bucket_rows
+            q = linear(x.index_select(0, select), w[:D], b[:D], buckets=buckets)
+            qkv = torch.cat([x.new_zeros(x.shape[0], D, dtype=q.dtype).index_copy(0, select, q),
+                             linear(x, w[D:], b[D:], buckets=buckets)], dim=1)
         if packing is not None:                       # projections ran on valid positions; attention needs [B, L]
             qkv = packing.unpack(qkv)
         B, L, D3 = qkv.shape
@@ -102,8 +105,8 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-        self.fc2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.fc1 = Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.fc2 = Linear(cfg.intermediate_size, cfg.hidden_size)
         self.approximate = "tanh" if cfg.activation == "gelu_tanh" else "none"
 
     def forward(self, x: Tensor) -> Tensor:

@@ -34,6 +34,7 @@ from hero.metrics import scoring
 from hero.metrics.captioning import CaptionEvalConfig
 from hero.metrics.formats import CaptionPrediction, write_captions
 from hero.model.config import ModelConfig
+from hero.model.linear import Linear
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask, PretrainedKeyError
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
@@ -118,9 +119,9 @@ class DecoderAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.h = cfg.num_heads
-        self.q = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.kv = nn.Linear(cfg.hidden_size, 2 * cfg.hidden_size)
-        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.q = Linear(cfg.hidden_size, cfg.hidden_size)
+        self.kv = Linear(cfg.hidden_size, 2 * cfg.hidden_size)
+        self.out = Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout = cfg.attention_dropout
 
     def heads(self, x: Tensor) -> Tensor:
@@ -144,8 +145,8 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.self_attn, self.cross_attn = DecoderAttention(cfg), DecoderAttention(cfg)
-        self.fc1 = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-        self.fc2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.fc1 = Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.fc2 = Linear(cfg.intermediate_size, cfg.hidden_size)
         self.norms = nn.ModuleList(nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) for _ in range(3))
         self.drop = nn.Dropout(cfg.dropout)
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
 from hero.model.hero import Hero, init_weights
+from hero.model.linear import Linear
 from hero.text.tokenizer import SpecialTokens
 
 if TYPE_CHECKING:
@@ -28,9 +29,9 @@ class Mlp(nn.Module):
 
     def __init__(self, cfg: ModelConfig, out_dim: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(cfg.hidden_size, 2 * cfg.hidden_size)
+        self.fc1 = Linear(cfg.hidden_size, 2 * cfg.hidden_size)
         self.norm = nn.LayerNorm(2 * cfg.hidden_size, eps=cfg.embedding_norm_eps)
-        self.fc2 = nn.Linear(2 * cfg.hidden_size, out_dim)
+        self.fc2 = Linear(2 * cfg.hidden_size, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.norm(F.gelu(self.fc1(x))))
@@ -54,7 +55,7 @@ class SubtitleTextReader(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.pool = nn.Linear(cfg.hidden_size, 1)
+        self.pool = Linear(cfg.hidden_size, 1)
         self.pred = Mlp(cfg, 1)
 
     def forward(self, states: Tensor, mask: Tensor, owner: Tensor, num_copies: int) -> Tensor:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from hero.data.batch import VideoBatch
 from hero.data.masking import shuffle_frames
 from hero.model.config import ModelConfig
+from hero.model.linear import Linear
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import PretrainConfig
 
@@ -20,9 +21,9 @@ class FomHead(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(cfg.hidden_size, 2 * cfg.hidden_size)
+        self.fc1 = Linear(cfg.hidden_size, 2 * cfg.hidden_size)
         self.norm = nn.LayerNorm(2 * cfg.hidden_size, eps=cfg.embedding_norm_eps)
-        self.fc2 = nn.Linear(2 * cfg.hidden_size, cfg.max_frames)
+        self.fc2 = Linear(2 * cfg.hidden_size, cfg.max_frames)
 
     def forward(self, states: Tensor) -> Tensor:
         return self.fc2(self.norm(F.gelu(self.fc1(states))))

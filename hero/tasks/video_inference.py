@@ -29,6 +29,7 @@ from hero.data.task_collate import collate_videos, pad_token_lists, select_video
 from hero.metrics import scoring
 from hero.metrics.formats import ViolinLabel, write_violin_labels
 from hero.model.config import ModelConfig
+from hero.model.linear import Linear
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import DownstreamTask, Mlp, SubtitleTextMatch, SubtitleTextReader, attention_pool
 from hero.tasks.prediction import PredictContext, PredictOptions, Written
@@ -111,7 +112,7 @@ class ViolinHead(nn.Module):
 
     def __init__(self, cfg: ModelConfig, read_text: bool = False, text_match: bool = False) -> None:
         super().__init__()
-        self.pool = nn.Linear(cfg.hidden_size, 1)
+        self.pool = Linear(cfg.hidden_size, 1)
         self.pred = Mlp(cfg, 1)
         self.text = SubtitleTextReader(cfg) if read_text else None
         self.match = SubtitleTextMatch() if text_match else None

@@ -24,6 +24,7 @@ from hero.data.task_collate import collate_videos, pad_token_lists, select_video
 from hero.metrics import scoring
 from hero.metrics.formats import QaAnswer, write_qa_answers
 from hero.model.config import ModelConfig
+from hero.model.linear import Linear
 from hero.tasks.base import TaskOutput
 from hero.tasks.downstream import (DownstreamTask, Mlp, SubtitleTextMatch, SubtitleTextReader, attention_pool,
                                    masked_ce)
@@ -108,9 +109,9 @@ class VideoQaHead(nn.Module):
 
     def __init__(self, cfg: ModelConfig, read_text: bool = False, text_match: bool = False) -> None:
         super().__init__()
-        self.qa_pool = nn.Linear(cfg.hidden_size, 1)
+        self.qa_pool = Linear(cfg.hidden_size, 1)
         self.qa_pred = Mlp(cfg, 1)
-        self.st_ed_pool = nn.Linear(cfg.hidden_size, 1)
+        self.st_ed_pool = Linear(cfg.hidden_size, 1)
         self.st_ed_pred = Mlp(cfg, 2)
         self.text = SubtitleTextReader(cfg) if read_text else None
         self.match = SubtitleTextMatch() if text_match else None

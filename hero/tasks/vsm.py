@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from hero.data.batch import VideoBatch
 from hero.data.masking import sample_queries
 from hero.model.config import ModelConfig
+from hero.model.linear import Linear
 from hero.model.query import QueryEncoder
 from hero.tasks.base import TaskOutput, nothing_to_score
 from hero.tasks.config import PretrainConfig, RankingLossConfig, VsmConfig
@@ -38,7 +39,7 @@ class VsmHead(nn.Module):
     def __init__(self, cfg: ModelConfig, text_match: bool = False) -> None:
         super().__init__()
         self.query_encoder = QueryEncoder(cfg)
-        self.query_linear = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.query_linear = Linear(cfg.hidden_size, cfg.hidden_size)
         self.start_conv = nn.Conv1d(1, 1, kernel_size=5, padding=2, bias=False)
         self.end_conv = nn.Conv1d(1, 1, kernel_size=5, padding=2, bias=False)
         self.zero_padding = cfg.compat != "original"

@@ -151,3 +151,31 @@ def test_consuming_cross_entropy_gives_torchs_loss_and_gradient(dtype):
     tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
     torch.testing.assert_close(losses[1], expected, **tol)
     torch.testing.assert_close(grads[1], grads[0], **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_loss_and_top1_in_one_pass_equal_the_two_functions(dtype):
+    """`mlm_loss_and_top1`: the consuming loss and its gradient, and `top1_correct` (ties for the maximum count
+    as wrong) read from the same row blocks; over a row count that is not a multiple of the block."""
+    from hero.tasks.mlm import mlm_loss, mlm_loss_and_top1, top1_correct
+
+    torch.manual_seed(0)
+    h = torch.randn(21, 16, dtype=dtype, requires_grad=True)
+    w = torch.randn(301, 16, dtype=dtype)
+    w[7] = w[5]                                             # rows 5 and 7 tie wherever either is the maximum
+    labels = torch.randint(0, 301, (21,))
+    logits = (h @ w.t()).detach()
+    labels[:12] = logits[:12].argmax(-1)                    # some right, the rest almost surely wrong
+    labels[:3] = torch.where(logits[:3, 5] >= logits[:3].amax(-1), 5, labels[:3])
+    expected_correct = top1_correct(logits, labels)
+    assert expected_correct.any() and not expected_correct.all()
+    h2 = h.detach().clone().requires_grad_(True)
+    loss, correct = mlm_loss_and_top1(h @ w.t(), labels)
+    (loss * 3).backward()
+    (mlm_loss(h2 @ w.t(), labels) * 3).backward()
+    assert torch.equal(correct, expected_correct)
+    torch.testing.assert_close(loss, mlm_loss(logits, labels))
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+    torch.testing.assert_close(h.grad, h2.grad, **tol)
+    tied = torch.tensor([[0.0, 2.0, 2.0, 1.0], [0.0, 2.0, 1.0, 1.0]], requires_grad=True) * 1
+    assert mlm_loss_and_top1(tied, torch.tensor([1, 1]))[1].tolist() == [False, True]

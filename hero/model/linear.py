@@ -1,0 +1,70 @@
+"""Linear layers whose row count is rounded up to a few sizes where the CPU builds a matmul kernel per shape.
+
+On the CPU, torch runs bf16 and fp16 matrix products through oneDNN, which builds (JIT-compiles) a kernel for
+each new problem shape and keeps it in a cache. In a training step the row count of nearly every product changes
+with the batch (the packed cross-modal level's valid positions, the masked tokens, the frames per video), so
+nearly every bf16 product pays that build: a [~840, 256] x [256, 1024] product took 5.8 ms at 1 thread with a new
+row count each call against 0.53 ms with row counts rounded to a multiple of 64 (docs/performance.md). Here the
+rows are zero-padded up to one of 8 sizes per power of two (at most 1/8 more rows; `bucket`), the product runs on
+the padded rows, and the padding rows are sliced off (a contiguous view). The backward products then have
+bucketed shapes too (the weight gradient reduces over the padded rows, whose gradient is zero).
+
+fp32 products on the CPU (MKL: no per-shape build) and every product on other devices run unpadded.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_MIN_STEP = 16
+
+
+def bucket(rows: int) -> int:
+    """``rows`` rounded up to a multiple of max(16, 2^(k - 4)) where 2^(k-1) <= rows < 2^k: 8 sizes per power
+    of two, so at most 1/8 more rows."""
+    step = max(_MIN_STEP, 1 << max(rows.bit_length() - 4, 0))
+    return -(-rows // step) * step
+
+
+def kernels_built_per_shape(x: Tensor) -> bool:
+    """Whether a product of ``x`` would run as a CPU bf16 / fp16 matmul (autocast's dtype, or x's own)."""
+    if x.device.type != "cpu":
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu") in (torch.bfloat16, torch.float16)
+    return x.dtype in (torch.bfloat16, torch.float16)
+
+
+def pad_rows(x: Tensor, rows: int) -> Tensor:
+    """x: [n, ...] -> [rows, ...], zeros after row n (rows >= n)."""
+    return F.pad(x, (0, 0) * (x.dim() - 1) + (0, rows - x.shape[0])) if rows > x.shape[0] else x
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, buckets: bool = True) -> Tensor:
+    """``F.linear(x, weight, bias)``; with ``buckets`` and a CPU bf16 / fp16 product, computed on the rows of x
+    (all dimensions but the last, flattened) zero-padded to `bucket` size and sliced back."""
+    if not buckets or x.dim() < 2 or not kernels_built_per_shape(x):
+        return F.linear(x, weight, bias)
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    padded = bucket(rows)
+    if rows == 0 or padded == rows:
+        return F.linear(x, weight, bias)
+    flat = x.reshape(rows, x.shape[-1])
+    if torch.is_autocast_enabled("cpu"):     # pad the low-precision copy autocast would make anyway
+        flat = flat.to(torch.get_autocast_dtype("cpu"))
+    y = F.linear(pad_rows(flat, padded), weight, bias)[:rows]
+    return y.view(*x.shape[:-1], weight.shape[0])
+
+
+class Linear(nn.Linear):
+    """`nn.Linear` (same parameters, same state_dict) computed through `linear`: bucketed row counts for CPU bf16
+    / fp16 products. ``bucket_rows = False`` is the benchmark's reference path (`hero.model.use_reference_path`)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, **kwargs) -> None:
+        super().__init__(in_features, out_features, bias, **kwargs)
+        self.bucket_rows = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias, buckets=self.bucket_rows)
