@@ -35,7 +35,8 @@ class RowGradEmbedding(nn.Embedding):
         super().__init__(num_embeddings, embedding_dim)
         self.row_grad = True
         """False: the plain dense gradient (the reference path of the benchmark)."""
-        self._buffer: Tensor | None = None
+        self._buffer: Tensor | None = None         # the lookups' gradient rows land here (then cleared row-wise)
+        self._dense: Tensor | None = None          # a tied decoder's dense gradient (every row written: no zeroing)
         self._written: Tensor | None = None   # rows of the buffer that may be non-zero; None = all of them
         self._hooked: weakref.ref | None = None    # the weight the hook sits on (a weakref: not a parameter)
         self._cast: Tensor | None = None           # the weight in the autocast dtype, for `decode`
@@ -110,7 +111,9 @@ class RowGradEmbedding(nn.Embedding):
                 self._grad_cast = torch.empty(w.shape, dtype=grad_out.dtype, device=w.device)
             product = torch.mm(grad_out.t(), h, out=self._grad_cast[:rows])
         if grad is None:
-            buf = self._grad_buffer(w.dtype, w.device)   # every row is written: no zeroing
+            # every row is written, so no zeroing; a buffer of its own keeps `_buffer` clean for lookup-only steps,
+            # which then clear only the rows they wrote, not the whole table
+            buf = self._dense = self._new_if_changed(self._dense, w.dtype, w.device)
             if fp32:
                 torch.mm(grad_out.t(), h, out=buf[:rows])
             else:
@@ -125,12 +128,16 @@ class RowGradEmbedding(nn.Embedding):
             self._written = None   # a dense gradient: any row may be non-zero
 
     def _grad_buffer(self, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """The persistent [rows, D] gradient buffer (reallocated, uninitialised, when the weight changed shape,
-        dtype or device; then every row counts as written)."""
-        buf = self._buffer
+        """The persistent [rows, D] gradient buffer of the lookups (reallocated, uninitialised, when the weight
+        changed shape, dtype or device; then every row counts as written)."""
+        buf = self._new_if_changed(self._buffer, dtype, device)
+        if buf is not self._buffer:
+            self._buffer, self._written = buf, None
+        return buf
+
+    def _new_if_changed(self, buf: Tensor | None, dtype: torch.dtype, device: torch.device) -> Tensor:
         if buf is None or buf.shape != self.weight.shape or buf.dtype != dtype or buf.device != device:
-            buf = self._buffer = torch.empty(self.weight.shape, dtype=dtype, device=device)
-            self._written = None
+            return torch.empty(self.weight.shape, dtype=dtype, device=device)
         return buf
 
     def _densify(self, weight: Tensor) -> None:
@@ -219,6 +226,50 @@ class TextEmbedding(nn.Module):
         return self.drop(self.norm(x))
 
 
+def norm_project(x: Tensor, norm: nn.LayerNorm, proj: nn.Linear) -> Tensor:
+    """``proj(norm(x))`` for an input that needs no gradient (clip features): the same values and parameter
+    gradients without the input-side backward. x: [..., K] -> [..., N].
+
+    The weight gradient is ``g^T (xhat * gamma + beta) = (g^T xhat) * gamma + (g^T 1) beta`` and the LayerNorm's
+    own gradients follow from the same ``g^T xhat``: ``grad gamma = sum_n W * (g^T xhat)``, ``grad beta = W^T (g^T
+    1)``; so the backward is one [N, M] x [M, K] product and elementwise work over [N, K], where autograd computes
+    the [M, N] x [N, K] input gradient and the LayerNorm's backward over [M, K] as well (K = 4352 feature
+    dimensions here, M the clips of the batch). Under autocast the products run in its dtype, as `nn.Linear`'s.
+    """
+    device = x.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else proj.weight.dtype
+    K = x.shape[-1]
+    with torch.autocast(device, enabled=False):
+        y = _NormProject.apply(x.reshape(-1, K), norm.weight, norm.bias, proj.weight, proj.bias, norm.eps, dtype)
+    return y.view(*x.shape[:-1], y.shape[-1])
+
+
+class _NormProject(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor, bias: Tensor, eps: float,
+                dtype: torch.dtype) -> Tensor:
+        m = x.shape[0]
+        if x.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):   # see `hero.model.linear`
+            x = pad_rows(x, bucket(m))   # zero rows: their outputs are sliced off, their gradient is zero
+        xhat = F.layer_norm(x, (x.shape[-1],), None, None, eps)
+        u = torch.addcmul(beta, xhat, gamma)
+        xhat = xhat.to(dtype)
+        ctx.save_for_backward(xhat, gamma, beta, weight)
+        ctx.m = m
+        return torch.addmm(bias.to(dtype), u.to(dtype), weight.to(dtype).t())[:m]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        xhat, gamma, beta, weight = ctx.saved_tensors
+        grad = pad_rows(grad.to(xhat.dtype), xhat.shape[0])
+        gt_xhat = (grad.t() @ xhat).to(weight.dtype)                # [N, K]
+        gsum = grad.sum(0).to(weight.dtype)                         # [N]
+        grad_gamma = (weight * gt_xhat).sum(0)
+        grad_beta = gsum @ weight
+        grad_weight = gt_xhat.mul_(gamma).addr_(gsum, beta)
+        return None, grad_gamma, grad_beta, grad_weight, gsum.to(ctx.saved_tensors[3].dtype), None, None
+
+
 def add_mask_vectors(feats: Tensor, masked: Tensor, mask_vector: Tensor, unmasked_vector: Tensor | None) -> Tensor:
     """MFM input: feats [..., Df] + ``mask_vector`` where ``masked`` [...] is True, + ``unmasked_vector`` (when
     given) where it is False. The latter is row 0 of the original HERO's 2-row mask table (``compat: original``)."""
@@ -254,16 +305,31 @@ class FrameEmbedding(nn.Module):
         self.register_buffer("unmasked_vector", torch.zeros(cfg.feature_dim) if cfg.compat == "original" else None)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
         self.drop = Dropout(cfg.dropout)
+        self.reference_path = False
+        """True on the benchmark's reference path (`hero.model.use_reference_path`): autograd's LayerNorm and
+        Linear on every frame, not `norm_project`."""
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         fill_missing_buffer(self, state_dict, prefix, "unmasked_vector")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def project(self, feats: Tensor, masked: Tensor | None = None) -> Tensor:
-        """The position-free part, once per frame: feats [..., Df] (masked: [...] bool) -> [..., D]."""
-        if masked is not None:
-            feats = add_mask_vectors(feats, masked, self.mask_vector, self.unmasked_vector)
-        return self.proj(self.feat_norm(feats))
+        """The position-free part, once per frame: feats [..., Df] (masked: [...] bool) -> [..., D].
+
+        Training on features that need no gradient (the default path), the features go through `norm_project`, and
+        where MFM zeroed the masked frames' features (as `Hero.forward` does) their input is the mask vector alone,
+        projected once."""
+        if (self.reference_path or feats.requires_grad or not torch.is_grad_enabled()
+                or (masked is not None and feats[masked].any())):
+            if masked is not None:
+                feats = add_mask_vectors(feats, masked, self.mask_vector, self.unmasked_vector)
+            return self.proj(self.feat_norm(feats))
+        if masked is None:
+            return norm_project(feats, self.feat_norm, self.proj)
+        if self.unmasked_vector is not None:
+            feats = feats + self.unmasked_vector.to(feats.dtype)   # a buffer: no gradient
+        hidden = self.proj(self.feat_norm(self.mask_vector.to(feats.dtype)))   # [D]
+        return torch.where(masked.unsqueeze(-1), hidden, norm_project(feats, self.feat_norm, self.proj))
 
     def finish(self, projected: Tensor, positions: Tensor, type_embedding: Tensor) -> Tensor:
         """projected: [N, F, D] from `project`; positions: [N, F] long; type_embedding: [D] -> [N, F, D]."""

@@ -126,7 +126,7 @@ def test_tied_decode_matches_linear_across_steps_accumulation_and_weight_updates
         torch.testing.assert_close(fast.weight.grad.to_dense(), grad_p, **tol)
         if kind == "decode":
             torch.testing.assert_close(bias_f.grad, bias_p.grad, **tol)
-            assert fast.weight.grad is fast._buffer                 # the fast path ran: written in place
+            assert fast.weight.grad is fast._dense                  # the fast path ran: written in place
             assert (fast._cast is not None) == (precision == "bf16")
         with torch.no_grad():                                       # an optimizer step: the weights change in place
             for emb in (fast, plain):
@@ -184,3 +184,64 @@ def test_row_grad_embedding_state_dict_is_nn_embeddings():
     emb = RowGradEmbedding(10, 4)
     emb(torch.tensor([1, 2])).sum().backward()
     assert list(emb.state_dict()) == ["weight"] and [n for n, _ in emb.named_parameters()] == ["weight"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_norm_project_equals_layernorm_then_linear(precision):
+    """`norm_project` (no input gradient; the weight and LayerNorm gradients from one g^T xhat product): the same
+    output and parameter gradients as autograd through LayerNorm and Linear, with a trained-looking gamma and beta,
+    under bf16 autocast too (row counts bucketed there)."""
+    from hero.model.embeddings import norm_project
+    from hero.model.linear import Linear
+
+    torch.manual_seed(0)
+    norm, proj = nn.LayerNorm(40, eps=1e-5), Linear(40, 12)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_(0, 0.3)
+    x = torch.randn(3, 37, 40) * 4 + 1
+    params = [norm.weight, norm.bias, proj.weight, proj.bias]
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
+    tol = {"atol": 5e-2, "rtol": 3e-2} if precision == "bf16" else {"atol": 1e-4, "rtol": 1e-4}
+    results = []
+    for fused in (True, False):
+        with autocast():
+            y = norm_project(x, norm, proj) if fused else proj(norm(x))
+        weights = torch.linspace(-1, 1, y.numel()).view_as(y)
+        results.append((y.float(), torch.autograd.grad((y.float() * weights).sum(), params)))
+    (y, grads), (y_ref, grads_ref) = results
+    assert y.shape == y_ref.shape == (3, 37, 12)
+    torch.testing.assert_close(y, y_ref, **tol)
+    for g, g_ref in zip(grads, grads_ref):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, g_ref, **tol)
+
+
+@pytest.mark.parametrize("compat", ["native", "original"])
+def test_frame_projection_under_mfm_equals_reference_with_mask_vector_gradient(compat):
+    """The default path projects MFM's mask vector once for every masked frame; the reference projects each masked
+    frame's input: same outputs and gradients (mask vector included), also with the original's unmasked vector."""
+    p = _preset(compat)
+    b = _batch(p)
+    model = Hero(p.model).train()
+    emb = model.frame_embed
+    with torch.no_grad():
+        emb.mask_vector.normal_(0, 0.5)
+        if emb.unmasked_vector is not None:
+            emb.unmasked_vector.normal_(0, 0.1)
+    masked = mask_frames(b.frame_mask, prob=0.3, generator=torch.Generator().manual_seed(1))
+    feats = b.frame_feats.masked_fill(masked.unsqueeze(-1), 0.0)
+    params = [emb.mask_vector, emb.feat_norm.weight, emb.feat_norm.bias, emb.proj.weight, emb.proj.bias]
+    outs = {}
+    for reference in (True, False):
+        emb.reference_path = reference
+        y = emb.project(feats, masked)
+        outs[reference] = (y, torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), params))
+    torch.testing.assert_close(outs[False][0], outs[True][0], **TOL)
+    for g, g_ref in zip(outs[False][1], outs[True][1]):
+        torch.testing.assert_close(g, g_ref, atol=1e-4, rtol=1e-4)
+    assert outs[True][1][0].abs().sum() > 0
+    emb.reference_path = False                               # features MFM did not zero: the general form
+    y = emb.project(b.frame_feats, masked)
+    emb.reference_path = True
+    torch.testing.assert_close(y, emb.project(b.frame_feats, masked), **TOL)
