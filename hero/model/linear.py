@@ -44,18 +44,51 @@ def pad_rows(x: Tensor, rows: int) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, buckets: bool = True) -> Tensor:
     """``F.linear(x, weight, bias)``; with ``buckets`` and a CPU bf16 / fp16 product, computed on the rows of x
-    (all dimensions but the last, flattened) zero-padded to `bucket` size and sliced back."""
+    (all dimensions but the last, flattened) zero-padded to `bucket` size and sliced back (`_PaddedLinear`)."""
     if not buckets or x.dim() < 2 or not kernels_built_per_shape(x):
         return F.linear(x, weight, bias)
     rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
     padded = bucket(rows)
     if rows == 0 or padded == rows:
         return F.linear(x, weight, bias)
-    flat = x.reshape(rows, x.shape[-1])
-    if torch.is_autocast_enabled("cpu"):     # pad the low-precision copy autocast would make anyway
-        flat = flat.to(torch.get_autocast_dtype("cpu"))
-    y = F.linear(pad_rows(flat, padded), weight, bias)[:rows]
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    with torch.autocast("cpu", enabled=False):
+        y = _PaddedLinear.apply(x.reshape(rows, x.shape[-1]), weight, bias, padded, dtype)
     return y.view(*x.shape[:-1], weight.shape[0])
+
+
+class _PaddedLinear(torch.autograd.Function):
+    """``F.linear`` in ``dtype`` (autocast's casts made here) on x's rows padded to ``padded`` with zeros: the
+    padded copies are written once (data, then a zeroed tail) in both directions, and the input gradient is a
+    contiguous view of the padded product, where padding through autograd (`F.pad`, a slice) zero-fills whole
+    tensors and copies them again in the backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padded: int, dtype: torch.dtype) -> Tensor:
+        m = x.shape[0]
+        xp = _padded_copy(x, padded, dtype)
+        w = weight.to(dtype)
+        y = xp @ w.t() if bias is None else torch.addmm(bias.to(dtype), xp, w.t())
+        ctx.save_for_backward(xp, w)
+        ctx.m, ctx.dtypes = m, (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        return y[:m]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        xp, w = ctx.saved_tensors
+        x_dtype, w_dtype, b_dtype = ctx.dtypes
+        gp = _padded_copy(grad, xp.shape[0], xp.dtype)
+        grad_x = (gp @ w)[:ctx.m].to(x_dtype) if ctx.needs_input_grad[0] else None
+        grad_w = (gp.t() @ xp).to(w_dtype) if ctx.needs_input_grad[1] else None
+        grad_b = gp[:ctx.m].sum(0).to(b_dtype) if b_dtype is not None and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None, None
+
+
+def _padded_copy(x: Tensor, rows: int, dtype: torch.dtype) -> Tensor:
+    out = torch.empty((rows, *x.shape[1:]), dtype=dtype, device=x.device)
+    out[:x.shape[0]].copy_(x)
+    out[x.shape[0]:].zero_()
+    return out
 
 
 class Linear(nn.Linear):
