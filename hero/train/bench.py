@@ -10,7 +10,8 @@ Every number comes from this run on this machine; nothing is divided by a figure
   thread count: two trainers built alike, one on the default path, one on the reference path
   (`Trainer.use_reference_path`: the implementation the speed targets were set
   against — cross-modal level padded, torch's dropout, dense word-embedding gradient, full-width tied decoder,
-  torch's cross-entropy, argmax accuracy, torch's clip_grad_norm_),
+  torch's cross-entropy, argmax accuracy, torch's clip_grad_norm_, autograd's LayerNorm and Linear on the clip
+  features, bf16 products at the batch's own row counts),
   each with its own optimizer, stepping in turn on the same batches (who goes first alternates). Per path:
   ms/step (wall and CPU), samples/s, GFLOP per step (counted with torch.utils.flop_counter on the same steps;
   the default path executes fewer) and MFU; and ``ratio``: default / reference summed step time, overall and
@@ -19,6 +20,8 @@ Every number comes from this run on this machine; nothing is divided by a figure
   (the default: per-position work on valid positions only), one packed row per video with a block-diagonal
   mask, and nested (jagged) tensors with SDPA; with the largest output difference against the padded one.
 * Subnormal flushing: the reference path with and without, one thread, interleaved.
+* Where the CPU runs bf16 natively: a bf16 linear at its own row count against the row count bucketed as the default
+  path does (`hero.model.linear`), one thread, interleaved, a new row count each call.
 * ``--compile``: torch.compile of the default path against the eager default path.
 * ``--ranks``: 1 process x 2 threads against 2 processes x 1 thread (torchrun), same global batch.
 """
@@ -188,6 +191,31 @@ def denormal_effect(batches: list, warmup: int, preset: str = "hero-small") -> d
     return {"flushed_cpu_ms": 1e3 * statistics.mean(times["flushed"]),
             "subnormal_cpu_ms": 1e3 * statistics.mean(times["subnormal"]),
             "ratio": sum(times["flushed"]) / sum(times["subnormal"])}
+
+
+def row_bucket_effect(calls: int = 40, seed: int = 0) -> dict:
+    """One thread, bf16 autocast: a [M, 256] x [256, 1024] linear (a feed-forward layer of hero-small) with a new
+    row count M (700..960) on each call, computed at M rows and at `hero.model.linear.bucket` rows, alternating.
+    oneDNN builds a kernel per new shape; the bucketed form meets 8 sizes per power of two."""
+    import random
+
+    from hero.model.linear import linear
+    torch.set_num_threads(1)
+    rng = random.Random(seed)
+    weight, bias = torch.randn(1024, 256), torch.randn(1024)
+    times: dict = {"own_rows": [], "bucketed": []}
+    for i in range(calls):
+        x = torch.randn(rng.randint(700, 960), 256)
+        for name in (("own_rows", "bucketed") if i % 2 else ("bucketed", "own_rows")):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                t0 = time.perf_counter()
+                linear(x, weight, bias, buckets=name == "bucketed")
+                dt = time.perf_counter() - t0
+            if i >= calls // 4:
+                times[name].append(dt)
+    out = {f"{n}_ms": 1e3 * statistics.mean(t) for n, t in times.items()}
+    out["ratio"] = out["bucketed_ms"] / out["own_rows_ms"]
+    return out
 
 
 # ---------------------------------------------------------------------------------- cross-modal layouts
@@ -370,6 +398,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.quick and not args.mix_only:
             res["denormals_1t"] = denormal_effect(batches, warmup, args.preset)
             res["cross_modal_layouts_1t"] = cross_modal_layouts(batches, preset=args.preset)
+            if cpu_has_fast_bf16():
+                res["bf16_row_buckets_1t"] = row_bucket_effect()
         if args.compile:
             res["compile_fp32_1t"] = compile_effect(batches, warmup, args.preset)
     finally:

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from hero.train import bench
 
 
@@ -15,3 +17,11 @@ def test_quick_bench_measures_both_paths(tmp_path):
         assert mix[path]["ms_per_step"] > 0 and 0 < mix[path]["mfu"] < 1
     assert mix["default"]["gflop_per_step"] < mix["reference"]["gflop_per_step"]   # padding is not computed
     assert mix["ratio"]["wall"] > 0 and mix["ratio"]["cpu"] > 0
+
+
+def test_row_bucket_effect_times_both_forms_side_by_side():
+    from hero.train.bench import row_bucket_effect
+
+    r = row_bucket_effect(calls=8)
+    assert r["own_rows_ms"] > 0 and r["bucketed_ms"] > 0
+    assert r["ratio"] == pytest.approx(r["bucketed_ms"] / r["own_rows_ms"])
