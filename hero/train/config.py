@@ -159,7 +159,12 @@ class OptimConfig:
     grad_clip: float = 1.0
     """Max global gradient norm; 0 disables clipping."""
     head_lr_mult: dict[str, float] = field(default_factory=dict)
-    """Learning-rate multiplier per top-level head (e.g. ``{vsm: 10}``); the encoder always gets 1."""
+    """Learning-rate multiplier per top-level head (e.g. ``{vsm: 10}``); the encoder gets 1 unless ``lr_mult``
+    names its parts."""
+    lr_mult: dict[str, float] = field(default_factory=dict)
+    """Learning-rate multiplier per parameter-name prefix, on a dot boundary (e.g. ``{encoder.text_embed: 0.1,
+    encoder.cross: 0.1}``: the text side of the encoder at a tenth of the rate); the longest matching prefix wins
+    and replaces a ``head_lr_mult``; a prefix that names no parameter is an error."""
     fused: bool = True
     """Use torch's fused AdamW kernel (CPU and CUDA; ~10x faster than the per-tensor loop on CPU for a
     50k-row embedding table); false selects the reference implementation."""
@@ -183,6 +188,9 @@ class OptimConfig:
         for name, mult in self.head_lr_mult.items():
             if not 0.0 < mult < math.inf:
                 raise ConfigError(f"optim.head_lr_mult.{name}: must be finite and > 0, got {mult}")
+        for name, mult in self.lr_mult.items():
+            if not 0.0 < mult < math.inf:
+                raise ConfigError(f"optim.lr_mult.{name}: must be finite and > 0, got {mult}")
 
 
 @dataclass(frozen=True, kw_only=True)

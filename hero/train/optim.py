@@ -18,28 +18,40 @@ def _no_decay(name: str, param: nn.Parameter) -> bool:
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
-    """Parameter groups: (head or encoder) x (decay or not), each with its ``lr_mult``.
+    """Parameter groups: (head, encoder, or an ``lr_mult`` prefix) x (decay or not), each with its ``lr_mult``.
 
-    A parameter belongs to head ``h`` when its name starts with ``heads.<h>.``; unknown head names in
-    ``cfg.head_lr_mult`` are an error, so a typo does not silently train at the base rate.
+    A parameter belongs to head ``h`` when its name starts with ``heads.<h>.``; the longest prefix of
+    ``cfg.lr_mult`` that its name starts with (on a dot boundary) overrides that. Unknown head names in
+    ``cfg.head_lr_mult`` and prefixes of ``cfg.lr_mult`` that match no parameter are errors, so a typo does not
+    silently train at the base rate.
     """
     heads = getattr(model, "heads", None)
     known = set(heads.keys()) if isinstance(heads, nn.ModuleDict) else set()
     unknown = set(cfg.head_lr_mult) - known
     if unknown:
         raise ValueError(f"optim.head_lr_mult: unknown head(s) {sorted(unknown)} (heads: {sorted(known)})")
+    prefixes = sorted(cfg.lr_mult, key=len, reverse=True)
+    used: set[str] = set()
     groups: dict[tuple[str, bool], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         head = name.split(".")[1] if name.startswith("heads.") else "encoder"
+        label, mult = head, cfg.head_lr_mult.get(head, 1.0)
+        prefix = next((x for x in prefixes if name == x or name.startswith(x + ".")), None)
+        if prefix is not None:
+            label, mult = prefix, cfg.lr_mult[prefix]
+            used.add(prefix)
         decay = not _no_decay(name, p)
-        g = groups.setdefault((head, decay), {
+        g = groups.setdefault((label, decay), {
             "params": [], "names": [], "weight_decay": cfg.weight_decay if decay else 0.0,
-            "lr_mult": cfg.head_lr_mult.get(head, 1.0), "group": f"{head}/{'decay' if decay else 'no_decay'}",
+            "lr_mult": mult, "group": f"{label}/{'decay' if decay else 'no_decay'}",
         })
         g["params"].append(p)
         g["names"].append(name)
+    if set(cfg.lr_mult) - used:
+        raise ValueError(f"optim.lr_mult: no parameter is named by {sorted(set(cfg.lr_mult) - used)} "
+                         f"(e.g. encoder.text_embed, encoder.cross, heads.<head>)")
     return [groups[k] for k in sorted(groups)]
 
 

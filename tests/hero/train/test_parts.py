@@ -56,6 +56,26 @@ def test_param_groups_and_head_multipliers():
         build_optimizer(model, OptimConfig(head_lr_mult={"vsn": 2.0}))
 
 
+def test_lr_mult_by_parameter_prefix_longest_wins_and_a_typo_is_an_error():
+    p = get_preset("hero-tiny")
+    model = PretrainModel(p.model, PretrainConfig(), p.tokens)
+    cfg = OptimConfig(lr=1e-3, head_lr_mult={"vsm": 10.0},
+                      lr_mult={"encoder.cross": 0.1, "encoder.cross.layers.0.mlp": 0.5, "heads.vsm": 3.0})
+    groups = {g["group"]: g for g in build_optimizer(model, cfg).param_groups}
+    assert "encoder.cross.layers.0.attn.qkv.weight" in groups["encoder.cross/decay"]["names"]
+    assert groups["encoder.cross/decay"]["lr"] == pytest.approx(1e-4)
+    assert "encoder.cross.layers.0.mlp.fc1.weight" in groups["encoder.cross.layers.0.mlp/decay"]["names"]
+    assert groups["encoder.cross.layers.0.mlp/decay"]["lr"] == pytest.approx(5e-4)
+    assert groups["heads.vsm/decay"]["lr"] == pytest.approx(3e-3)             # the prefix replaces head_lr_mult
+    assert "encoder.temporal.layers.0.attn.qkv.weight" in groups["encoder/decay"]["names"]
+    assert groups["encoder/decay"]["lr"] == pytest.approx(1e-3)
+    assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="no parameter is named by"):
+        build_optimizer(model, OptimConfig(lr_mult={"encoder.crosss": 0.1}))
+    with pytest.raises(ValueError, match="no parameter is named by"):
+        build_optimizer(model, OptimConfig(lr_mult={"encoder.cro": 0.1}))       # a dot boundary, not a substring
+
+
 def test_schedule_warmup_then_decay():
     lin = OptimConfig(warmup_steps=4, decay="linear")
     assert [lr_factor(s, lin, 12) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
