@@ -245,6 +245,9 @@ def norm_project(x: Tensor, norm: nn.LayerNorm, proj: nn.Linear) -> Tensor:
 
 
 class _NormProject(torch.autograd.Function):
+    """`norm_project`'s LayerNorm (``gamma``, ``beta``) and product (``weight``, ``bias``) on x [M, K]; x gets no
+    gradient. The products run in ``dtype``; the parameters' gradients come back in their own dtype."""
+
     @staticmethod
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor, bias: Tensor, eps: float,
                 dtype: torch.dtype) -> Tensor:
@@ -267,7 +270,7 @@ class _NormProject(torch.autograd.Function):
         grad_gamma = (weight * gt_xhat).sum(0)
         grad_beta = gsum @ weight
         grad_weight = gt_xhat.mul_(gamma).addr_(gsum, beta)
-        return None, grad_gamma, grad_beta, grad_weight, gsum.to(ctx.saved_tensors[3].dtype), None, None
+        return None, grad_gamma, grad_beta, grad_weight, gsum, None, None   # the bias's gradient is the row sum
 
 
 def add_mask_vectors(feats: Tensor, masked: Tensor, mask_vector: Tensor, unmasked_vector: Tensor | None) -> Tensor:
