@@ -83,3 +83,11 @@ def test_the_cli_says_a_bad_config_in_one_line_and_exits_2(tmp_path):
     assert out.returncode == 2 and out.stderr.strip().startswith("error: optim.lrr: unknown key (did you mean 'lr'?")
     out = cli("--config", "missing.yaml", "--debug")
     assert out.returncode == 1 and "Traceback" in out.stderr
+
+
+def test_lr_mult_needs_positive_finite_multipliers():
+    from hero.train.config import OptimConfig
+
+    with pytest.raises(ConfigError, match=r"^optim\.lr_mult\.encoder\.cross: must be finite and > 0, got 0"):
+        RunConfig.from_dict({"optim": {"lr_mult": {"encoder.cross": 0}}})
+    assert OptimConfig(lr_mult={"encoder.cross": 0.1}).lr_mult == {"encoder.cross": 0.1}
