@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
-from hero.model.linear import Linear, bucket, kernels_built_per_shape, linear, pad_rows
+from hero.model.linear import Linear, linear, pad_rows, padded_rows
 
 
 def _data_parallel() -> bool:
@@ -168,8 +168,7 @@ class _TiedDecode(torch.autograd.Function):
         w = table._weight_as(dtype)[:rows]
         hc = h.to(dtype)
         n = hc.shape[0]
-        if kernels_built_per_shape(hc):
-            hc = pad_rows(hc, bucket(n))
+        hc = pad_rows(hc, padded_rows(n, hc.device, dtype))
         ctx.save_for_backward(hc, w)
         ctx.table, ctx.h_dtype, ctx.bias_rows, ctx.bias_dtype = table, h.dtype, bias.shape[0], bias.dtype
         full = torch.addmm(bias[:rows].to(dtype), hc, w.t())
@@ -252,8 +251,7 @@ class _NormProject(torch.autograd.Function):
     def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, weight: Tensor, bias: Tensor, eps: float,
                 dtype: torch.dtype) -> Tensor:
         m = x.shape[0]
-        if x.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):   # see `hero.model.linear`
-            x = pad_rows(x, bucket(m))   # zero rows: their outputs are sliced off, their gradient is zero
+        x = pad_rows(x, padded_rows(m, x.device, dtype))   # zero rows: outputs sliced off, gradient zero
         xhat = F.layer_norm(x, (x.shape[-1],), None, None, eps)
         u = torch.addcmul(beta, xhat, gamma)
         xhat = xhat.to(dtype)
@@ -264,7 +262,7 @@ class _NormProject(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         xhat, gamma, beta, weight = ctx.saved_tensors
-        grad = pad_rows(grad.to(xhat.dtype), xhat.shape[0])
+        grad = pad_rows(grad, xhat.shape[0], xhat.dtype)
         gt_xhat = (grad.t() @ xhat).to(weight.dtype)                # [N, K]
         gsum = grad.sum(0).to(weight.dtype)                         # [N]
         grad_gamma = (weight * gt_xhat).sum(0)

@@ -28,30 +28,43 @@ def bucket(rows: int) -> int:
     return -(-rows // step) * step
 
 
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a product of ``x`` runs in: autocast's where it is on for x's device, else x's own."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+
+
+def padded_rows(rows: int, device: torch.device, dtype: torch.dtype) -> int:
+    """The row count a product of ``rows`` rows runs at: `bucket` size for CPU bf16 / fp16, else ``rows``."""
+    return bucket(rows) if rows and device.type == "cpu" and dtype in (torch.bfloat16, torch.float16) else rows
+
+
 def kernels_built_per_shape(x: Tensor) -> bool:
     """Whether a product of ``x`` would run as a CPU bf16 / fp16 matmul (autocast's dtype, or x's own)."""
-    if x.device.type != "cpu":
-        return False
-    if torch.is_autocast_enabled("cpu"):
-        return torch.get_autocast_dtype("cpu") in (torch.bfloat16, torch.float16)
-    return x.dtype in (torch.bfloat16, torch.float16)
+    return x.device.type == "cpu" and compute_dtype(x) in (torch.bfloat16, torch.float16)
 
 
-def pad_rows(x: Tensor, rows: int) -> Tensor:
-    """x: [n, ...] -> [rows, ...], zeros after row n (rows >= n)."""
-    return F.pad(x, (0, 0) * (x.dim() - 1) + (0, rows - x.shape[0])) if rows > x.shape[0] else x
+def pad_rows(x: Tensor, rows: int, dtype: torch.dtype | None = None) -> Tensor:
+    """x: [n, ...] -> [rows, ...] (rows >= n) in ``dtype`` (default x's), zeros after row n: written once, the
+    data then the tail (`F.pad` zero-fills the whole tensor first). x itself when nothing changes."""
+    dtype = x.dtype if dtype is None else dtype
+    if rows == x.shape[0]:
+        return x.to(dtype)
+    out = torch.empty((rows, *x.shape[1:]), dtype=dtype, device=x.device)
+    out[:x.shape[0]].copy_(x)
+    out[x.shape[0]:].zero_()
+    return out
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, buckets: bool = True) -> Tensor:
     """``F.linear(x, weight, bias)``; with ``buckets`` and a CPU bf16 / fp16 product, computed on the rows of x
     (all dimensions but the last, flattened) zero-padded to `bucket` size and sliced back (`_PaddedLinear`)."""
-    if not buckets or x.dim() < 2 or not kernels_built_per_shape(x):
+    if not buckets or x.dim() < 2:
         return F.linear(x, weight, bias)
-    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
-    padded = bucket(rows)
-    if rows == 0 or padded == rows:
+    rows, dtype = x.numel() // x.shape[-1] if x.shape[-1] else 0, compute_dtype(x)
+    padded = padded_rows(rows, x.device, dtype)
+    if padded == rows:
         return F.linear(x, weight, bias)
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     with torch.autocast("cpu", enabled=False):
         y = _PaddedLinear.apply(x.reshape(rows, x.shape[-1]), weight, bias, padded, dtype)
     return y.view(*x.shape[:-1], weight.shape[0])
@@ -66,7 +79,7 @@ class _PaddedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padded: int, dtype: torch.dtype) -> Tensor:
         m = x.shape[0]
-        xp = _padded_copy(x, padded, dtype)
+        xp = pad_rows(x, padded, dtype)
         w = weight.to(dtype)
         y = xp @ w.t() if bias is None else torch.addmm(bias.to(dtype), xp, w.t())
         ctx.save_for_backward(xp, w)
@@ -77,18 +90,11 @@ class _PaddedLinear(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         xp, w = ctx.saved_tensors
         x_dtype, w_dtype, b_dtype = ctx.dtypes
-        gp = _padded_copy(grad, xp.shape[0], xp.dtype)
+        gp = pad_rows(grad, xp.shape[0], xp.dtype)
         grad_x = (gp @ w)[:ctx.m].to(x_dtype) if ctx.needs_input_grad[0] else None
         grad_w = (gp.t() @ xp).to(w_dtype) if ctx.needs_input_grad[1] else None
         grad_b = gp[:ctx.m].sum(0).to(b_dtype) if b_dtype is not None and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, None, None
-
-
-def _padded_copy(x: Tensor, rows: int, dtype: torch.dtype) -> Tensor:
-    out = torch.empty((rows, *x.shape[1:]), dtype=dtype, device=x.device)
-    out[:x.shape[0]].copy_(x)
-    out[x.shape[0]:].zero_()
-    return out
 
 
 class Linear(nn.Linear):
