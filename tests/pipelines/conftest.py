@@ -55,3 +55,14 @@ def kedro_env(extra: dict | None = None) -> dict:
 def kedro_env_fixture():
     """`kedro_env` for tests (a test module cannot import conftest)."""
     return kedro_env
+
+
+@pytest.fixture
+def conf_params(tmp_path):
+    """``conf_params(env)``: the parameters the project's config loader gives ``--env env``, read from a copy of
+    conf/ whose conf/local is empty (a developer's own conf/local stays out); ``"local"`` is conf/base alone."""
+    from pipelines.settings import CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
+
+    conf = shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    return lambda env: CONFIG_LOADER_CLASS(str(conf), env=env, **CONFIG_LOADER_ARGS)["parameters"]

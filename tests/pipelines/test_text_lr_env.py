@@ -1,27 +1,14 @@
 """conf/text_lr (`kedro run --env text_lr`) lowers the text side's pretraining learning rate and changes nothing else."""
 
-import shutil
-from pathlib import Path
-
 from hero.presets import get_preset
 from hero.tasks.config import PretrainConfig
 from hero.tasks.pretrain import PretrainModel
 from hero.train.config import OptimConfig
 from hero.train.optim import build_optimizer
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _params(conf: Path, env: str) -> dict:
-    from pipelines.settings import CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
-
-    return CONFIG_LOADER_CLASS(str(conf), env=env, **CONFIG_LOADER_ARGS)["parameters"]
-
-
-def test_text_lr_env_changes_only_the_text_sides_pretraining_rate(tmp_path):
-    conf = shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (conf / "local").mkdir()
-    base, text_lr = _params(conf, "local"), _params(conf, "text_lr")
+def test_text_lr_env_changes_only_the_text_sides_pretraining_rate(conf_params):
+    base, text_lr = conf_params("local"), conf_params("text_lr")
     optim = text_lr["pretrain"]["run"]["optim"]
     lr_mult = dict(optim.pop("lr_mult"))
     assert lr_mult == {"encoder.text_embed": 0.1, "encoder.cross": 0.1}
