@@ -129,10 +129,10 @@ class Block(nn.Module):
         """x: [B, L, D] or packed [P, D]; with ``select`` (packed only) the outputs of those positions, [O, D]."""
         picked = x if select is None else x.index_select(0, select)
         if self.pre_norm:
-            x = picked + self.drop(self.attn(self.attn_norm(x), mask, packing, select))
-            return x + self.drop(self.mlp(self.mlp_norm(x)))
-        x = self.attn_norm(picked + self.drop(self.attn(x, mask, packing, select)))
-        return self.mlp_norm(x + self.drop(self.mlp(x)))
+            x = self.drop.residual(picked, self.attn(self.attn_norm(x), mask, packing, select))
+            return self.drop.residual(x, self.mlp(self.mlp_norm(x)))
+        x = self.attn_norm(self.drop.residual(picked, self.attn(x, mask, packing, select)))
+        return self.mlp_norm(self.drop.residual(x, self.mlp(x)))
 
 
 class Encoder(nn.Module):

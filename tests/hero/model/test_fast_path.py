@@ -13,7 +13,7 @@ from hero.data.masking import mask_frames
 from hero.data.random_batch import random_video_batch
 from hero.model import Hero, use_reference_path
 from hero.model.config import original_compat
-from hero.model.dropout import Dropout, dropout
+from hero.model.dropout import Dropout, dropout, residual_dropout
 from hero.model.embeddings import RowGradEmbedding
 from hero.presets import get_preset
 
@@ -178,6 +178,34 @@ def test_cheap_dropout_is_inverted_dropout():
     assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(1.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_residual_dropout_is_the_sum_with_the_same_mask(dtype):
+    """residual + dropout(x) in one pass: the same mask as `dropout` for the same seed, the same values (fp32:
+    the same floats; a bf16 x is scaled in fp32 before the sum, so within one bf16 rounding), and gradients:
+    the residual's passes through, x's is masked and scaled."""
+    res = torch.randn(300, 64, requires_grad=True)
+    x = torch.randn(300, 64, dtype=dtype, requires_grad=True)
+    torch.manual_seed(11)
+    y = residual_dropout(res, x, 0.1, True)
+    torch.manual_seed(11)
+    ref = res.detach() + dropout(x.detach(), 0.1, True)
+    assert y.dtype == ref.dtype == torch.float32
+    if dtype == torch.float32:
+        assert torch.equal(y, ref)
+    else:
+        torch.testing.assert_close(y, ref, rtol=0.01, atol=0.01)
+    kept = (y - res.detach()) != 0
+    assert 0.85 < kept.float().mean().item() < 0.95
+    g = torch.randn(300, 64)
+    y.backward(g)
+    assert torch.equal(res.grad, g)
+    assert x.grad.dtype == dtype
+    torch.testing.assert_close(x.grad.float(), (g * kept / 0.9).to(dtype).float())
+    assert residual_dropout(res, x, 0.1, False).equal(res + x)
+    # another shape (broadcast) or no dropout: the plain sum of the two
+    assert residual_dropout(res, x[:1], 0.0, True).equal(res + x[:1])
 
 
 def test_row_grad_embedding_state_dict_is_nn_embeddings():
