@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
 from hero.model.linear import Linear, linear
+from hero.model.packed_attention import packed_attention
 
 NEG_INF_ADDITIVE = -10000.0  # the original's additive mask value (HERO quirk)
 
@@ -83,12 +84,14 @@ class Attention(nn.Module):
             q = linear(x.index_select(0, select), w[:D], b[:D], buckets=buckets)
             qkv = torch.cat([x.new_zeros(x.shape[0], D, dtype=q.dtype).index_copy(0, select, q),
                              linear(x, w[D:], b[D:], buckets=buckets)], dim=1)
+        p = self.dropout if self.training else 0.0
+        if packing is not None and self.impl == "sdpa" and qkv.device.type == "cpu":
+            return self.out(packed_attention(qkv, mask, packing.index, packing.shape, self.num_heads, p, select))
         if packing is not None:                       # projections ran on valid positions; attention needs [B, L]
             qkv = packing.unpack(qkv)
         B, L, D3 = qkv.shape
         D = D3 // 3
         q, k, v = qkv.view(B, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, h, L, hd]
-        p = self.dropout if self.training else 0.0
         if self.impl == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype) if mask.is_floating_point() else mask,
                                                dropout_p=p)
