@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from hero.data.batch import VideoBatch
 from hero.data.masking import mask_frames
 from hero.model.config import ModelConfig
-from hero.model.linear import Linear
+from hero.model.linear import Linear, linear
 from hero.tasks.base import TaskOutput
 from hero.tasks.config import PretrainConfig
 
@@ -25,9 +25,24 @@ class MfmHead(nn.Module):
         self.fc1 = Linear(cfg.hidden_size, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.embedding_norm_eps)
         self.fc2 = Linear(cfg.hidden_size, cfg.feature_dim)
+        self.reference_path = False
+        """True: MFM-NCE maps its negatives to feature space and scores them there (the benchmark's reference)."""
+
+    def hidden(self, states: Tensor) -> Tensor:
+        """The head up to its last layer: [N, D] -> [N, D]."""
+        return self.norm(F.gelu(self.fc1(states)))
 
     def forward(self, states: Tensor) -> Tensor:
-        return self.fc2(self.norm(F.gelu(self.fc1(states))))
+        return self.fc2(self.hidden(states))
+
+    def score(self, pred: Tensor, states: Tensor) -> Tensor:
+        """``pred @ self(states).t()``: [Nm, Df] predictions against the head's outputs at [Nn, D] states, as
+        ``(pred @ W) @ hidden(states).t() + pred @ b`` (W, b: the last layer's): the same sum in another order,
+        without mapping the Nn states to the Df-wide feature space (Df = 4352 against D = 256)."""
+        if self.reference_path:
+            return pred @ self(states).t()
+        w, b = self.fc2.weight, self.fc2.bias
+        return torch.addmm((pred @ b)[:, None], linear(pred, w.t()), self.hidden(states).t())
 
 
 def mffr_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -35,13 +50,17 @@ def mffr_loss(pred: Tensor, target: Tensor) -> Tensor:
     return (pred.float() - target.float()).pow(2).sum(-1).sqrt().mean()
 
 
-def mfm_nce_loss(pred: Tensor, target: Tensor, negatives: Tensor, temperature: float = 1.0) -> Tensor:
+def mfm_nce_loss(pred: Tensor, target: Tensor, negatives: Tensor | None = None, temperature: float = 1.0, *,
+                 negative_scores: Tensor | None = None) -> Tensor:
     """NCE: each prediction must score its own true feature above the other masked frames' features and
     the predictions at unmasked positions.
 
-    pred, target: [Nm, Df]; negatives: [Nn, Df]
+    pred, target: [Nm, Df]; negatives: [Nn, Df], or their scores ``pred @ negatives.t()`` [Nm, Nn]
     """
-    logits = torch.cat([pred @ target.t(), pred @ negatives.t()], dim=1).float() / temperature   # [Nm, Nm + Nn]
+    if (negatives is None) == (negative_scores is None):
+        raise ValueError("mfm_nce_loss: give negatives or negative_scores, not both")
+    neg = pred @ negatives.t() if negative_scores is None else negative_scores
+    logits = torch.cat([pred @ target.t(), neg], dim=1).float() / temperature   # [Nm, Nm + Nn]
     return F.cross_entropy(logits, torch.arange(pred.shape[0], device=pred.device))
 
 
@@ -74,8 +93,7 @@ class MfmNce(_Mfm):
     def __call__(self, encoder, head: MfmHead, inputs: MfmInputs) -> TaskOutput:
         states, pred, target = self._predict(encoder, head, inputs)
         keep = ~inputs.masked if self.padded_negatives else (inputs.batch.frame_mask & ~inputs.masked)
-        negatives = head(states[keep])
-        loss = mfm_nce_loss(pred, target, negatives, self.temperature)
+        loss = mfm_nce_loss(pred, target, temperature=self.temperature, negative_scores=head.score(pred, states[keep]))
         return TaskOutput(loss=loss, metrics={"mfm_nce/loss": loss.detach()}, count=pred.shape[0])
 
 

@@ -179,3 +179,27 @@ def test_loss_and_top1_in_one_pass_equal_the_two_functions(dtype):
     torch.testing.assert_close(h.grad, h2.grad, **tol)
     tied = torch.tensor([[0.0, 2.0, 2.0, 1.0], [0.0, 2.0, 1.0, 1.0]], requires_grad=True) * 1
     assert mlm_loss_and_top1(tied, torch.tensor([1, 1]))[1].tolist() == [False, True]
+
+
+def test_mfm_nce_negative_scores_without_mapping_negatives_to_feature_space():
+    """`MfmHead.score` reorders ``pred @ head(states).t()`` as ``(pred @ W) @ hidden(states).t() + pred @ b``: the
+    same scores and gradients (float64, to rounding); the reference path computes the first form."""
+    from hero.model.config import ModelConfig
+    from hero.tasks.mfm import MfmHead
+
+    torch.manual_seed(0)
+    head = MfmHead(ModelConfig(hidden_size=32, num_heads=2, intermediate_size=64, feature_dim=96)).double()
+    pred = torch.randn(5, 96, dtype=torch.float64, requires_grad=True)
+    states = torch.randn(11, 32, dtype=torch.float64, requires_grad=True)
+    results = {}
+    for reference in (True, False):
+        head.reference_path = reference
+        head.zero_grad(set_to_none=True)
+        scores = head.score(pred, states)
+        grads = torch.autograd.grad((scores * torch.arange(55.0, dtype=torch.float64).view(5, 11)).sum(),
+                                    [pred, states, *head.parameters()])
+        results[reference] = (scores, grads)
+    torch.testing.assert_close(results[False][0], pred @ head(states).t(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(results[False][0], results[True][0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(results[False][1], results[True][1]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
