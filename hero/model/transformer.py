@@ -5,6 +5,8 @@ output projections, feed-forward, LayerNorms, dropout) on the valid positions on
 attention itself on the padded ``[N, L]`` layout, so that a sequence attends to its own positions. Where many
 positions are padding (HERO's cross-modal level: each subtitle padded to the longest frames + tokens) the packed
 form does the same math with less work; the padded form is the reference (``Encoder.forward(packed=False)``).
+On the CPU the packed form attends through `hero.model.packed_attention` (one scatter into the padded head
+layout, one gather back, its own backward); elsewhere through SDPA on the unpacked projections.
 """
 
 from __future__ import annotations
