@@ -86,3 +86,19 @@ def test_low_precision_inputs_are_computed_in_fp32(dtype):
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
     y.sum().backward()
     assert qkv.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("length", [5, 15, 16, 40])
+def test_softmax_of_short_and_long_rows_equals_torchs(length):
+    """Rows shorter than torch's vector width go through max / exp / sum (torch's kernel is slow there): the same
+    values and gradients, with -inf (masked) entries too."""
+    from hero.model.packed_attention import _softmax_, _softmax_backward_
+
+    gen = torch.Generator().manual_seed(length)
+    scores = torch.randn(6, length, length, generator=gen, dtype=torch.float64)
+    scores[:, :, -1] = -math.inf
+    grad = torch.randn(6, length, length, generator=gen, dtype=torch.float64)
+    probs = _softmax_(scores.clone())
+    torch.testing.assert_close(probs, scores.softmax(-1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(_softmax_backward_(grad.clone(), probs),
+                               torch._softmax_backward_data(grad, probs, -1, probs.dtype), rtol=1e-12, atol=1e-12)
