@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from hero.model.config import ModelConfig
 from hero.model.dropout import Dropout
-from hero.model.linear import Linear, linear, pad_rows, padded_rows
+from hero.model.linear import Linear, cast_param, linear, pad_rows, padded_rows
 
 
 def _data_parallel() -> bool:
@@ -257,7 +257,7 @@ class _NormProject(torch.autograd.Function):
         xhat = xhat.to(dtype)
         ctx.save_for_backward(xhat, gamma, beta, weight)
         ctx.m = m
-        return torch.addmm(bias.to(dtype), u.to(dtype), weight.to(dtype).t())[:m]
+        return torch.addmm(cast_param(bias, dtype), u.to(dtype), cast_param(weight, dtype).t())[:m]
 
     @staticmethod
     def backward(ctx, grad: Tensor):

@@ -44,6 +44,27 @@ def kernels_built_per_shape(x: Tensor) -> bool:
     return x.device.type == "cpu" and compute_dtype(x) in (torch.bfloat16, torch.float16)
 
 
+def cast_param(w: Tensor, dtype: torch.dtype) -> Tensor:
+    """``w.detach().to(dtype)``, kept per parameter until the parameter changes (an optimizer step or a load bumps
+    its version counter): under autocast torch casts a weight once per forward region; a product run outside it
+    (`_PaddedLinear`, `norm_project`) would cast it at every call, and HERO calls some layers several times a step
+    (the cross-modal layers for the video and for VSM's queries, MFM's head for masked and unmasked frames). A view
+    of a parameter (a slice of the fused QKV weight) is the same view of the parameter's cast."""
+    if w.dtype == dtype:
+        return w.detach()
+    base = w if w._base is None else w._base
+    if not isinstance(base, nn.Parameter) or not base.is_contiguous():
+        return w.detach().to(dtype)
+    key = (base._version, base.data_ptr(), dtype)
+    entry = getattr(base, "_hero_cast", None)                # kept on the parameter: it lives and dies with it
+    if entry is None or entry[0] != key:
+        entry = base._hero_cast = (key, base.detach().to(dtype))
+    cast = entry[1]
+    if base is w:
+        return cast
+    return cast.as_strided(w.size(), w.stride(), w.storage_offset() - base.storage_offset())
+
+
 def pad_rows(x: Tensor, rows: int, dtype: torch.dtype | None = None) -> Tensor:
     """x: [n, ...] -> [rows, ...] (rows >= n) in ``dtype`` (default x's), zeros after row n: written once, the
     data then the tail (`F.pad` zero-fills the whole tensor first). x itself when nothing changes."""
@@ -80,8 +101,8 @@ class _PaddedLinear(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padded: int, dtype: torch.dtype) -> Tensor:
         m = x.shape[0]
         xp = pad_rows(x, padded, dtype)
-        w = weight.to(dtype)
-        y = xp @ w.t() if bias is None else torch.addmm(bias.to(dtype), xp, w.t())
+        w = cast_param(weight, dtype)
+        y = xp @ w.t() if bias is None else torch.addmm(cast_param(bias, dtype), xp, w.t())
         ctx.save_for_backward(xp, w)
         ctx.m, ctx.dtypes = m, (x.dtype, weight.dtype, None if bias is None else bias.dtype)
         return y[:m]

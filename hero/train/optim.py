@@ -61,7 +61,17 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
         g["lr"] = cfg.lr * g["lr_mult"]
     fused = cfg.fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
                               for g in groups for p in g["params"])
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None)
+    if fused:
+        optimizer.register_step_post_hook(_bump_versions)
+    return optimizer
+
+
+def _bump_versions(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """torch's fused Adam / AdamW kernels update the parameters in place without bumping their version counters
+    (its foreach and for-loop kernels do, as every in-place op does); the model's low-precision copies of its
+    parameters (`hero.model.linear.cast_param`, the tied decoder's) are refreshed when that counter moves."""
+    torch.autograd.graph.increment_version([p for g in optimizer.param_groups for p in g["params"]])
 
 
 def lr_factor(step: int, cfg: OptimConfig, max_steps: int) -> float:

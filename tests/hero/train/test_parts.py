@@ -83,3 +83,27 @@ def test_schedule_warmup_then_decay():
     cos = OptimConfig(warmup_steps=0, decay="cosine", min_lr_ratio=0.1)
     assert lr_factor(0, cos, 10) == 1.0 and lr_factor(5, cos, 10) == pytest.approx(0.55)
     assert math.isclose(lr_factor(10, cos, 10), 0.1)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_optimizer_step_refreshes_the_models_low_precision_copies(fused):
+    """The bf16 copies of the weights (`cast_param`, the tied decoder's) are refreshed when a parameter's version
+    counter moves; torch's fused AdamW does not move it, so `build_optimizer` does (a step post-hook)."""
+    from hero.model.linear import cast_param
+
+    p = get_preset("hero-tiny")
+    model = PretrainModel(p.model, PretrainConfig(), p.tokens)
+    opt = build_optimizer(model, OptimConfig(lr=1e-2, fused=fused))
+    lin = model.encoder.cross.layers[0].mlp.fc1
+    word = model.encoder.text_embed.word
+    before = cast_param(lin.weight, torch.bfloat16), word._weight_as(torch.bfloat16).clone()
+    for q in model.parameters():
+        q.grad = torch.ones_like(q)
+    opt.step()
+    for copy, param in zip((cast_param(lin.weight, torch.bfloat16), word._weight_as(torch.bfloat16)),
+                           (lin.weight, word.weight)):
+        assert torch.equal(copy, param.detach().to(torch.bfloat16))
+    assert not torch.equal(cast_param(lin.weight, torch.bfloat16), before[0])
+    assert not torch.equal(word._weight_as(torch.bfloat16), before[1])
+    qkv = model.encoder.cross.layers[0].attn.qkv.weight        # a view of a parameter: the same view of its copy
+    assert torch.equal(cast_param(qkv[8:], torch.bfloat16), qkv[8:].detach().to(torch.bfloat16))
