@@ -59,8 +59,8 @@ def use_reference_path(module: nn.Module, reference: bool = True) -> nn.Module:
     """Switch every HERO encoder inside ``module`` to the reference implementation (or back): the cross-modal level
     padded, torch's own dropout, the dense word-embedding gradient, the tied decoder over the whole table with its
     padding columns sliced off, every product at the batch's own row count (no `hero.model.linear` buckets); and
-    any other module with a ``reference_path`` attribute (MLM's head: the accuracy by argmax; the frame embedding:
-    autograd's LayerNorm and Linear instead of `norm_project`). Same weights and results up to float rounding and
+    any other module with a ``reference_path`` attribute (MLM's head: the accuracy by argmax; MFM's head: negatives
+    scored in feature space; the frame embedding: autograd's LayerNorm and Linear instead of `norm_project`). Same weights and results up to float rounding and
     dropout draws; the benchmark and the equivalence tests run it side by side with the default."""
     for m in module.modules():
         if isinstance(m, Hero):

@@ -9,7 +9,8 @@ Every number comes from this run on this machine; nothing is divided by a figure
   clips per step; MLM : MFM-NCE : FOM : VSM = 2 : 2 : 1 : 2) through the real `Trainer`, for each precision and
   thread count: two trainers built alike, one on the default path, one on the reference path
   (`Trainer.use_reference_path`: the implementation the speed targets were set
-  against — cross-modal level padded, torch's dropout, dense word-embedding gradient, full-width tied decoder,
+  against — cross-modal level padded, attention through SDPA, torch's dropout, MFM-NCE negatives scored in
+  feature space, dense word-embedding gradient, full-width tied decoder,
   torch's cross-entropy, argmax accuracy, torch's clip_grad_norm_, autograd's LayerNorm and Linear on the clip
   features, bf16 products at the batch's own row counts),
   each with its own optimizer, stepping in turn on the same batches (who goes first alternates). Per path:
