@@ -34,14 +34,19 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
 
+def _built_per_shape(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether products in ``dtype`` on ``device`` get a kernel built per shape: CPU bf16 / fp16 (oneDNN)."""
+    return device.type == "cpu" and dtype in (torch.bfloat16, torch.float16)
+
+
 def padded_rows(rows: int, device: torch.device, dtype: torch.dtype) -> int:
     """The row count a product of ``rows`` rows runs at: `bucket` size for CPU bf16 / fp16, else ``rows``."""
-    return bucket(rows) if rows and device.type == "cpu" and dtype in (torch.bfloat16, torch.float16) else rows
+    return bucket(rows) if rows and _built_per_shape(device, dtype) else rows
 
 
 def kernels_built_per_shape(x: Tensor) -> bool:
     """Whether a product of ``x`` would run as a CPU bf16 / fp16 matmul (autocast's dtype, or x's own)."""
-    return x.device.type == "cpu" and compute_dtype(x) in (torch.bfloat16, torch.float16)
+    return _built_per_shape(x.device, compute_dtype(x))
 
 
 def cast_param(w: Tensor, dtype: torch.dtype) -> Tensor:
