@@ -83,7 +83,14 @@ class _ConsumingCrossEntropy(torch.autograd.Function):
     """``F.cross_entropy(logits.float(), labels)`` (mean), whose backward overwrites ``logits`` with the gradient
     (softmax - one-hot) / N and returns it; the logits are unusable after backward, and a second backward fails.
     The second output ([N] bool, with ``top1``; else empty) is `top1_correct`: the label's logit above every other
-    logit of its row."""
+    logit of its row.
+
+    Each row block is read while it is in cache. Low-precision logits are summed in an fp32 copy of the block that
+    is ours to overwrite: the labels' entries set to -inf give the largest other logit and are put back, then it
+    is shifted and exponentiated in place; their gradient is the softmax computed in place by torch's fused
+    kernel (fp32 inside, one rounding to the logits' dtype) and scaled, where an fp32 detour would write and read
+    the block three more times. fp32 logits, which are the caller's, are not written in the forward (they are
+    another Function's view): ``torch.logsumexp``, a masked copy for the largest other logit, ``exp(x - lse)``."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, labels: Tensor, top1: bool) -> tuple[Tensor, Tensor]:
@@ -92,11 +99,23 @@ class _ConsumingCrossEntropy(torch.autograd.Function):
         target = logits.gather(1, labels[:, None])[:, 0]
         correct = torch.empty(n if top1 else 0, dtype=torch.bool, device=logits.device)
         for s in range(0, n, _ROW_BLOCK):
-            block = logits[s:s + _ROW_BLOCK]
-            torch.logsumexp(block.float(), -1, out=lse[s:s + _ROW_BLOCK])
-            if top1:   # the largest logit other than the label's, from the block while it is in cache
-                others = block.scatter(1, labels[s:s + _ROW_BLOCK, None], float("-inf")).amax(-1)
-                torch.gt(target[s:s + _ROW_BLOCK], others, out=correct[s:s + _ROW_BLOCK])
+            block, lab, tgt = logits[s:s + _ROW_BLOCK], labels[s:s + _ROW_BLOCK], target[s:s + _ROW_BLOCK]
+            if block.dtype == torch.float32:
+                torch.logsumexp(block, -1, out=lse[s:s + _ROW_BLOCK])
+                if top1:   # the largest logit other than the label's, from the block while it is in cache
+                    torch.gt(tgt, block.scatter(1, lab[:, None], float("-inf")).amax(-1), out=correct[s:s + _ROW_BLOCK])
+                continue
+            f = block.float()  # ours: the labels' entries go to -inf and back, then it is shifted and exponentiated
+            if top1:
+                rows = torch.arange(f.shape[0], device=f.device)
+                f[rows, lab] = float("-inf")
+                others = f.amax(-1)
+                f[rows, lab] = tgt.float()
+                torch.gt(tgt, others, out=correct[s:s + _ROW_BLOCK])
+                top = torch.maximum(others, tgt.float())
+            else:
+                top = f.amax(-1)
+            torch.log(f.sub_(top[:, None]).exp_().sum(-1), out=lse[s:s + _ROW_BLOCK]).add_(top)
         ctx.save_for_backward(logits, lse, labels)
         ctx.consumed = False
         ctx.mark_non_differentiable(correct)
@@ -115,7 +134,7 @@ class _ConsumingCrossEntropy(torch.autograd.Function):
             if block.dtype == torch.float32:
                 block.sub_(lse[s:s + _ROW_BLOCK, None]).exp_().mul_(scale)
             else:
-                block.copy_((block.float() - lse[s:s + _ROW_BLOCK, None]).exp_().mul_(scale))
+                torch._softmax(block, -1, False, out=block).mul_(scale)
         rows = torch.arange(n, device=logits.device)
         logits[rows, labels] -= scale.to(logits.dtype)
         return logits, None, None
