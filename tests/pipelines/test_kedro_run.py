@@ -73,7 +73,7 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     headlines = {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
     selected = {f"{ds}/selected_step/{init}" for ds in DATASETS for init in ("pretrained", "scratch")}
     assert parent_keys - baseline_keys == {h + end for h in headlines for end in ("", "_low", "_high", "_gain")} | selected
-    assert {k.split("/")[1] for k in baseline_keys} == {"chance", "uniform", "text-only"}
+    assert {k.split("/")[1] for k in baseline_keys} == {"chance", "uniform", "text-only", "ceiling"}
     assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
     pre_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?",
                                          (children["pretrain hero-mini 4 steps"],))}

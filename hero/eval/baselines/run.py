@@ -7,7 +7,9 @@ same scorers as a model's predictions (`hero.metrics.scoring`), so every number 
   the most frequent train caption (TVC), a uniformly random ranking (TVR, retrieval: the mean of
   ``draws`` seeded draws, each written and scored like a prediction file);
 - ``uniform``: the expected accuracy of a uniform random guess (QA, VIOLIN), computed exactly;
-- ``text-only``: subtitles only (`hero.eval.baselines.text_only`).
+- ``text-only``: subtitles only (`hero.eval.baselines.text_only`);
+- ``ceiling`` (TVR / How2R, text-to-video retrieval): the most any model can score when identical query texts
+  get identical rankings (`hero.eval.baselines.ceiling`): a bound read from the split's own labels, not a baseline.
 
 Predictions go to ``out_dir/<dataset>/<baseline>/<split>_predictions.json[l]`` (for random rankings: the first
 draw). A split is skipped (logged) when it has no examples, lacks labels (a test release) or has no JSONL
@@ -29,7 +31,7 @@ import numpy as np
 
 from hero.config import ConfigError
 from hero.corpus.manifest import Manifest
-from hero.eval.baselines import chance, text_only
+from hero.eval.baselines import ceiling, chance, text_only
 from hero.eval.baselines.encoder import SentenceEncoder
 from hero.metrics.captioning import CaptionEvalConfig, shared_meteor
 from hero.metrics.formats import (
@@ -45,7 +47,7 @@ from hero.metrics.scoring import (
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("chance", "uniform", "text-only")
+BASELINES = ("chance", "uniform", "text-only", "ceiling")
 
 class _Families(dict):
     """Dataset (annotation file prefix) -> task family, read from the task registry."""
@@ -194,6 +196,8 @@ class _Run:
             examples, clips, man.clip_len, rng, min_len=rank.min_len, max_len=rank.max_len, top_k=self.cfg.top_k)))
         sub = text_only.tvr_predictions(examples, man, videos, self.encoder, self.cfg.top_k)
         self.write_and_score("text-only", dataset, split, lambda p: write_tvr_submission(p, sub))
+        top = ceiling.ceiling_tvr_submission(examples, videos, self.cfg.top_k)
+        self.write_and_score("ceiling", dataset, split, lambda p: write_tvr_submission(p, top))
 
     def text_video_retrieval(self, dataset: str, split: str) -> None:
         examples, man = self.examples(dataset, split), self.manifest
@@ -202,6 +206,8 @@ class _Run:
                           len(videos))
         ranks = text_only.retrieval_predictions(examples, man, videos, self.encoder)
         self.write_and_score("text-only", dataset, split, lambda p: write_rankings(p, ranks), len(videos))
+        top = ceiling.ceiling_rankings(examples, videos)
+        self.write_and_score("ceiling", dataset, split, lambda p: write_rankings(p, top), len(videos))
 
     def video_qa(self, dataset: str, split: str) -> None:
         examples = self.examples(dataset, split)

@@ -11,8 +11,8 @@ import torch
 from hero.corpus.manifest import Manifest, VideoEntry
 from hero.metrics.captioning import CaptionEvalConfig
 from hero.eval.baselines import BaselineConfig, ScorerConfigs, run_baselines
-from hero.eval.baselines import chance, text_only
-from hero.metrics.formats import read_qa_answers, read_tvr_submission
+from hero.eval.baselines import ceiling, chance, text_only
+from hero.metrics.formats import VideoRanking, read_qa_answers, read_tvr_submission
 
 CLIP = 1.5
 
@@ -229,10 +229,62 @@ def test_random_retrieval_recall_averages_to_k_over_n(corpus):
     assert np.mean(hits) == pytest.approx(1 / 8, abs=0.02)       # 4000 draws: 3 standard deviations
 
 
+# ---------------------------------------------------------------------------------------------------- ceiling
+def _recall(rankings, examples, k):
+    return 100 * np.mean([e["vid_name"] in [v for v, _ in r.ranked[:k]] for r, e in zip(rankings, examples)])
+
+
+# "Bob waves." happens in v0, v1 and v2: one ranking serves all three queries, so at most one of them hits at rank 1
+REPEATS = [{"id": i, "vid_name": v, "ts": [1.5 * i, 1.5 * i + 3.0], "desc": d} for i, (v, d) in enumerate(
+    [("v0", "Bob waves."), ("v1", "Bob waves."), ("v2", "Bob waves."), ("v3", "Alice sits."), ("v1", "Eve hums."),
+     ("v3", "Eve hums.")])]
+
+
+def test_ceiling_rankings_reach_the_bound_at_every_rank():
+    videos = ["v0", "v1", "v2", "v3"]
+    ranks = ceiling.ceiling_rankings(REPEATS, videos)
+    assert [r.desc_id for r in ranks] == [e["id"] for e in REPEATS]
+    assert len({r.ranked for r in ranks[:3]}) == 1                       # identical texts, identical rankings
+    # rank 1: one of the three "Bob waves.", "Alice sits.", one of the two "Eve hums."
+    assert _recall(ranks, REPEATS, 1) == pytest.approx(100 * 3 / 6)
+    assert _recall(ranks, REPEATS, 2) == pytest.approx(100 * 5 / 6)
+    assert _recall(ranks, REPEATS, 3) == 100.0
+
+
+def test_no_ranking_that_depends_on_the_text_alone_beats_the_ceiling():
+    videos = ["v0", "v1", "v2", "v3"]
+    top = ceiling.ceiling_rankings(REPEATS, videos)
+    rng = np.random.default_rng(0)
+    texts = sorted({e["desc"] for e in REPEATS})
+    for _ in range(300):   # any function text -> order of the videos
+        order = {t: [videos[j] for j in rng.permutation(len(videos))] for t in texts}
+        other = [VideoRanking(desc_id=e["id"], ranked=tuple((v, 0.0) for v in order[e["desc"]])) for e in REPEATS]
+        for k in (1, 2, 3):
+            assert _recall(other, REPEATS, k) <= _recall(top, REPEATS, k) + 1e-9
+
+
+def test_ceiling_tvr_submission_scores_the_bound(tmp_path):
+    from hero.metrics.formats import write_tvr_submission
+    from hero.metrics.scoring import score_moment_retrieval
+
+    examples = [{**e, "type": "v"} for e in REPEATS]
+    ann = tmp_path / "tvr_val.jsonl"
+    ann.write_text("".join(json.dumps(_annotation("tvr", e)) + "\n" for e in examples))
+    sub = ceiling.ceiling_tvr_submission(examples, ["v0", "v1", "v2", "v3"])
+    assert [len(q.predictions) for q in sub.tasks["SVMR"]] == [1] * 6          # its own moment, in its own video
+    write_tvr_submission(tmp_path / "pred.json", sub)
+    m = score_moment_retrieval(tmp_path / "pred.json", ann)
+    assert m["vr_r1"] == pytest.approx(50.0) and m["vcmr_r1_iou0.7"] == pytest.approx(50.0)
+    assert m["svmr_r1_iou0.7"] == 100.0
+
+
 # ---------------------------------------------------------------------------------------------------- all
 def test_run_baselines_scores_every_task_with_the_evaluate_metric_names(corpus, tmp_path):
     out = run_baselines(corpus, tmp_path / "out", CFG, FAST, encoder=BagOfWords())
-    assert set(out) == {"chance", "uniform", "text-only"}
+    assert set(out) == {"chance", "uniform", "text-only", "ceiling"}
+    assert {k.split("/")[0] for k in out["ceiling"]} == {"tvr", "retrieval"}   # ranking tasks only
+    assert out["ceiling"]["tvr/val/vr_r1"] == out["ceiling"]["retrieval/val/r1"] == 100.0   # no text repeats
+    assert out["ceiling"]["tvr/val/vcmr_r1_iou0.7"] == out["ceiling"]["tvr/val/svmr_r1_iou0.5"] == 100.0
     for key in ("tvr/val/vcmr_r1_iou0.7", "tvr/val/svmr_r1_iou0.5", "tvr/val/vr_r1", "tvqa/val/acc",
                 "violin/val/acc", "tvc/val/cider", "retrieval/val/r1"):
         assert key in out["chance"] and key in out["text-only"], key
