@@ -61,24 +61,22 @@ def ceiling_tvr_submission(examples: Sequence[Example], videos: Sequence[str], t
     """VCMR, SVMR and VR over the corpus ``videos`` (in corpus order), identical texts identically (module
     docstring). A query whose video is not in the corpus gets no SVMR rows."""
     video2idx = {v: i for i, v in enumerate(videos)}
-    per_query: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for group in _groups(examples).values():
+    answers: dict[str, tuple[dict[int, list[tuple[float, float]]], np.ndarray, np.ndarray]] = {}
+    for text, group in _groups(examples).items():
         order = _video_order(group, videos)
-        moments: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        moments: dict[int, list[tuple[float, float]]] = defaultdict(list)   # video index -> the group's moments
         for e in group:
             if e.get("vid_name") in video2idx:
                 moments[video2idx[e["vid_name"]]].append((float(e["ts"][0]), float(e["ts"][1])))
-        rows = [(v, s, t) for v in order for s, t in dict.fromkeys(moments.get(v, []))][:top_k]
-        vcmr = _rows(rows)
-        vr = _rows([(v, 0.0, 0.0) for v in order[:top_k]])
-        for e in group:
-            own = video2idx.get(e.get("vid_name"))
-            svmr = _rows([(own, s, t) for s, t in dict.fromkeys(moments.get(own, []))][:top_k]) if own is not None \
-                else np.zeros((0, 4))
-            per_query[id(e)] = (vcmr, svmr, vr)
+        moments = {v: list(dict.fromkeys(m)) for v, m in moments.items()}
+        vcmr = _rows([(v, s, t) for v in order for s, t in moments.get(v, [])][:top_k])
+        answers[text] = moments, vcmr, _rows([(v, 0.0, 0.0) for v in order[:top_k]])
     tasks: dict[str, list[QueryPredictions]] = {"VCMR": [], "SVMR": [], "VR": []}
     for e in examples:
-        for name, rows in zip(tasks, per_query[id(e)]):
+        moments, vcmr, vr = answers[e.get("desc", "")]
+        own = video2idx.get(e.get("vid_name"))
+        svmr = _rows([(own, s, t) for s, t in moments.get(own, [])][:top_k]) if own is not None else np.zeros((0, 4))
+        for name, rows in (("VCMR", vcmr), ("SVMR", svmr), ("VR", vr)):
             tasks[name].append(QueryPredictions(desc_id=e["id"], desc=e.get("desc", ""), predictions=rows))
     return TvrSubmission(video2idx=video2idx, tasks=tasks)
 
