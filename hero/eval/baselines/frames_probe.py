@@ -133,9 +133,11 @@ def wilson_interval(hits: int, n: int, z: float = 1.96) -> list[float]:
     return [round(100 * max(0.0, float(centre - half)), 2), round(100 * min(1.0, float(centre + half)), 2)]
 
 
-def store_features(manifest: Manifest, root: str | Path) -> Callable[[str], np.ndarray]:
+def store_features(manifest: Manifest, root: str | Path, *, regions: bool = False) -> Callable[[str], np.ndarray]:
     """``vid -> features`` from a feature store, refusing a video stored from other content than the manifest's
-    (a store shared by corpora whose video names coincide keeps the last one extracted)."""
+    (a store shared by corpora whose video names coincide keeps the last one extracted). ``regions``: each clip's
+    pooled feature followed by its region features, flattened ([clips, Df + R * Dr]; extracted with
+    ``features.extract.regions``)."""
     from hero.features.store import FeatureStore
 
     store = FeatureStore(root)
@@ -147,7 +149,10 @@ def store_features(manifest: Manifest, root: str | Path) -> Callable[[str], np.n
         if stored and expected and stored != expected:
             raise ValueError(f"{root}: the features of {vid!r} are another video's (sha256 {stored[:12]}…, the "
                              f"manifest's {expected[:12]}…): extract this corpus's features first")
-        return store[vid]
+        if not regions:
+            return store[vid]
+        pooled, (reg, _) = store[vid], store.regions(vid)
+        return np.concatenate([np.asarray(pooled), np.asarray(reg).reshape(len(reg), -1)], axis=1)
 
     return features
 
@@ -161,11 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dataset", default="tvr")
     ap.add_argument("--steps", type=int, default=ProbeConfig.steps)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--regions", action="store_true", help="add each clip's region features (extracted with regions)")
     args = ap.parse_args(argv)
     from hero.eval.baselines.encoder import MiniLMEncoder
 
     manifest = Manifest.load(args.manifest)
-    out = frames_probe(manifest, store_features(manifest, args.features), MiniLMEncoder(), args.split,
+    out = frames_probe(manifest, store_features(manifest, args.features, regions=args.regions), MiniLMEncoder(), args.split,
                        ProbeConfig(steps=args.steps, seed=args.seed), args.dataset)
     print(json.dumps(out))
     return 0

@@ -100,3 +100,21 @@ def test_nothing_to_learn_from_is_one_line():
         frames_probe(manifest, feats.__getitem__, BagOfWords(), "val", CFG)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         ProbeConfig(steps=0)
+
+
+def test_region_features_follow_the_pooled_ones(tmp_path):
+    from hero.features.store import StoreWriter, consolidate
+
+    manifest, feats = _corpus(visible=True)
+    regions = np.arange(6 * 3 * 4, dtype=np.float32).reshape(6, 3, 4)
+    boxes = np.zeros((6, 3, 4), dtype=np.float32)
+    writer = StoreWriter(tmp_path / "store")
+    writer.add("v00", feats["v00"], key="v00", clip_len=CLIP, extractor="test",
+               video_sha256=manifest.videos["v00"].sha256, regions=regions, boxes=boxes)
+    writer.close()
+    consolidate(tmp_path / "store")
+    x = store_features(manifest, tmp_path / "store", regions=True)("v00")
+    assert x.shape == (6, 32 + 12)
+    np.testing.assert_allclose(x[:, :32], feats["v00"], atol=1e-2)          # stored as float16
+    np.testing.assert_array_equal(x[:, 32:], regions.reshape(6, 12))
+    assert store_features(manifest, tmp_path / "store")("v00").shape == (6, 32)
