@@ -77,12 +77,14 @@ BASELINE_COLUMNS = ("text-only", "chance")
 
 
 def baseline_columns(rows: Sequence[dict[str, object]], split: str,
-                     baselines: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
+                     baselines: Mapping[str, Mapping[str, float]] | None = None,
+                     names: Sequence[str] = BASELINE_COLUMNS) -> list[str]:
     """Add the reference baselines to results-table rows (``{"task", "metric", ...}``), in place.
 
-    Each row gains ``text-only`` and ``chance``: that baseline's ``<task>/<split>/<metric>`` ("" where it has
-    none). ``baselines``: ``{baseline: {"<task>/<split>/<metric>": value}}``; default: what the baselines
-    pipeline wrote to ``data/08_reporting/baselines.json``, when it has run (else the rows stay as they are).
+    Each row gains one column per baseline of ``names`` (default ``text-only`` and ``chance``): that baseline's
+    ``<task>/<split>/<metric>`` ("" where it has none). ``baselines``: ``{baseline: {"<task>/<split>/<metric>":
+    value}}``; default: what the baselines pipeline wrote to ``data/08_reporting/baselines.json``, when it has run
+    (else the rows stay as they are).
 
     Returns:
         the added column names, for the table's header ([] when there are no baselines).
@@ -94,9 +96,9 @@ def baseline_columns(rows: Sequence[dict[str, object]], split: str,
     if not baselines:
         return []
     for row in rows:
-        for name in BASELINE_COLUMNS:
+        for name in names:
             row[name] = baselines.get(name, {}).get(f"{row['task']}/{split}/{row['metric']}", "")
-    return list(BASELINE_COLUMNS)
+    return list(names)
 
 
 def write_json_atomic(path: str | Path, obj: object) -> Path:

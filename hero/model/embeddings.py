@@ -39,8 +39,6 @@ class RowGradEmbedding(nn.Embedding):
         self._dense: Tensor | None = None          # a tied decoder's dense gradient (every row written: no zeroing)
         self._written: Tensor | None = None   # rows of the buffer that may be non-zero; None = all of them
         self._hooked: weakref.ref | None = None    # the weight the hook sits on (a weakref: not a parameter)
-        self._cast: Tensor | None = None           # the weight in the autocast dtype, for `decode`
-        self._cast_of: tuple[int, int] | None = None   # (id, version) of the weight it was copied from
         self._grad_cast: Tensor | None = None      # decode's weight gradient in the autocast dtype
 
     def _fast(self) -> bool:
@@ -60,7 +58,7 @@ class RowGradEmbedding(nn.Embedding):
         strided view that the loss copies, and whose backward zero-fills and copies a full-width gradient.
 
         Same values as ``F.linear`` (under autocast too), with less memory traffic: under autocast the weight's
-        low-precision copy is a persistent buffer refreshed in place when the weight changed (not a fresh
+        low-precision copy (`cast_param`) is refreshed in place when the weight changed (not a fresh
         [rows, D] cast per step), and the weight gradient is written into (or added to) the table's persistent
         gradient buffer, not allocated, cast to fp32 and summed with the lookups' gradient as new [rows, D]
         tensors. Off the fast path (no grad, multi-process jobs) it is ``F.linear``; on the reference path (``row_grad``
@@ -85,17 +83,6 @@ class RowGradEmbedding(nn.Embedding):
         if self._written is None or self._buffer is None or self.weight.grad is not self._buffer:
             return None
         return torch.unique(self._written)
-
-    def _weight_as(self, dtype: torch.dtype) -> Tensor:
-        w = self.weight
-        if dtype == w.dtype:
-            return w.detach()
-        if self._cast is None or self._cast.dtype != dtype or self._cast.shape != w.shape or self._cast.device != w.device:
-            self._cast, self._cast_of = torch.empty(w.shape, dtype=dtype, device=w.device), None
-        if self._cast_of != (id(w), w._version):
-            self._cast.copy_(w.detach())
-            self._cast_of = (id(w), w._version)
-        return self._cast
 
     def _add_decode_grad(self, grad_out: Tensor, h: Tensor) -> None:
         """weight.grad[:rows] += grad_out.T @ h (grad_out: [N, rows], h: [N, D], both in the compute dtype), in
@@ -165,7 +152,7 @@ class _TiedDecode(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: Tensor, bias: Tensor, table: RowGradEmbedding, dtype: torch.dtype, rows: int) -> Tensor:
-        w = table._weight_as(dtype)[:rows]
+        w = cast_param(table.weight, dtype)[:rows]
         hc = h.to(dtype)
         n = hc.shape[0]
         hc = pad_rows(hc, padded_rows(n, hc.device, dtype))

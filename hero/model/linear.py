@@ -52,9 +52,12 @@ def kernels_built_per_shape(x: Tensor) -> bool:
 def cast_param(w: Tensor, dtype: torch.dtype) -> Tensor:
     """``w.detach().to(dtype)``, kept per parameter until the parameter changes (an optimizer step or a load bumps
     its version counter): under autocast torch casts a weight once per forward region; a product run outside it
-    (`_PaddedLinear`, `norm_project`) would cast it at every call, and HERO calls some layers several times a step
-    (the cross-modal layers for the video and for VSM's queries, MFM's head for masked and unmasked frames). A view
-    of a parameter (a slice of the fused QKV weight) is the same view of the parameter's cast."""
+    (`_PaddedLinear`, `norm_project`, the tied decoder) would cast it at every call, and HERO calls some layers
+    several times a step (the cross-modal layers for the video and for VSM's queries, MFM's head for masked and
+    unmasked frames). A view of a parameter (a slice of the fused QKV weight) is the same view of the parameter's
+    cast. When the parameter changes, its copy is refreshed in place (the word table's is 25 MB in bf16: a fresh
+    allocation per step would be page-faulted in each time); a graph that saved the old copy and runs its
+    backward after that fails on the version check instead of reading the new values."""
     if w.dtype == dtype:
         return w.detach()
     base = w if w._base is None else w._base
@@ -63,7 +66,12 @@ def cast_param(w: Tensor, dtype: torch.dtype) -> Tensor:
     key = (base._version, base.data_ptr(), dtype)
     entry = getattr(base, "_hero_cast", None)                # kept on the parameter: it lives and dies with it
     if entry is None or entry[0] != key:
-        entry = base._hero_cast = (key, base.detach().to(dtype))
+        old = None if entry is None else entry[1]
+        if old is not None and old.dtype == dtype and old.shape == base.shape and old.device == base.device:
+            cast = old.copy_(base.detach())
+        else:
+            cast = base.detach().to(dtype)
+        entry = base._hero_cast = (key, cast)
     cast = entry[1]
     if base is w:
         return cast

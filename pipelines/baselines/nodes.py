@@ -104,9 +104,7 @@ def _headline_rows(results: dict[str, dict[str, float]], split: str,
     rows = [{"task": t, "metric": m} for t in tasks if t in datasets()
             for m in (*headlines(t), *(extra or {}).get(t, ()))
             if any(f"{t}/{split}/{m}" in flat for flat in results.values())]
-    baseline_columns(rows, split, results)
-    for row in rows:
-        row["ceiling"] = results.get("ceiling", {}).get(f"{row['task']}/{split}/{row['metric']}", "")
+    baseline_columns(rows, split, results, DOC_COLUMNS)
     return rows
 
 

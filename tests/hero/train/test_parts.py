@@ -96,14 +96,14 @@ def test_an_optimizer_step_refreshes_the_models_low_precision_copies(fused):
     opt = build_optimizer(model, OptimConfig(lr=1e-2, fused=fused))
     lin = model.encoder.cross.layers[0].mlp.fc1
     word = model.encoder.text_embed.word
-    before = cast_param(lin.weight, torch.bfloat16), word._weight_as(torch.bfloat16).clone()
+    before = cast_param(lin.weight, torch.bfloat16).clone(), cast_param(word.weight, torch.bfloat16).clone()
     for q in model.parameters():
         q.grad = torch.ones_like(q)
     opt.step()
-    for copy, param in zip((cast_param(lin.weight, torch.bfloat16), word._weight_as(torch.bfloat16)),
+    for copy, param in zip((cast_param(lin.weight, torch.bfloat16), cast_param(word.weight, torch.bfloat16)),
                            (lin.weight, word.weight)):
         assert torch.equal(copy, param.detach().to(torch.bfloat16))
     assert not torch.equal(cast_param(lin.weight, torch.bfloat16), before[0])
-    assert not torch.equal(word._weight_as(torch.bfloat16), before[1])
+    assert not torch.equal(cast_param(word.weight, torch.bfloat16), before[1])
     qkv = model.encoder.cross.layers[0].attn.qkv.weight        # a view of a parameter: the same view of its copy
     assert torch.equal(cast_param(qkv[8:], torch.bfloat16), qkv[8:].detach().to(torch.bfloat16))
