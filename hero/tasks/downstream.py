@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hero.config import ConfigError
 from hero.model.config import ModelConfig
 from hero.model.hero import Hero, init_weights
 from hero.model.linear import Linear
@@ -153,6 +154,10 @@ class QuerySubtitleMatch(nn.Module):
     and ``+ end_scale * (r[t] - r[t+1])`` (r = 0 outside the video): the best subtitle's first and last frames
     stand out, so its span is the text side's moment (the text-only baseline's), and the visual scores move it.
     The scales and the sharpness are learned; the encoder is trained through the cosines.
+
+    At inference the frames' start / end terms are weighted by ``visual_span_weight`` (a buffer, 1 = as trained),
+    which model selection may set from the task's ``visual_span_weights`` on val (`MomentRetrievalTask`); the
+    checkpoint carries it. Training always uses the terms as they are.
     """
 
     def __init__(self, video_weight: float = 0.5, edge_scale: float = 10.0, sharpness: float = 10.0) -> None:
@@ -161,6 +166,12 @@ class QuerySubtitleMatch(nn.Module):
         self.start_scale = nn.Parameter(torch.tensor(float(edge_scale)))
         self.end_scale = nn.Parameter(torch.tensor(float(edge_scale)))
         self.sharpness = nn.Parameter(torch.tensor(float(sharpness)))
+        self.register_buffer("visual_span_weight", torch.tensor(1.0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the weight existed were scored with the frames' terms as trained
+        state_dict.setdefault(prefix + "visual_span_weight", torch.tensor(1.0))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @staticmethod
     def subtitle_embeddings(encoder: Hero, batch: VideoBatch, cls: int) -> Tensor:
@@ -191,6 +202,8 @@ class QuerySubtitleMatch(nn.Module):
         best = torch.where(torch.isinf(best), torch.zeros_like(best), best)         # a video with no subtitle
         rel = torch.where(has, torch.exp(self.sharpness * (match - best).clamp(max=0.0)), torch.zeros_like(match))
         prev, nxt = F.pad(rel[..., :-1], (1, 0)), F.pad(rel[..., 1:], (0, 1))
+        if not self.training:   # x * 1.0 == x exactly: a weight of 1 scores as trained
+            st, ed = st * self.visual_span_weight.to(st.dtype), ed * self.visual_span_weight.to(ed.dtype)
         return (st + (self.start_scale * (rel - prev)).to(st.dtype),
                 ed + (self.end_scale * (rel - nxt)).to(ed.dtype))
 
@@ -256,6 +269,15 @@ class DownstreamTask(nn.Module):
         scorer's own rules, so each inner dict's mean is ``score``'s number. Confidence intervals resample these.
         ``written`` is ``write_predictions``' return where the scorer needs it (a retrieval corpus size)."""
         raise NotImplementedError(f"{cls.__name__}.per_example")
+
+    def inference_variants(self) -> tuple[dict[str, float], ...]:
+        """Settings of inference that model selection tries at each evaluation, keeping the best one with the
+        checkpoint (`set_inference_variant`); the first one wins ties. None by default."""
+        return ()
+
+    def set_inference_variant(self, variant: Mapping[str, float]) -> None:
+        """Apply one of `inference_variants` to this model (its state dict then carries it)."""
+        raise ConfigError(f"{self.name}: no inference variants")
 
     @classmethod
     def scoring_options(cls, metrics: set[str]) -> dict[str, Any]:

@@ -69,11 +69,22 @@ class MomentRetrievalConfig(SpanLossConfig):
     and to the start/end logits (`hero.tasks.downstream.QuerySubtitleMatch`: the best subtitle's cosine mixed into
     the video score; the best subtitle's first and last frames raised in the start and end logits). HERO scores the
     frames only. Not with ``gather_across_ranks`` on several ranks."""
+    visual_span_weights: tuple[float, ...] = (1.0,)
+    """With ``text_match``: the weights of the frames' start/end terms beside the subtitle edges that model
+    selection tries at every evaluation, keeping the best with the checkpoint (``visual_span_weight`` in its state;
+    the first listed wins ties). Training always uses the terms as they are; evaluation and search use the kept
+    weight. ``[1.0]``: the terms as trained (HERO's). Each in [0, 1]."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.max_query_len < 2:
             raise ConfigError(f"max_query_len: must be >= 2, got {self.max_query_len}")
+        weights = tuple(self.visual_span_weights)
+        if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+            raise ConfigError(f"visual_span_weights: one or more weights in [0, 1], got {list(weights)}")
+        if weights != (1.0,) and not self.text_match:
+            raise ConfigError("visual_span_weights: only with text_match (without the subtitle edges a weight "
+                              "scales the only start/end term, which changes no ranking)")
         if self.min_span < 0:
             raise ConfigError(f"min_span: must be >= 0, got {self.min_span}")
         if self.max_span <= self.min_span:
@@ -311,6 +322,18 @@ class MomentRetrievalTask(RetrievalQueries, DownstreamTask):
         super().__init__(model_cfg, cfg, tokens)
         self.head = VsmHead(model_cfg, text_match=cfg.text_match)
         self._init_head()
+
+    def inference_variants(self) -> tuple[dict[str, float], ...]:
+        """With ``text_match`` and more than one of ``visual_span_weights``: one variant per weight."""
+        weights = tuple(self.cfg.visual_span_weights)
+        if self.head.match is None or len(weights) < 2:
+            return ()
+        return tuple({"visual_span_weight": float(w)} for w in weights)
+
+    def set_inference_variant(self, variant: Mapping[str, float]) -> None:
+        if self.head.match is None or set(variant) != {"visual_span_weight"}:
+            raise ConfigError(f"{self.name}: unknown inference variant {dict(variant)}")
+        self.head.match.visual_span_weight.fill_(float(variant["visual_span_weight"]))
 
     def prepare(self, inputs: MomentRetrievalInputs, generator: torch.Generator, step: int) -> MomentRetrievalInputs:
         """Per-step flags: drop the local loss with ``drop_svmr_prob``; hard negatives from the configured step."""

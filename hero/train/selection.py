@@ -97,8 +97,8 @@ class Selector:
             return True
         return value == self.best_value and ties > self.best_ties   # lists: compared in order
 
-    def evaluate(self, step: int, task_model) -> dict[str, float]:
-        """Score ``task_model`` on the subsample; update the best step; returns ``select/*`` metrics."""
+    def _score(self, task_model) -> tuple[float, list[float]]:
+        """(``metric``, the tie-breaking metrics) of ``task_model`` on the subsample."""
         from hero.tasks.predict import predict_split
 
         manifest, store, tokenizer, subset = self._subset()
@@ -110,8 +110,29 @@ class Selector:
         if key not in res["metrics"]:
             raise ConfigError(f"train.select.metric: {self.metric!r} is not a metric of {self.dataset} "
                               f"(it has {sorted(k.rsplit('/', 1)[-1] for k in res['metrics'])})")
-        value = float(res["metrics"][key])
         ties = [float(res["metrics"].get(f"{self.dataset}/{self.select.split}/{m}", -math.inf)) for m in self.ties]
+        return float(res["metrics"][key]), ties
+
+    def evaluate(self, step: int, task_model) -> dict[str, float]:
+        """Score ``task_model`` on the subsample (under each of its `inference_variants`, leaving it set to the best
+        one, the first on a tie); update the best step; returns ``select/*`` metrics (and the variant's values)."""
+        variants = task_model.inference_variants() if hasattr(task_model, "inference_variants") else ()
+        if not variants:
+            value, ties = self._score(task_model)
+            chosen: dict[str, float] = {}
+        else:
+            scored = []
+            for variant in variants:
+                task_model.set_inference_variant(variant)
+                scored.append((*self._score(task_model), variant))
+            value, ties, chosen = scored[0]
+            for v, t, variant in scored[1:]:
+                if math.isfinite(v) and (not math.isfinite(value) or self.sign * (v - value) > 0
+                                         or (v == value and t > ties)):
+                    value, ties, chosen = v, t, variant
+            task_model.set_inference_variant(chosen)
+            log.info("select: %s; kept %s", ", ".join(f"{self.metric} {v:.4f} with {_label(x)}" for v, _, x in scored),
+                     _label(chosen))
         improved = self.better(value, ties)
         if improved:
             self.best_value, self.best_ties, self.best_step, self.bad_evals = value, ties, step, 0
@@ -124,4 +145,9 @@ class Selector:
                  step, self.best_value if self.best_value is not None else float("nan"), self.best_step,
                  f"; no improvement in {self.bad_evals} evaluations: stopping" if self.stopped else "")
         return {f"select/{self.metric}": value, f"select/best_{self.metric}": float(self.best_value or 0.0),
-                "select/improved": float(improved), "select/best_step": float(self.best_step or 0)}
+                "select/improved": float(improved), "select/best_step": float(self.best_step or 0),
+                **{f"select/{k}": float(v) for k, v in chosen.items()}}
+
+
+def _label(variant: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in variant.items())

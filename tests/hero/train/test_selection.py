@@ -119,3 +119,44 @@ def test_captioning_selection_skips_meteor_unless_it_selects(corpus, tmp_path):
     on_meteor = Selector(_cfg(corpus, tmp_path, {"every": 2, "metric": "meteor"}, task="tvc"), tmp_path / "b")
     assert on_meteor._scoring_options() == {}
     assert Selector(_cfg(corpus, tmp_path, {"every": 2}), tmp_path / "c")._scoring_options() == {}
+
+
+def _tvr_match(corpus, tmp_path, weights, name):
+    cfg = _cfg(corpus, tmp_path / name, {"every": 2, "max_examples": 8}, task="tvr", max_steps=4)
+    return cfg.override("finetune.text_match=true", f"finetune.visual_span_weights={list(weights)}")
+
+
+def test_selection_keeps_the_visual_span_weight_that_scores_best_and_training_ignores_it(corpus, tmp_path):
+    """TVR with ``visual_span_weights``: every evaluation scores each weight, keeps the best (metric, then the
+    tie-breaking headline) and the selected checkpoint carries it; the training losses are those of a run that
+    tries no weight, bit for bit."""
+    from hero.train.selection import Selector
+
+    run(_tvr_match(corpus, tmp_path, [1.0, 0.0], "tried"))
+    run(_tvr_match(corpus, tmp_path, [1.0], "plain"))
+    rows = {n: [json.loads(x) for x in (tmp_path / n / "run" / "metrics.jsonl").read_text().splitlines()]
+            for n in ("tried", "plain")}
+    losses = {n: [r["train/loss"] for r in rs if "train/loss" in r] for n, rs in rows.items()}
+    assert len(losses["tried"]) == 4 and losses["tried"] == losses["plain"]
+    kept = {r["step"]: r["select/visual_span_weight"] for r in rows["tried"] if "select/visual_span_weight" in r}
+    assert sorted(kept) == [2, 4] and set(kept.values()) <= {0.0, 1.0}
+    assert not any("select/visual_span_weight" in r for r in rows["plain"])
+
+    best = find_latest(tmp_path / "tried" / "run" / "best")
+    model, _ = load_task_model(tmp_path / "tried" / "run")
+    assert float(model.head.match.visual_span_weight) == kept[best.step]
+    sel = Selector(_tvr_match(corpus, tmp_path, [1.0, 0.0], "tried"), tmp_path / "rescore")
+    scores = {}
+    for w in (1.0, 0.0):
+        model.set_inference_variant({"visual_span_weight": w})
+        scores[w] = sel._score(model)
+    other = 1.0 - kept[best.step]
+    assert scores[kept[best.step]] == max(scores.values()) and (scores[other] < scores[kept[best.step]] or other == 0.0)
+
+
+def test_visual_span_weights_are_checked():
+    base = {"task": "tvr", "data": {"source": "corpus", "path": "m.json", "features": "f"}}
+    with pytest.raises(ConfigError, match=r"finetune.visual_span_weights: one or more weights in \[0, 1\], got \[1.5\]"):
+        RunConfig.from_dict({**base, "finetune": {"text_match": True, "visual_span_weights": [1.5]}})
+    with pytest.raises(ConfigError, match="finetune.visual_span_weights: only with text_match"):
+        RunConfig.from_dict({**base, "finetune": {"visual_span_weights": [1.0, 0.0]}})
