@@ -279,6 +279,10 @@ class DownstreamTask(nn.Module):
         """Apply one of `inference_variants` to this model (its state dict then carries it)."""
         raise ConfigError(f"{self.name}: no inference variants")
 
+    def inference_variant(self) -> dict[str, float]:
+        """The variant this model scores with (what model selection kept); empty without `inference_variants`."""
+        return {}
+
     @classmethod
     def scoring_options(cls, metrics: set[str]) -> dict[str, Any]:
         """Prediction options (`PredictOptions` fields) that spare ``score`` work on metrics outside ``metrics``, for

@@ -335,6 +335,11 @@ class MomentRetrievalTask(RetrievalQueries, DownstreamTask):
             raise ConfigError(f"{self.name}: unknown inference variant {dict(variant)}")
         self.head.match.visual_span_weight.fill_(float(variant["visual_span_weight"]))
 
+    def inference_variant(self) -> dict[str, float]:
+        if not self.inference_variants():
+            return {}
+        return {"visual_span_weight": float(self.head.match.visual_span_weight)}
+
     def prepare(self, inputs: MomentRetrievalInputs, generator: torch.Generator, step: int) -> MomentRetrievalInputs:
         """Per-step flags: drop the local loss with ``drop_svmr_prob``; hard negatives from the configured step."""
         use_local = bool(torch.rand((), generator=generator) >= self.cfg.drop_svmr_prob)

@@ -86,7 +86,8 @@ def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str
                                                 title=f"{dataset} {split}: top moments ({init})")
         files["reports"] = search_report(model, manifest, store, tokenizer, dataset, split, out_dir, init)
     # the checkpoint scored (model selection's, chosen on val): listed under the results table
-    metrics = {**res["metrics"], f"{dataset}/{split}/selected_step": float(step)}
+    metrics = {**res["metrics"], f"{dataset}/{split}/selected_step": float(step),
+               **{f"{dataset}/{split}/variant/{k}": v for k, v in model.inference_variant().items()}}
     return metrics, {k: v for k, v in files.items() if v}, per_example
 
 
@@ -179,9 +180,14 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
                                             for k in m if k.endswith("/selected_step")}
              for key, per_job in sorted(task_outputs.items()) if key.endswith("_metrics")}
     steps = {dataset: by_job for dataset, by_job in steps.items() if by_job}
+    variants = {key.removesuffix("_metrics"): {job: ", ".join(f"{k.rsplit('/', 1)[1]} {v:g}" for k, v in m.items()
+                                                            if "/variant/" in k)
+                                               for job, m in per_job.items()}
+                for key, per_job in task_outputs.items() if key.endswith("_metrics")}
     if steps:
         table += ("\nScored checkpoints (the step model selection kept on val, or the last one): "
-                  + "; ".join(f"{d} " + ", ".join(f"{job} {n}" for job, n in by_job.items())
+                  + "; ".join(f"{d} " + ", ".join(f"{job} {n}" + (f" ({variants[d][job]})" if variants[d].get(job) else "")
+                                                  for job, n in by_job.items())
                               for d, by_job in steps.items()) + ".\n")
     parent: dict[str, dict[str, float]] = {}
     for s in summaries:  # one headline per task on the parent run: its first (HERO's number)

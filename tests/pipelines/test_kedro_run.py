@@ -50,7 +50,9 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     # the checkpoint each job was scored on: model selection's (conf/test selects at step 3 of 3)
     assert metrics["tvr/val/selected_step"] == metrics["scratch/tvr/val/selected_step"] == 3.0
     assert "Scored checkpoints (the step model selection kept on val, or the last one): " in results
-    assert "tvr pretrained 3, scratch 3" in results
+    # TVR's selection also keeps a weight of the frames' span term (finetune.visual_span_weights), listed with it
+    assert re.search(r"tvr pretrained 3 \(visual_span_weight [0-9.]+\), scratch 3 \(visual_span_weight [0-9.]+\)", results)
+    assert metrics["tvr/val/variant/visual_span_weight"] in (1.0, 0.5, 0.25, 0.0)
     # DVC's metrics file (git-tracked): the headline metrics per task and init, nothing else
     headline = json.loads((project / "reports/metrics.json").read_text())
     assert set(headline) == set(DATASETS)
