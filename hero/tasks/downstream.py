@@ -270,6 +270,11 @@ class DownstreamTask(nn.Module):
         ``written`` is ``write_predictions``' return where the scorer needs it (a retrieval corpus size)."""
         raise NotImplementedError(f"{cls.__name__}.per_example")
 
+    def lr_mults(self) -> dict[str, float]:
+        """Learning-rate multipliers the task's config asks for, by parameter-name prefix within the task (e.g.
+        ``head.match``); a run's ``optim.lr_mult`` wins over them. None by default."""
+        return {}
+
     def inference_variants(self) -> tuple[dict[str, float], ...]:
         """Settings of inference that model selection tries at each evaluation, keeping the best one with the
         checkpoint (`set_inference_variant`); the first one wins ties. None by default."""

@@ -14,6 +14,7 @@ a ranking reads (each query's ``max_videos`` best and its GT video).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -69,11 +70,16 @@ class MomentRetrievalConfig(SpanLossConfig):
     and to the start/end logits (`hero.tasks.downstream.QuerySubtitleMatch`: the best subtitle's cosine mixed into
     the video score; the best subtitle's first and last frames raised in the start and end logits). HERO scores the
     frames only. Not with ``gather_across_ranks`` on several ranks."""
+    match_lr_mult: float = 1.0
+    """With ``text_match``: the learning-rate multiplier of the match's scalars (edge scales and sharpness, which
+    start at 10, and the video weight's logit; ``head.match.*``). Adam moves a parameter by about its rate per step,
+    so at a head's rate (5e-4) they stay where they start; the demo sets 1000 (docs/results.md, "Span scales").
+    A run's ``optim.lr_mult`` naming ``heads.head.match`` wins. Ignored without ``text_match``."""
     visual_span_weights: tuple[float, ...] = (1.0,)
     """With ``text_match``: the weights of the frames' start/end terms beside the subtitle edges that model
     selection tries at every evaluation, keeping the best with the checkpoint (``visual_span_weight`` in its state;
     the first listed wins ties). Training always uses the terms as they are; evaluation and search use the kept
-    weight. ``[1.0]``: the terms as trained (HERO's). Each in [0, 1]."""
+    weight. ``[1.0]``: the terms as trained (HERO's). Each in [0, 1]. Ignored without ``text_match``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,9 +88,8 @@ class MomentRetrievalConfig(SpanLossConfig):
         weights = tuple(self.visual_span_weights)
         if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
             raise ConfigError(f"visual_span_weights: one or more weights in [0, 1], got {list(weights)}")
-        if weights != (1.0,) and not self.text_match:
-            raise ConfigError("visual_span_weights: only with text_match (without the subtitle edges a weight "
-                              "scales the only start/end term, which changes no ranking)")
+        if not 0.0 < self.match_lr_mult < math.inf:
+            raise ConfigError(f"match_lr_mult: must be finite and > 0, got {self.match_lr_mult}")
         if self.min_span < 0:
             raise ConfigError(f"min_span: must be >= 0, got {self.min_span}")
         if self.max_span <= self.min_span:
@@ -322,6 +327,12 @@ class MomentRetrievalTask(RetrievalQueries, DownstreamTask):
         super().__init__(model_cfg, cfg, tokens)
         self.head = VsmHead(model_cfg, text_match=cfg.text_match)
         self._init_head()
+
+    def lr_mults(self) -> dict[str, float]:
+        """With ``text_match``: ``finetune.match_lr_mult`` for the match's scalars."""
+        if self.head.match is None or self.cfg.match_lr_mult == 1.0:
+            return {}
+        return {"head.match": float(self.cfg.match_lr_mult)}
 
     def inference_variants(self) -> tuple[dict[str, float], ...]:
         """With ``text_match`` and more than one of ``visual_span_weights``: one variant per weight."""

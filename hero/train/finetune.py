@@ -46,6 +46,10 @@ class FinetuneModel(nn.Module):
         self.heads = nn.ModuleDict({name: child for name, child in task.named_children() if name != "encoder"})
         self.model_cfg, self.tokens = task.model_cfg, task.tokens
 
+    def lr_mults(self) -> dict[str, float]:
+        """The task's own learning-rate multipliers (`DownstreamTask.lr_mults`) under this model's names."""
+        return {(p if p.split(".")[0] == "encoder" else f"heads.{p}"): m for p, m in self.task.lr_mults().items()}
+
     def prepare(self, objective: str, inputs: Any, generator: torch.Generator, step: int) -> Any:
         self._check(objective)
         return self.task.prepare(inputs, generator, step)

@@ -3,6 +3,8 @@ warmup-then-decay schedule (docs/hero-fidelity.md b.5: linear warmup, then linea
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections.abc import Mapping
 
@@ -55,7 +57,15 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     return [groups[k] for k in sorted(groups)]
 
 
+def with_model_lr_mults(model: nn.Module, cfg: OptimConfig) -> OptimConfig:
+    """``cfg`` with the multipliers ``model.lr_mults()`` asks for (a finetuning task's own, by parameter-name
+    prefix; e.g. TVR's ``finetune.match_lr_mult``) under its ``lr_mult``, which wins where both name a prefix."""
+    extra = model.lr_mults() if hasattr(model, "lr_mults") else {}
+    return dataclasses.replace(cfg, lr_mult={**extra, **cfg.lr_mult}) if extra else cfg
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    cfg = with_model_lr_mults(model, cfg)
     groups = param_groups(model, cfg)
     for g in groups:
         g["lr"] = cfg.lr * g["lr_mult"]

@@ -188,8 +188,8 @@ def test_a_search_index_keeps_the_subtitle_embeddings(tmp_path):
     assert torch.equal(again.sub_embed, corpus.sub_embed) and torch.equal(again.frame_sub, corpus.frame_sub)
 
 
-def _default_tvr_optim(without_lr_mult=False):
-    """The optimizer settings of the default TVR finetuning job (conf/base: ``finetune.run`` with
+def _default_tvr_job(without_match_lr_mult=False):
+    """The task model and optimizer settings of the default TVR finetuning job (conf/base: ``finetune.run`` with
     ``finetune.tasks.tvr`` merged in, as `pipelines.finetune.nodes.finetune_run_config` merges them)."""
     from pathlib import Path
 
@@ -197,55 +197,49 @@ def _default_tvr_optim(without_lr_mult=False):
 
     from hero.config import from_dict, merge
     from hero.train.config import OptimConfig
+    from hero.train.finetune import build_task_model
 
     params = yaml.safe_load((Path(__file__).parents[3] / "conf/base/parameters_finetune.yml").read_text())["finetune"]
-    optim = merge(params["run"]["optim"], params["tasks"]["tvr"].get("optim", {}))
-    if without_lr_mult:
-        optim.pop("lr_mult", None)
-    return from_dict(OptimConfig, optim, _path="optim")
+    run = merge(params["run"], params["tasks"]["tvr"])
+    task_cfg = dict(run["finetune"])
+    assert task_cfg["text_match"]
+    if without_match_lr_mult:
+        task_cfg.pop("match_lr_mult")
+    return build_task_model("tvr", task_cfg, _preset()), from_dict(OptimConfig, run["optim"], _path="optim")
 
 
-@pytest.mark.parametrize("without_lr_mult", [False, True])
-def test_the_default_tvr_job_lets_the_match_scalars_move(without_lr_mult):
+@pytest.mark.parametrize("without_match_lr_mult", [False, True])
+def test_the_default_tvr_job_lets_the_match_scalars_move(without_match_lr_mult):
     """The match's scalars start at 10 (edge scales, sharpness) and 0 (video weight). Adam moves a parameter by
     about its learning rate per step whatever the gradient, so at the head's rate (5e-4) 50 steps move an edge
     scale by 0.025 at most and the text edges stay as sharp as they started: the only way left to lower the span
-    loss was to inflate the frames' span term (docs/results.md, "TVR: the span scales could not move"). The
-    default job's ``optim.lr_mult`` gives them a rate at their own scale; here 50 steps toward a target of 3."""
-    from hero.train.finetune import build_task_model
+    loss was to inflate the frames' span term (docs/results.md, "Span scales"). The default job's
+    ``finetune.match_lr_mult`` gives them a rate at their own scale; here 50 steps toward a target of 3."""
     from hero.train.optim import build_optimizer
 
-    model = build_task_model("tvr", {"text_match": True}, _preset())
-    opt = build_optimizer(model, _default_tvr_optim(without_lr_mult))
+    model, optim = _default_tvr_job(without_match_lr_mult)
+    opt = build_optimizer(model, optim)
     match = model.task.head.match
     for _ in range(50):
         opt.zero_grad()
         ((match.start_scale - 3.0) ** 2 + (match.end_scale - 3.0) ** 2).backward()
         opt.step()
     moved = 10.0 - match.start_scale.item()
-    if without_lr_mult:
+    if without_match_lr_mult:
         assert 0 < moved < 0.05
     else:
         assert moved > 2.0 and match.end_scale.item() < 8.0
 
 
-def test_the_visual_span_weight_scales_the_frames_terms_at_inference_only_and_old_checkpoints_load():
-    match = QuerySubtitleMatch()
-    g = torch.Generator().manual_seed(0)
-    st, ed = torch.randn(3, 7, generator=g), torch.randn(3, 7, generator=g)
-    m, has = torch.rand(3, 7, generator=g), torch.rand(3, 7, generator=g) > 0.3
-    zero = torch.zeros_like(st)
-    with torch.no_grad():
-        match.visual_span_weight.fill_(0.25)
-        edges = match.eval().span_logits(zero, zero, m, has)
-        as_trained = match.train().span_logits(st, ed, m, has)
-        weighted = match.eval().span_logits(st, ed, m, has)
-    for got, raw, edge in zip(as_trained, (st, ed), edges):
-        torch.testing.assert_close(got, raw + edge)
-    for got, raw, edge in zip(weighted, (st, ed), edges):
-        torch.testing.assert_close(got, 0.25 * raw + edge)
-    old = {k: v for k, v in match.state_dict().items() if k != "visual_span_weight"}
-    fresh = QuerySubtitleMatch()
-    fresh.visual_span_weight.fill_(0.5)
-    fresh.load_state_dict(old)   # strict: a checkpoint from before the weight existed scores as trained
-    assert float(fresh.visual_span_weight) == 1.0
+def test_the_match_lr_mult_names_the_match_only_with_text_match_and_the_run_config_wins():
+    from hero.train.config import OptimConfig
+    from hero.train.finetune import build_task_model
+    from hero.train.optim import with_model_lr_mults
+
+    on = build_task_model("tvr", {"text_match": True, "match_lr_mult": 100.0}, _preset())
+    off = build_task_model("tvr", {"text_match": False, "match_lr_mult": 100.0}, _preset())
+    assert on.lr_mults() == {"heads.head.match": 100.0} and off.lr_mults() == {}
+    assert with_model_lr_mults(on, OptimConfig()).lr_mult == {"heads.head.match": 100.0}
+    assert with_model_lr_mults(on, OptimConfig(lr_mult={"heads.head.match": 3.0})).lr_mult == {"heads.head.match": 3.0}
+    with pytest.raises(ConfigError, match="match_lr_mult: must be finite and > 0, got 0.0"):
+        MomentRetrievalConfig(match_lr_mult=0.0)

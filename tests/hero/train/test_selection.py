@@ -158,5 +158,8 @@ def test_visual_span_weights_are_checked():
     base = {"task": "tvr", "data": {"source": "corpus", "path": "m.json", "features": "f"}}
     with pytest.raises(ConfigError, match=r"finetune.visual_span_weights: one or more weights in \[0, 1\], got \[1.5\]"):
         RunConfig.from_dict({**base, "finetune": {"text_match": True, "visual_span_weights": [1.5]}})
-    with pytest.raises(ConfigError, match="finetune.visual_span_weights: only with text_match"):
-        RunConfig.from_dict({**base, "finetune": {"visual_span_weights": [1.0, 0.0]}})
+    # without text_match the weights are ignored (a run turning the match off keeps the demo's other settings)
+    plain = RunConfig.from_dict({**base, "finetune": {"visual_span_weights": [1.0, 0.0]}})
+    from hero.presets import get_preset
+    from hero.train.finetune import build_task_model
+    assert build_task_model("tvr", plain.finetune, get_preset("hero-tiny")).task.inference_variants() == ()
