@@ -152,3 +152,24 @@ def test_a_domain_variant_and_a_channel_variant_end_to_end(project):
     _kedro_run(project, "data_ablation_table")
     text = (project / "docs/results_data.md").read_text()
     assert f"runs/{parent})" in text and f"runs/{ch['mlflow_run_id']})" in text
+
+
+def test_the_channel_table_ends_with_the_main_corpus_baselines_on_its_split(project):
+    """Rows ``chance`` and ``text-only`` under the channel variants, from baselines.json on the split the variants
+    were scored on (``split`` in their result files; val for files from before it was recorded)."""
+    from pipelines.baselines.nodes import baselines_path
+    from pipelines.data_ablation.nodes import data_ablation_table
+
+    baselines_path().parent.mkdir(parents=True, exist_ok=True)
+    baselines_path().write_text(json.dumps({
+        "chance": {"tvqa/val/acc": 19.8, "tvqa/test/acc": 23.6},
+        "text-only": {"tvqa/val/acc": 70.5, "tvqa/test/acc": 75.0}}))
+    _write(project, "channel_ablations", "video", {"variant": "video", "split": "test", "tvqa/acc": 33.25})
+    channels = [ln for ln in data_ablation_table(ABLATION, CHANNELS).split("## Input channels")[1].splitlines()
+                if ln.startswith("|")]
+    assert [ln.split("|")[1].strip() for ln in channels[2:]] == ["video", "chance", "text-only"]
+    assert "23.60" in channels[3] and "75.00" in channels[4]
+    _write(project, "channel_ablations", "video", {"variant": "video", "tvqa/acc": 33.25})   # no split: val
+    channels = [ln for ln in data_ablation_table(ABLATION, CHANNELS).split("## Input channels")[1].splitlines()
+                if ln.startswith("|")]
+    assert "19.80" in channels[3] and "70.50" in channels[4]
