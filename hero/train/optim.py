@@ -4,7 +4,6 @@ warmup-then-decay schedule (docs/hero-fidelity.md b.5: linear warmup, then linea
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Mapping
 

@@ -91,11 +91,16 @@ class Selector:
 
     def better(self, value: float, ties: list[float]) -> bool:
         """Whether an evaluation scoring ``value`` (and ``ties``: the tie-breaking metrics) beats the best so far."""
+        return self._beats(value, ties, self.best_value, self.best_ties)
+
+    def _beats(self, value: float, ties: list[float], ref: float | None, ref_ties: list[float]) -> bool:
+        """Whether ``value`` (then ``ties``) beats ``ref`` (then ``ref_ties``); a non-finite value never does, and
+        anything finite beats no reference (None) or a non-finite one."""
         if not math.isfinite(value):
             return False
-        if self.best_value is None or self.sign * (value - self.best_value) > 0:
+        if ref is None or not math.isfinite(ref) or self.sign * (value - ref) > 0:
             return True
-        return value == self.best_value and ties > self.best_ties   # lists: compared in order
+        return value == ref and ties > ref_ties   # lists: compared in order
 
     def _score(self, task_model) -> tuple[float, list[float]]:
         """(``metric``, the tie-breaking metrics) of ``task_model`` on the subsample."""
@@ -127,8 +132,7 @@ class Selector:
                 scored.append((*self._score(task_model), variant))
             value, ties, chosen = scored[0]
             for v, t, variant in scored[1:]:
-                if math.isfinite(v) and (not math.isfinite(value) or self.sign * (v - value) > 0
-                                         or (v == value and t > ties)):
+                if self._beats(v, t, value, ties):
                     value, ties, chosen = v, t, variant
             task_model.set_inference_variant(chosen)
             log.info("select: %s; kept %s", ", ".join(f"{self.metric} {v:.4f} with {_label(x)}" for v, _, x in scored),

@@ -176,18 +176,21 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
             rows += metric_rows(dataset, arms, names, references)
     summaries = summarize_rows(rows)
     table = render_markdown(summaries)
-    steps = {key.removesuffix("_metrics"): {job: int(m[k]) for job, m in per_job.items()
-                                            for k in m if k.endswith("/selected_step")}
-             for key, per_job in sorted(task_outputs.items()) if key.endswith("_metrics")}
-    steps = {dataset: by_job for dataset, by_job in steps.items() if by_job}
-    variants = {key.removesuffix("_metrics"): {job: ", ".join(f"{k.rsplit('/', 1)[1]} {v:g}" for k, v in m.items()
-                                                            if "/variant/" in k)
-                                               for job, m in per_job.items()}
-                for key, per_job in task_outputs.items() if key.endswith("_metrics")}
+    steps: dict[str, dict[str, int]] = {}     # the checkpoint each job was scored on, and what selection kept with it
+    kept: dict[str, dict[str, str]] = {}
+    for key, per_job in sorted(task_outputs.items()):
+        if not key.endswith("_metrics"):
+            continue
+        for job, m in per_job.items():
+            for k, v in m.items():
+                if k.endswith("/selected_step"):
+                    steps.setdefault(key.removesuffix("_metrics"), {})[job] = int(v)
+            variant = ", ".join(f"{k.rsplit('/', 1)[1]} {v:g}" for k, v in m.items() if "/variant/" in k)
+            if variant:
+                kept.setdefault(key.removesuffix("_metrics"), {})[job] = f" ({variant})"
     if steps:
         table += ("\nScored checkpoints (the step model selection kept on val, or the last one): "
-                  + "; ".join(f"{d} " + ", ".join(f"{job} {n}" + (f" ({variants[d][job]})" if variants[d].get(job) else "")
-                                                  for job, n in by_job.items())
+                  + "; ".join(f"{d} " + ", ".join(f"{job} {n}{kept.get(d, {}).get(job, '')}" for job, n in by_job.items())
                               for d, by_job in steps.items()) + ".\n")
     parent: dict[str, dict[str, float]] = {}
     for s in summaries:  # one headline per task on the parent run: its first (HERO's number)
