@@ -53,14 +53,19 @@ class RowSummary:
         return verdict(self.differences.get((treatment, control)))
 
 
+ZERO = 1e-10
+"""Differences within this of 0 are 0: two arms of equal values resampled with different seed draws differ by
+float rounding alone (~1e-14), far below any real difference (100 / (seeds × examples))."""
+
+
 def verdict(difference: Interval | None) -> str:
-    """``gain`` when the difference's interval lies above 0, ``loss`` below, ``no difference`` when it holds 0,
-    ``–`` when there is no difference to judge."""
+    """``gain`` when the difference's interval lies above 0, ``loss`` below, ``no difference`` when it holds 0
+    (`ZERO`: rounding is not a difference), ``–`` when there is no difference to judge."""
     if difference is None:
         return MISSING
-    if difference.low > 0.0:
+    if difference.low > ZERO:
         return GAIN
-    if difference.high < 0.0:
+    if difference.high < -ZERO:
         return LOSS
     return NO_DIFFERENCE
 
@@ -133,8 +138,14 @@ def _mean_cell(iv: Interval | None, digits: int) -> str:
     return MISSING if iv is None else f"{iv.estimate:.{digits}f} [{iv.low:.{digits}f}, {iv.high:.{digits}f}]"
 
 
+def _signed(x: float, digits: int) -> str:
+    return f"{round(x, digits) + 0.0:+.{digits}f}"    # + 0.0: a rounding residue never shows as -0.00
+
+
 def _diff_cell(iv: Interval | None, digits: int) -> str:
-    return MISSING if iv is None else f"{iv.estimate:+.{digits}f} [{iv.low:+.{digits}f}, {iv.high:+.{digits}f}]"
+    if iv is None:
+        return MISSING
+    return f"{_signed(iv.estimate, digits)} [{_signed(iv.low, digits)}, {_signed(iv.high, digits)}]"
 
 
 def _size_cell(s: RowSummary) -> str:
@@ -178,6 +189,28 @@ def render_markdown(summaries: Sequence[RowSummary],
     return table
 
 
+def render_comparisons(summaries: Sequence[RowSummary], comparisons: Sequence[tuple[str, str]], *,
+                       digits: int = 2) -> str:
+    """A table of paired differences alone: task | metric | per comparison, ``A − B`` (difference [low, high]) and
+    its verdict | seeds × examples (e.g. each arm against a reference given as a one-seed arm: ``seeds`` then reads
+    ``2/2/1``, in arm order). Rows with none of ``comparisons`` are left out; "" when none is left."""
+    kept = [s for s in summaries if any(s.differences.get(c) is not None for c in comparisons)]
+    if not kept:
+        return ""
+    header = ["task", "metric"]
+    for a, b in comparisons:
+        header += [f"{a} − {b}", "verdict" if len(comparisons) == 1 else f"verdict ({a} vs {b})"]
+    header.append("seeds × examples")
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    for s in kept:
+        cells = [s.task, s.metric]
+        for a, b in comparisons:
+            cells += [_diff_cell(s.differences.get((a, b)), digits), s.verdict(a, b)]
+        cells.append(_size_cell(s))
+        lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def results_markdown(rows: Sequence[MetricResults],
                      comparisons: Sequence[tuple[str, str]] = (("pretrained", "scratch"),), *,
                      n_boot: int = 2000, seed: int = 0, alpha: float = 0.05, digits: int = 2) -> str:
@@ -206,7 +239,9 @@ evaluation examples; their mean is the number the scorer reports.
   of the {n_boot} resample values (numpy's linear interpolation). The point estimate is the plain mean (difference),
   not a resample average. The draws come from a fixed random seed, so a table is reproducible.
 - **Verdict**: "gain" only when the whole interval of the difference lies above 0, "loss" when it lies below 0,
-  "no difference" otherwise, an interval that touches 0 included. Point estimates never decide a verdict.
+  "no difference" otherwise, an interval that touches 0 included (within 1e-10 of 0 counts as 0: arms of equal
+  values resampled with different seed draws differ by float rounding alone). Point estimates never decide a
+  verdict.
 - **Reference columns** (chance, text-only) are single numbers computed without training; they carry no
   interval.
 - **Limits**: with one seed per arm, only the examples are resampled, and the interval says nothing about
@@ -220,4 +255,4 @@ evaluation examples; their mean is the number the scorer reports.
 
 
 __all__ = ["GAIN", "LOSS", "NO_DIFFERENCE", "MetricResults", "RowSummary", "intervals_section", "metric_rows",
-           "render_markdown", "results_markdown", "summarize", "verdict"]
+           "render_comparisons", "render_markdown", "results_markdown", "summarize", "verdict"]

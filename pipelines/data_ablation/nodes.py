@@ -32,7 +32,7 @@ from pipelines.datasets import (
     side_by_side,
 )
 from hero.tasks import datasets as known_datasets, headlines
-from pipelines.evaluate.nodes import evaluate_task
+from pipelines.evaluate.nodes import evaluate_with_examples
 from pipelines.features.nodes import extract_features
 from pipelines.finetune.nodes import job_launch
 from pipelines.paths import data_root, data_root_at, layer, reports
@@ -137,7 +137,7 @@ def run_data_ablation(variant_name: str, data_ablation: dict[str, Any], pretrain
     parallel = max(1, min(int(finetune.get("parallel_jobs", 1)), len(jobs)))
     task_launch = job_launch(launch, parallel)
 
-    def one(corpus: str, dataset: str) -> dict[str, float]:
+    def one(corpus: str, dataset: str) -> dict[str, Any]:
         return finetune_and_evaluate(
             f"data_ablation/{name}/{corpus}/{dataset}", dataset, corpora[corpus], pre_info, finetune, evaluate,
             task_launch, tags={"task": dataset, "eval_corpus": corpus, "data_ablation": name},
@@ -145,11 +145,13 @@ def run_data_ablation(variant_name: str, data_ablation: dict[str, Any], pretrain
 
     results = side_by_side({job: functools.partial(one, *ct) for job, ct in jobs.items()}, parallel)
     split = evaluate.get("split", "val")
-    row: dict[str, Any] = {"variant": name, "weights": weights, "mlflow_run_id": tracker.parent.run_id,
-                           "mlflow_experiment_id": tracker.experiment_id}
+    row: dict[str, Any] = {"variant": name, "split": split, "weights": weights,
+                           "mlflow_run_id": tracker.parent.run_id, "mlflow_experiment_id": tracker.experiment_id}
     for job, (_, dataset) in jobs.items():
         for metric in headlines(dataset):
-            row[f"{job}/{metric}"] = results[job].get(f"{dataset}/{split}/{metric}")
+            row[f"{job}/{metric}"] = results[job]["metrics"].get(f"{dataset}/{split}/{metric}")
+    write_json_atomic(layer("06_models") / "data_ablation" / name / EXAMPLES,
+                      {"split": split, "seeds": 1, "tasks": {job: [r["examples"]] for job, r in results.items()}})
     write_json_atomic(reports("data_ablations", f"{name}.json"), row)
     return row
 
@@ -176,7 +178,7 @@ def run_channel_ablation(variant_name: str, channel_ablation: dict[str, Any], fi
     task_launch = job_launch(launch, parallel)
     ft = merge(finetune, {"run": {"data": {"channels": name}}})
 
-    def one(dataset: str) -> dict[str, float]:
+    def one(dataset: str) -> dict[str, Any]:
         return finetune_and_evaluate(
             f"channel_ablation/{name}/{dataset}", dataset, corpus, pretrain_info, ft, evaluate, task_launch,
             tags={"task": dataset, "channel_ablation": name},
@@ -188,7 +190,9 @@ def run_channel_ablation(variant_name: str, channel_ablation: dict[str, Any], fi
                            "mlflow_experiment_id": tracker.experiment_id}
     for dataset in tasks:
         for metric in headlines(dataset):
-            row[f"{dataset}/{metric}"] = results[dataset].get(f"{dataset}/{split}/{metric}")
+            row[f"{dataset}/{metric}"] = results[dataset]["metrics"].get(f"{dataset}/{split}/{metric}")
+    write_json_atomic(layer("06_models") / "channel_ablation" / name / EXAMPLES,
+                      {"split": split, "seeds": 1, "tasks": {t: [r["examples"]] for t, r in results.items()}})
     write_json_atomic(reports("channel_ablations", f"{name}.json"), row)
     return row
 
@@ -202,9 +206,13 @@ def check_tasks(tasks: list[str], key: str) -> None:
 
 def finetune_and_evaluate(job: str, dataset: str, corpus: dict[str, Any], pre_info: dict[str, Any],
                           finetune: dict[str, Any], evaluate: dict[str, Any], launch: dict[str, Any], *,
-                          tags: dict[str, str], out_root: Path) -> dict[str, float]:
+                          tags: dict[str, str], out_root: Path) -> dict[str, Any]:
     """Finetune ``dataset`` on ``corpus`` from the pretraining run ``pre_info`` (an MLflow child run named ``job``),
-    then score its val predictions with the input channels it was trained with (``data.channels``)."""
+    then score its predictions of ``evaluate.split`` with the input channels it was trained with (``data.channels``).
+
+    Returns:
+        ``{"metrics": {"<dataset>/<split>/<metric>": value}, "examples": {metric: {example id: value}}}``.
+    """
     m_info, f_info = corpus["manifest_info"], corpus["features_info"]
     run = merge(finetune["run"], finetune.get("tasks", {}).get(dataset) or {})
     cfg = merge(corpus_run_config(run, m_info, f_info), {"task": dataset, "train": {"init_from": pre_info["run_dir"]}})
@@ -213,13 +221,56 @@ def finetune_and_evaluate(job: str, dataset: str, corpus: dict[str, Any], pre_in
                                data=(m_info, f_info)), layer("06_models"))
     channels = cfg["data"].get("channels", "both")
     ev = merge(evaluate, {"options": {dataset: {"channels": channels}}})  # predict_split keyword arguments
-    return evaluate_task({"run": info}, ev, m_info, f_info, dataset=dataset, out_root=out_root)["run"]
+    out = evaluate_with_examples({"run": info}, ev, m_info, f_info, dataset=dataset, out_root=out_root)
+    return {"metrics": out["metrics"]["run"], "examples": out["examples"]["run"]}
 
 
-def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[str, Any]) -> str:
-    """docs/results_data.md: the pretraining-data table (rows: variants; columns: ``<eval corpus>/<task>/<metric>``)
-    with a computed sentence on whether mixing helped on each domain, then the channel table. Variants without a
-    result file yet are left out."""
+EXAMPLES = "examples.json"
+"""A variant's per-example values, ``{"split", "seeds": 1, "tasks": {column prefix: [{metric: {example id: value}}]}}``
+(the column prefix: ``<corpus>/<dataset>`` in the domain ablation, ``<dataset>`` in the channel ablation), in its
+folder under ``data/06_models/``: the input of the tables' paired comparisons."""
+
+
+def domain_baselines(corpora: dict[str, dict[str, Any]], data_ablation: dict[str, Any], baselines: dict[str, Any],
+                     evaluate: dict[str, Any], finetune: dict[str, Any]) -> dict[str, str]:
+    """The reference baselines (`hero.eval.baselines.run_baselines`: chance, text-only) of every corpus of the
+    domain ablation, for its tasks on ``evaluate.split``, each judged as the evaluate step judges a model:
+    ``data/08_reporting/data_ablation_baselines/<corpus>.json`` and its prediction files in the folder of that name.
+    No training; seconds per corpus.
+
+    Returns:
+        ``{corpus: path of its baselines.json}`` (relative to the project).
+    """
+    from hero.config import from_dict
+    from hero.eval.baselines import BaselineConfig, run_baselines
+    from pipelines.baselines.nodes import scorer_configs
+    from pipelines.datasets import open_manifest
+    from pipelines.paths import relative
+
+    split = evaluate.get("split", "val")
+    cfg = from_dict(BaselineConfig, {**(baselines or {}), "splits": [split]})
+    root = layer("08_reporting") / "data_ablation_baselines"
+    out = {}
+    for name, corpus in corpora.items():
+        results = run_baselines(open_manifest(corpus["manifest_info"]), root / name, cfg,
+                                scorer_configs(evaluate, finetune), datasets=list(data_ablation["tasks"]))
+        out[name] = str(relative(write_json_atomic(root / f"{name}.json", results)))
+        log.info("data ablation: the %s corpus's baselines on %s -> %s", name, split, out[name])
+    return out
+
+
+def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[str, Any],
+                        baselines: Mapping[str, str] | None = None) -> str:
+    """docs/results_data.md: the pretraining-data table (rows: variants, then each domain's reference baselines;
+    columns: ``<eval corpus>/<task>/<metric>``), the paired comparisons of each mixture with each single-domain
+    variant and a sentence computed from their verdicts, then the channel table and its comparisons. Variants
+    without a result file yet are left out.
+
+    Args:
+        baselines: `domain_baselines`' output, ``{corpus: its baselines.json}`` (None: no reference rows).
+    """
+    from pipelines.paths import resolve
+
     results_dir = reports()
     columns = [f"{c}/{t}/{m}" for c in data_ablation["corpora"] for t in data_ablation["tasks"] for m in headlines(t)]
     rows, found = [], {}
@@ -229,6 +280,14 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
             found[name] = r
             mix = ", ".join(f"{k} {v:g}" for k, v in weights.items())
             rows.append({"pretraining data": run_link(name, r), **{c: r.get(c, "") for c in columns}, "weights": mix})
+    split = next((r["split"] for r in found.values() if "split" in r), "val")   # files from before: val
+    numbers = {c: read_json_file(resolve(path)) or {} for c, path in (baselines or {}).items()}
+    for ref in ("chance", "text-only"):
+        if any(ref in n for n in numbers.values()):
+            cells = {col: numbers.get(col.split("/")[0], {}).get(ref, {}).get(f"{col.split('/', 1)[1].split('/')[0]}/"
+                                                                               f"{split}/{col.rsplit('/', 1)[1]}", "")
+                     for col in columns}
+            rows.append({"pretraining data": ref, **cells, "weights": "reference baseline, no training"})
     ch_columns = [f"{t}/{m}" for t in channel_ablation["tasks"] for m in headlines(t)]
     ch_rows, ch_split = [], "val"
     for name in channel_ablation["variants"]:
@@ -238,18 +297,67 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
             ch_rows.append({"channels": run_link(name, r), **{c: r.get(c, "") for c in ch_columns}})
     # the main corpus's reference baselines on the same split (when `kedro run --pipelines=baselines` has run)
     ch_rows += [{"channels": b["variant"], **{c: b[c] for c in ch_columns}} for b in ablation_rows(ch_columns, ch_split)]
-    verdict = mixing_verdict(data_ablation, found)
-    return ("# Data ablations\n\nVal split of each domain, one seed, the budget of params:pretrain and params:finetune "
-            "(conf/base: the demo budget). Regenerated by `dvc repro data_ablation_table`; the links open each "
-            "variant's run in `mlflow ui` (default address).\n\n"
+    mixes = [n for n in found if sum(1 for w in data_ablation["variants"][n].values() if w > 0) > 1]
+    singles = [n for n in found if n not in mixes]
+    domain_pairs = [(m, s) for m in mixes for s in singles]
+    summaries, missing = paired_summaries("data_ablation", domain_pairs, split)
+    verdict = mixing_verdict(data_ablation, domain_pairs, summaries)
+    channel_pairs = [(a, b) for a, b in (("both", "subtitles"), ("both", "video"))
+                     if {a, b} <= set(channel_ablation["variants"])]
+    ch_summaries, ch_missing = paired_summaries("channel_ablation", channel_pairs, ch_split)
+    return ("# Data ablations\n\n" + split.capitalize() + " split of each domain, one finetuning seed, the budget of "
+            "params:pretrain and params:finetune (conf/base: the demo budget). Regenerated by `dvc repro "
+            "data_ablation_table`; the links open each variant's run in `mlflow ui` (default address). Differences "
+            "are paired over the same examples, with 95% intervals (bootstrap over the examples: one seed says nothing "
+            "of seed-to-seed spread) and a verdict: \"gain\" / \"loss\" only when the interval excludes 0 "
+            "(docs/results.md, \"Intervals\").\n\n"
             "## Pretraining data\n\nEach row pretrains on the corpora with the weights shown (0: not read), then "
-            "finetunes and evaluates every task on each domain's own annotations (columns: domain/task/metric).\n\n"
-            + results_table(rows, ["pretraining data", *columns, "weights"]) + "\n\n" + (verdict + "\n\n" if verdict else "")
+            "finetunes and evaluates every task on each domain's own annotations (columns: domain/task/metric); the "
+            "last rows are each domain's reference baselines (`chance`, `text-only`: no training; docs/results.md, "
+            "\"Reference baselines\").\n\n"
+            + results_table(rows, ["pretraining data", *columns, "weights"]) + "\n\n"
+            + comparisons_section(domain_pairs, summaries, missing, "Each mixture against each single-domain "
+                                  "pretraining (rows: domain/task)") + (verdict + "\n\n" if verdict else "")
             + "## Input channels\n\nFinetuned from the main pretraining run on the main corpus, trained and evaluated "
             "on the same channels: video only (no subtitles), subtitles only (zeroed frame features), or both; "
             "then the main corpus's reference baselines (`chance`, `text-only`: no training; docs/results.md, "
             "\"Reference baselines\").\n\n"
-            + results_table(ch_rows, ["channels", *ch_columns]) + "\n")
+            + results_table(ch_rows, ["channels", *ch_columns]) + "\n\n"
+            + comparisons_section(channel_pairs, ch_summaries, ch_missing, "What each channel adds"))
+
+
+def paired_summaries(folder: str, pairs: list[tuple[str, str]], split: str) -> tuple[list, list[str]]:
+    """The paired differences of ``pairs`` of variants, per task and headline metric both scored, from their
+    per-example values (``data/06_models/<folder>/<variant>/examples.json``), and the variants that have none on
+    ``split`` (not run, or run before the values were kept)."""
+    from hero.metrics.results import metric_rows
+    from hero.metrics.results import summarize as summarize_rows
+
+    names = list(dict.fromkeys(v for pair in pairs for v in pair))
+    found = {v: read_json_file(layer("06_models") / folder / v / EXAMPLES) for v in names}
+    missing = [v for v in names if not found[v] or found[v].get("split") != split]
+    have = {v: found[v]["tasks"] for v in names if v not in missing}
+    rows = []
+    for prefix in dict.fromkeys(p for tasks in have.values() for p in tasks):
+        arms = {v: tasks[prefix] for v, tasks in have.items() if prefix in tasks}
+        metrics = [m for m in headlines(prefix.rsplit("/", 1)[-1]) if all(m in s for seeds in arms.values() for s in seeds)]
+        if len(arms) > 1 and metrics:
+            rows += metric_rows(prefix, arms, metrics)
+    pairs = [(a, b) for a, b in pairs if a in have and b in have]
+    return (summarize_rows(rows, pairs) if rows and pairs else []), missing
+
+
+def comparisons_section(pairs: list[tuple[str, str]], summaries: list, missing: list[str], title: str) -> str:
+    """``title``, then the table of ``pairs``' differences (`hero.metrics.results.render_comparisons`), or a line
+    naming the variants without per-example values."""
+    from hero.metrics.results import render_comparisons
+
+    if not pairs:
+        return ""
+    table = render_comparisons(summaries, [p for p in pairs if not set(p) & set(missing)])
+    note = (f"No per-example values for {', '.join(missing)} on this split (not run, or run before they were kept: "
+            "rerun the variant).\n\n" if missing else "")
+    return f"{title}:\n\n" + (table + "\n" if table else "") + note
 
 
 def run_link(name: str, row: Mapping[str, Any]) -> str:
@@ -258,30 +366,23 @@ def run_link(name: str, row: Mapping[str, Any]) -> str:
     return f"[{name}]({MLFLOW_UI}/#/experiments/{exp}/runs/{run})" if run and exp else name
 
 
-def mixing_verdict(data_ablation: dict[str, Any], rows: Mapping[str, Mapping[str, Any]]) -> str:
-    """One sentence: per eval domain, on how many headline metrics each mixture variant (two or more corpora with a
-    weight > 0) beat (strictly) the best single-domain variant, and whether that is a majority. Empty when no
-    mixture and single-domain results are both there."""
-    variants = data_ablation["variants"]
-    def used(name: str) -> int:
-        return sum(1 for w in variants[name].values() if w > 0)
+def mixing_verdict(data_ablation: dict[str, Any], pairs: list[tuple[str, str]], summaries: list) -> str:
+    """One sentence per mixture and eval domain: the verdicts of its paired comparisons with the single-domain
+    variants (``pairs``, (mixture, single)) over that domain's headline metrics, and whether it helped: a gain over
+    every single-domain variant on most of them. Empty without comparisons."""
+    from hero.metrics.results import GAIN, LOSS
 
-    singles = [n for n in rows if used(n) == 1]
-    mixes = [n for n in rows if used(n) > 1]
     parts = []
-    for mix in mixes:
+    for mix in dict.fromkeys(m for m, _ in pairs):
+        singles = [s for m, s in pairs if m == mix]
         for corpus in data_ablation["corpora"]:
-            won, compared = [], 0
-            for t in data_ablation["tasks"]:
-                for m in headlines(t):
-                    col = f"{corpus}/{t}/{m}"
-                    best = [rows[s][col] for s in singles if isinstance(rows[s].get(col), (int, float))]
-                    if isinstance(rows[mix].get(col), (int, float)) and best:
-                        compared += 1
-                        if rows[mix][col] > max(best):
-                            won.append(f"{t}/{m}")
-            if compared:
-                helped = "helped" if 2 * len(won) > compared else "did not help"
-                parts.append(f"on {corpus}, mixing ({mix}) {helped}: it beat the best single-domain pretraining on "
-                             f"{len(won)} of {compared} headline metrics" + (f" ({', '.join(won)})" if won else ""))
-    return ("Computed from the rows above: " + "; ".join(parts) + ".") if parts else ""
+            rows = [s for s in summaries if s.task.split("/")[0] == corpus]
+            if not rows:
+                continue
+            won = [f"{r.task.split('/', 1)[1]}/{r.metric}" for r in rows if all(r.verdict(mix, s) == GAIN for s in singles)]
+            lost = [f"{r.task.split('/', 1)[1]}/{r.metric}" for r in rows if any(r.verdict(mix, s) == LOSS for s in singles)]
+            helped = "helped" if 2 * len(won) > len(rows) else "did not help"
+            parts.append(f"on {corpus}, mixing ({mix}) {helped}: a gain over every single-domain pretraining on "
+                         f"{len(won)} of {len(rows)} headline metrics" + (f" ({', '.join(won)})" if won else "")
+                         + (f", a loss against one on {len(lost)} ({', '.join(lost)})" if lost else ""))
+    return ("Computed from the verdicts above: " + "; ".join(parts) + ".") if parts else ""

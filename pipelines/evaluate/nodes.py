@@ -33,10 +33,11 @@ def evaluate_task(finetune_info: dict[str, Any], evaluate: dict[str, Any], manif
 
 def evaluate_with_examples(finetune_info: dict[str, Any], evaluate: dict[str, Any], manifest_info: dict[str, Any],
                            features_info: dict[str, Any], *, dataset: str, out_root: Path | None = None,
-                           keep: Sequence[str] = ()) -> dict[str, Any]:
+                           keep: Sequence[str] = (), references: bool = False) -> dict[str, Any]:
     """`evaluate_task`'s metrics (``metrics``) and each job's per-example values of the task's headline metrics and
     of ``keep`` (``examples``: ``{job: {metric: {example id: value}}}``, the input of the results table's
-    intervals)."""
+    intervals). With ``references``, ``examples`` also holds the reference baselines of `REFERENCE_ARMS` under
+    their names (`reference_examples`), for the table's comparisons of each arm with them."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest, store = open_manifest(manifest_info), open_store(features_info)
     out: dict[str, Any] = {}
@@ -53,7 +54,64 @@ def evaluate_with_examples(finetune_info: dict[str, Any], evaluate: dict[str, An
             out[job] = metrics
             examples[job] = per_example
             log.info("%s (%s): %s", dataset, job, ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+    if references and examples:
+        examples.update(reference_examples(dataset, manifest, evaluate, next(iter(examples.values()))))
     return {"metrics": out, "examples": examples}
+
+
+REFERENCE_ARMS = ("text-only",)
+"""Reference baselines the results table compares each arm with, example by example (their per-example values are
+read back from the prediction files the baselines step wrote)."""
+
+
+def reference_examples(dataset: str, manifest, evaluate: dict[str, Any],
+                       like: dict[str, dict[str, float]]) -> dict[str, dict[str, dict[str, float]]]:
+    """The per-example values of each baseline of `REFERENCE_ARMS` on ``evaluate.split``, scored from its prediction
+    file (``data/08_reporting/baselines/<dataset>/<baseline>/``) with the evaluate step's options, for the metrics
+    of ``like`` (a model job's per-example values). A baseline is left out, with a log line saying why, when its file
+    is missing, its examples differ from ``like``'s, or its mean is not the number in baselines.json (a file left
+    by a baselines run of another corpus or other options)."""
+    from hero.eval.baselines.run import prediction_file
+    from hero.eval.predict import predict_options
+    from hero.tasks import Written, task_of_dataset
+    from hero.tasks.predict import annotation_path
+    from pipelines.baselines.nodes import baselines_path
+    from pipelines.reporting import read_json_file
+
+    split = evaluate.get("split", "val")
+    options = predict_options(evaluate.get("options", {}).get(dataset, {}), dataset)
+    annotations = annotation_path(manifest, dataset, split)
+    numbers = read_json_file(baselines_path()) or {}
+    videos = manifest.split_videos(split) or list(manifest.videos)
+    written = Written(len(manifest.tasks.get(dataset, {}).get(split, [])), len(videos))
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in REFERENCE_ARMS:
+        path = prediction_file(baselines_path().parent / "baselines", dataset, name, split)
+        if not path.is_file() or not annotations.is_file():
+            log.info("%s %s: no %s comparison (%s missing)", dataset, split, name,
+                     path if not path.is_file() else annotations)
+            continue
+        values = task_of_dataset(dataset).per_example(path, annotations, options, written)
+        values = {m: values[m] for m in like if m in values}
+        why = _unlike(values, like, {m: numbers.get(name, {}).get(f"{dataset}/{split}/{m}") for m in values})
+        if why:
+            log.warning("%s %s: no %s comparison: %s (%s)", dataset, split, name, why, path)
+            continue
+        out[name] = values
+    return out
+
+
+def _unlike(values: dict[str, dict[str, float]], like: dict[str, dict[str, float]],
+            numbers: dict[str, float | None]) -> str | None:
+    """Why a baseline's per-example ``values`` cannot stand beside a model's (``like``): other examples, or a mean
+    that is not the baseline's recorded number; None when they can."""
+    for m, v in values.items():
+        if set(v) != set(like[m]):
+            return f"{m}: its examples differ from the models'"
+        mean, number = sum(v.values()) / max(len(v), 1), numbers[m]
+        if number is None or abs(mean - number) > 1e-6 * max(1.0, abs(number)):
+            return f"{m}: the file's mean {mean:.4f} is not baselines.json's {number} (another corpus's or options' run)"
+    return None
 
 
 def evaluate_run(run_dir: str, dataset: str, manifest, store, evaluate: dict[str, Any], out_dir: Path,
@@ -140,9 +198,13 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
         ``<job>/…`` for the others (data/08_reporting/metrics.json); ``headline_metrics``: the headline metrics per
         task and job, the small file DVC and git track (reports/metrics.json); ``headline``: per task, the
         pretrained model's headline metric (mean over seeds), its interval and the difference to scratch, for the
-        pipeline's MLflow run.
+        pipeline's MLflow run, and the pretrained model's difference to the text-only baseline with its interval
+        (``<task>/<metric>_vs_text_only``, ``…_low``, ``…_high``).
+
+    Below the table, each arm against the text-only baseline (per headline, the paired difference with its interval
+    and verdict), where ``<dataset>_examples`` holds the baseline's per-example values (`reference_examples`).
     """
-    from hero.metrics.results import MetricResults, metric_rows, render_markdown
+    from hero.metrics.results import MetricResults, metric_rows, render_comparisons, render_markdown
     from hero.metrics.results import summarize as summarize_rows
     from hero.tasks import headlines
     from pipelines.baselines.nodes import baselines_path
@@ -153,6 +215,7 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
     flat: dict[str, float] = {}
     headline_values: dict[str, dict[str, dict[str, float]]] = {}
     rows: list[MetricResults] = []
+    vs_rows: list[MetricResults] = []    # the same metrics with the reference baselines as arms
     for key in sorted(task_outputs):
         if not key.endswith("_metrics"):
             continue
@@ -168,14 +231,25 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
                 headline_values.setdefault(dataset, {})[metric] = found
         examples = task_outputs.get(f"{dataset}_examples") or {}
         arms: dict[str, list] = {}
+        refs: dict[str, list] = {}
         for job, per_example in examples.items():
-            arms.setdefault(arm_of(job), []).append(per_example)
+            (refs if job in REFERENCE_ARMS else arms).setdefault(arm_of(job), []).append(per_example)
         references = {m: {b: baselines.get(b, {}).get(f"{dataset}/{split}/{m}") for b in BASELINE_COLUMNS}
                       for m in names}
         if arms:
             rows += metric_rows(dataset, arms, names, references)
+            shared = [m for m in names if all(m in r[0] for r in refs.values())]
+            if refs and shared:   # each arm against the references: the baseline is an arm with one "seed"
+                vs_rows += metric_rows(dataset, {**arms, **refs}, shared)
     summaries = summarize_rows(rows)
     table = render_markdown(summaries)
+    vs_pairs = [(arm, ref) for ref in REFERENCE_ARMS for arm in ("pretrained", "scratch")]
+    vs_summaries = summarize_rows(vs_rows, vs_pairs)
+    vs_table = render_comparisons(vs_summaries, vs_pairs)
+    if vs_table:
+        table += ("\nEach arm against the text-only baseline, paired over the same examples (the baseline is one "
+                  "prediction: seeds per arm read pretrained/scratch/text-only): \"gain\" / \"loss\" when the "
+                  "interval lies above / below 0.\n\n" + vs_table)
     steps: dict[str, dict[str, int]] = {}     # the checkpoint each job was scored on, and what selection kept with it
     kept: dict[str, dict[str, str]] = {}
     for key, per_job in sorted(task_outputs.items()):
@@ -202,6 +276,13 @@ def summarize(evaluate: dict[str, Any], **task_outputs: dict[str, Any]) -> dict[
         parent[f"{name}_low"], parent[f"{name}_high"] = {"value": iv.low, "step": 0}, {"value": iv.high, "step": 0}
         if diff is not None:
             parent[f"{name}_gain"] = {"value": diff.estimate, "step": 0}
+    for s in vs_summaries:   # the pretrained model against the text-only baseline, with its interval
+        vs = s.differences.get(("pretrained", "text-only"))
+        if vs is None or any(k.startswith(f"{s.task}/") and k.endswith("_vs_text_only") for k in parent):
+            continue
+        name = tracking.metric_name(f"{s.task}/{s.metric}_vs_text_only")
+        parent[name] = {"value": vs.estimate, "step": 0}
+        parent[f"{name}_low"], parent[f"{name}_high"] = {"value": vs.low, "step": 0}, {"value": vs.high, "step": 0}
     for dataset, by_job in steps.items():   # the selected checkpoints, on the parent run too
         for job, n in by_job.items():
             parent[tracking.metric_name(f"{dataset}/selected_step/{job}")] = {"value": float(n), "step": 0}

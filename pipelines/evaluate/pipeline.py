@@ -10,7 +10,7 @@ def create_pipeline(datasets=None, **kwargs) -> Pipeline:
     datasets = datasets or default_datasets()
     pipes = []
     for ds in datasets:
-        fn = update_wrapper(partial(evaluate_with_examples, dataset=ds), evaluate_with_examples)
+        fn = update_wrapper(partial(evaluate_with_examples, dataset=ds, references=True), evaluate_with_examples)
         pipes.append(pipeline(
             [node(fn, inputs=["finetune_info", "params:evaluate", "manifest_info", "features_info"],
                   outputs={"metrics": "eval_metrics", "examples": "eval_examples"}, name="evaluate",

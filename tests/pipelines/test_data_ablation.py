@@ -29,12 +29,39 @@ def _write(project, folder, name, row):
     path.write_text(json.dumps(row))
 
 
+N = 60   # examples per task in the constructed per-example files
+
+
+def _hits(rate):
+    """Per-example values of one task: the first ``rate`` of N examples hit (100), the rest miss (0)."""
+    return {f"q{i}": 100.0 if i < rate * N else 0.0 for i in range(N)}
+
+
+def _examples(project, folder, name, rates, split="val"):
+    """A variant's examples.json: ``rates`` = {"<prefix>": (rate per headline metric)}."""
+    from pipelines.data_ablation.nodes import EXAMPLES
+
+    names = {"tvr": ("vcmr_r1_iou0.7", "svmr_r1_iou0.5"), "tvqa": ("acc",)}
+    tasks = {prefix: [dict(zip(names[prefix.rsplit("/", 1)[-1]], map(_hits, r)))] for prefix, r in rates.items()}
+    path = project / "data/06_models" / folder / name / EXAMPLES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"split": split, "seeds": 1, "tasks": tasks}))
+
+
 def test_table_rows_link_runs_and_the_verdict_is_computed_per_domain(project):
     from pipelines.data_ablation.nodes import data_ablation_table
 
     _write(project, "data_ablations", "tv_only", _row("tv_only", {"tv": (2.0, 10.0, 40.0), "howto": (1.0, 5.0, 20.0)}, "r1"))
     _write(project, "data_ablations", "howto_only", _row("howto_only", {"tv": (1.0, 8.0, 30.0), "howto": (3.0, 9.0, 50.0)}))
     _write(project, "data_ablations", "both", _row("both", {"tv": (2.5, 10.0, 45.0), "howto": (2.0, 9.5, 40.0)}, "r3"))
+    # tv: both is far above both singles on vcmr and acc, equal to tv_only on svmr (the same examples hit).
+    # howto: both is far above both singles on svmr, far below howto_only on vcmr and acc.
+    _examples(project, "data_ablation", "tv_only", {"tv/tvr": (0.3, 0.5), "tv/tvqa": (0.2,),
+                                                    "howto/tvr": (0.3, 0.3), "howto/tvqa": (0.3,)})
+    _examples(project, "data_ablation", "howto_only", {"tv/tvr": (0.4, 0.4), "tv/tvqa": (0.3,),
+                                                       "howto/tvr": (0.9, 0.4), "howto/tvqa": (0.9,)})
+    _examples(project, "data_ablation", "both", {"tv/tvr": (0.9, 0.5), "tv/tvqa": (0.9,),
+                                                 "howto/tvr": (0.2, 0.9), "howto/tvqa": (0.2,)})
     _write(project, "channel_ablations", "video", {"variant": "video", "tvqa/acc": 33.25, "mlflow_run_id": "c1",
                                                    "mlflow_experiment_id": "4"})
     text = data_ablation_table(ABLATION, CHANNELS)
@@ -42,18 +69,41 @@ def test_table_rows_link_runs_and_the_verdict_is_computed_per_domain(project):
     domain, channels = tables
     assert domain[0].replace(" ", "") == ("|pretrainingdata|tv/tvr/vcmr_r1_iou0.7|tv/tvr/svmr_r1_iou0.5|tv/tvqa/acc|"
                                           "howto/tvr/vcmr_r1_iou0.7|howto/tvr/svmr_r1_iou0.5|howto/tvqa/acc|weights|")
-    assert len(domain) == 5
     assert "[tv_only](http://127.0.0.1:5000/#/experiments/3/runs/r1)" in domain[2]
     assert domain[3].startswith("| howto_only |")  # no run recorded: the name alone
     assert "45.00" in domain[4] and "tv 1, howto 1" in domain[4]
-    # tv: both beats the best single (tv_only) on vcmr 2.5 > 2.0 and acc 45 > 40, ties svmr 10 = 10: 2 of 3.
-    # howto: both loses to howto_only on vcmr (2 < 3) and acc (40 < 50), wins svmr 9.5 > 9: 1 of 3.
-    assert ("on tv, mixing (both) helped: it beat the best single-domain pretraining on 2 of 3 headline metrics "
+    # then the paired comparisons: both − tv_only, both − howto_only per domain/task and metric
+    pairs = domain[5:]
+    assert pairs[0].replace(" ", "").startswith("|task|metric|both−tv_only|verdict(bothvstv_only)|both−howto_only|")
+    tv_svmr = next(r for r in pairs if r.startswith("| tv/tvr | svmr_r1_iou0.5 |"))
+    assert "| +0.00 [+0.00, +0.00] | no difference |" in tv_svmr
+    assert ("on tv, mixing (both) helped: a gain over every single-domain pretraining on 2 of 3 headline metrics "
             "(tvr/vcmr_r1_iou0.7, tvqa/acc)") in text
-    assert "on howto, mixing (both) did not help: it beat the best single-domain pretraining on 1 of 3" in text
+    assert ("on howto, mixing (both) did not help: a gain over every single-domain pretraining on 1 of 3 headline "
+            "metrics (tvr/svmr_r1_iou0.5), a loss against one on 2 (tvr/vcmr_r1_iou0.7, tvqa/acc)") in text
     assert channels[0].replace(" ", "") == "|channels|tvqa/acc|"
     assert len(channels) == 3  # header, rule, video (subtitles and both have no result yet)
     assert "[video](http://127.0.0.1:5000/#/experiments/4/runs/c1)" in channels[2] and "33.25" in channels[2]
+    assert "No per-example values for both, subtitles, video" in text
+
+
+def test_the_domain_table_ends_with_each_domains_baselines(project):
+    """Rows ``chance`` and ``text-only`` under the domain variants: each column from its own domain's baselines."""
+    from pipelines.data_ablation.nodes import data_ablation_table
+
+    _write(project, "data_ablations", "tv_only", {**_row("tv_only", {"tv": (2.0, 10.0, 40.0)}), "split": "test"})
+    for corpus, value in (("tv", 11.0), ("howto", 22.0)):
+        (project / f"{corpus}.json").write_text(json.dumps({
+            "text-only": {"tvr/test/svmr_r1_iou0.5": value, "tvr/val/svmr_r1_iou0.5": -1.0, "tvqa/test/acc": value + 1},
+            "chance": {"tvr/test/svmr_r1_iou0.5": value / 10}}))
+    text = data_ablation_table(ABLATION, CHANNELS, {"tv": "tv.json", "howto": "howto.json"})
+    domain = [ln for ln in text.split("## Pretraining data")[1].split("## Input")[0].splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in domain[0].strip("|").split("|")]
+    rows = {r.split("|")[1].strip(): dict(zip(header, (c.strip() for c in r.strip("|").split("|")))) for r in domain[2:]}
+    assert rows["text-only"]["tv/tvr/svmr_r1_iou0.5"] == "11.00" and rows["text-only"]["howto/tvr/svmr_r1_iou0.5"] == "22.00"
+    assert rows["text-only"]["howto/tvqa/acc"] == "23.00" and rows["chance"]["tv/tvr/svmr_r1_iou0.5"] == "1.10"
+    assert rows["chance"]["tv/tvqa/acc"] == ""
+    assert text.startswith("# Data ablations\n\nTest split")
 
 
 def test_no_verdict_without_a_single_domain_result(project):
@@ -149,9 +199,19 @@ def test_a_domain_variant_and_a_channel_variant_end_to_end(project):
     main_pre = json.loads((project / "data/06_models/pretrain/pretrain_info.json").read_text())
     assert ft_cfg["data"]["channels"] == "video" and ft_cfg["train"]["init_from"] == main_pre["run_dir"]
 
+    # each variant keeps its per-example values, the input of the tables' paired comparisons
+    kept = json.loads((project / "data/06_models/data_ablation/both/examples.json").read_text())
+    assert set(kept["tasks"]) == {"tv/tvr", "howto/tvr"} and row["split"] == kept["split"]
+    assert json.loads((project / "data/06_models/channel_ablation/video/examples.json").read_text())["tasks"]["tvqa"]
+
     _kedro_run(project, "data_ablation_table")
     text = (project / "docs/results_data.md").read_text()
     assert f"runs/{parent})" in text and f"runs/{ch['mlflow_run_id']})" in text
+    # each domain's reference baselines, computed on that domain's corpus
+    for corpus in ("tv", "howto"):
+        numbers = json.loads((project / f"data/08_reporting/data_ablation_baselines/{corpus}.json").read_text())
+        value = numbers["text-only"][f"tvr/{row['split']}/svmr_r1_iou0.5"]
+        assert f"{value:.2f}" in text.split("## Pretraining data")[1].split("| text-only |")[1].split("\n")[0]
 
 
 def test_the_channel_table_ends_with_the_main_corpus_baselines_on_its_split(project):

@@ -47,6 +47,8 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
         assert list((project / "data/07_model_output" / ds / "pretrained").glob("val_predictions.json*"))
     results = (project / "data/08_reporting/results.md").read_text()
     assert "| tvr |" in results
+    # each arm against the text-only baseline, example by example, below the main table
+    assert "| task | metric | pretrained − text-only | verdict (pretrained vs text-only) |" in results
     # the checkpoint each job was scored on: model selection's (conf/test selects at step 3 of 3)
     assert metrics["tvr/val/selected_step"] == metrics["scratch/tvr/val/selected_step"] == 3.0
     assert "Scored checkpoints (the step model selection kept on val, or the last one): " in results
@@ -74,7 +76,8 @@ def test_default_pipeline_run_tracks_one_parent_run_with_children(project, kedro
     baseline_keys = {k for k in parent_keys if k.startswith("baseline/")}
     headlines = {"tvr/vcmr_r1_iou0.7", "tvqa/acc", "violin/acc", "tvc/cider", "retrieval/r1"}
     selected = {f"{ds}/selected_step/{init}" for ds in DATASETS for init in ("pretrained", "scratch")}
-    assert parent_keys - baseline_keys == {h + end for h in headlines for end in ("", "_low", "_high", "_gain")} | selected
+    ends = ("", "_low", "_high", "_gain", "_vs_text_only", "_vs_text_only_low", "_vs_text_only_high")
+    assert parent_keys - baseline_keys == {h + end for h in headlines for end in ends} | selected
     assert {k.split("/")[1] for k in baseline_keys} == {"chance", "uniform", "text-only", "ceiling"}
     assert db.execute("select count(*) from params where run_uuid=?", (parents[0],)).fetchone()[0] > 20
     pre_keys = {k for (k,) in db.execute("select distinct key from metrics where run_uuid=?",

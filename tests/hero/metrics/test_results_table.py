@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hero.metrics.results import (
-    GAIN, LOSS, NO_DIFFERENCE, MetricResults, intervals_section, metric_rows, render_markdown, results_markdown,
+    GAIN, LOSS, NO_DIFFERENCE, MetricResults, intervals_section, metric_rows, render_comparisons, render_markdown, results_markdown,
     summarize, verdict,
 )
 from hero.metrics.intervals import Interval
@@ -102,6 +102,7 @@ def test_several_comparisons_and_the_verdict_rule_at_the_boundary():
     assert verdict(Interval(1.0, 0.0, 2.0, 10, 0.05)) == NO_DIFFERENCE       # touching 0 is not a gain
     assert verdict(Interval(-1.0, -2.0, 0.0, 10, 0.05)) == NO_DIFFERENCE
     assert verdict(Interval(1.0, 1e-9, 2.0, 10, 0.05)) == GAIN
+    assert verdict(Interval(0.0, -1e-14, -1e-15, 10, 0.05)) == NO_DIFFERENCE  # float rounding is not a loss
     assert verdict(None) == "–"
 
 
@@ -110,3 +111,21 @@ def test_the_docs_carry_the_intervals_section():
 
     text = (Path(__file__).resolve().parents[3] / "docs" / "results.md").read_text()
     assert intervals_section() in text
+
+
+def test_comparisons_with_a_one_seed_reference_arm():
+    rng = np.random.default_rng(1)
+    text_only = hits(rng, 0.5, seeds=1)
+    rows_ = [MetricResults("tvr", "svmr", {"pretrained": np.repeat(text_only, 3, 0), "scratch": hits(rng, 0.1),
+                                          "text-only": text_only}),
+             MetricResults("tvqa", "acc", {"pretrained": hits(rng, 0.5), "scratch": hits(rng, 0.5)})]
+    pairs = [("pretrained", "text-only"), ("scratch", "text-only")]
+    md = render_comparisons(summarize(rows_, pairs, n_boot=400), pairs)
+    header = [h.strip() for h in md.splitlines()[0].strip("|").split("|")]
+    assert header == ["task", "metric", "pretrained − text-only", "verdict (pretrained vs text-only)",
+                      "scratch − text-only", "verdict (scratch vs text-only)", "seeds × examples"]
+    body = table_rows(md)
+    assert len(body) == 1                              # tvqa has no text-only arm: left out
+    assert body[0][2:6] == ["+0.00 [+0.00, +0.00]", NO_DIFFERENCE, body[0][4], LOSS]
+    assert body[0][6] == f"3/3/1 × {N}"
+    assert render_comparisons(summarize(rows_[1:], pairs, n_boot=50), pairs) == ""
