@@ -243,7 +243,9 @@ evaluation examples; their mean is the number the scorer reports.
   values resampled with different seed draws differ by float rounding alone). Point estimates never decide a
   verdict.
 - **Reference columns** (chance, text-only) are single numbers computed without training; they carry no
-  interval.
+  interval. The comparison of an arm with the text-only baseline (`results.md`, below its main table) is paired
+  like any other, the baseline taking part as an arm with one seed: its predictions involve no training and no
+  randomness, so only the examples are resampled for it.
 - **Limits**: with one seed per arm, only the examples are resampled, and the interval says nothing about
   seed-to-seed variation. With few seeds and a large seed-to-seed spread, the interval is too narrow; when
   per-(seed, example) noise dominates, resampling both seeds and examples makes it too wide. Measured on
