@@ -146,10 +146,11 @@ def ablation_table(ablation: dict[str, Any], evaluate: dict[str, Any] | None = N
 
     split = (evaluate or {}).get("split", "val")
     columns = table_columns(ablation)
-    rows = []
+    rows, absent = [], []
     for name in ablation["variants"]:
         r = read_json_file(reports("ablations", f"{name}.json"))
         if r is None:
+            absent.append(name)
             continue
         run, exp = r.get("mlflow_run_id"), r.get("mlflow_experiment_id")
         link = f"[{name}]({MLFLOW_UI}/#/experiments/{exp}/runs/{run})" if run and exp else name
@@ -163,8 +164,17 @@ def ablation_table(ablation: dict[str, Any], evaluate: dict[str, Any] | None = N
               "(stage ablation_table); the links open each variant's run in `mlflow ui` (default address).\n\n")
     from hero.metrics.results import intervals_section
 
-    return ("# Ablations\n\n" + header + results_table(rows, cols) + "\n" + pairs_section(ablation, split)
-            + baselines_markdown() + "\n" + intervals_section())
+    return ("# Ablations\n\n" + header + results_table(rows, cols) + "\n"
+            + not_run_line(absent, "kedro run --pipelines=ablation --params=ablation_variant=<name>")
+            + pairs_section(ablation, split) + baselines_markdown() + "\n" + intervals_section())
+
+
+def not_run_line(names: list[str], command: str) -> str:
+    """A line naming the variants a table leaves out for want of a result, and the command that runs one ("" when
+    none is missing)."""
+    if not names:
+        return ""
+    return f"\nNot in the table, no result yet: {', '.join(names)} (`{command}`).\n"
 
 
 def table_columns(ablation: dict[str, Any]) -> list[str]:

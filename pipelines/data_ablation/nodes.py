@@ -21,7 +21,7 @@ from typing import Any
 from hero.config import merge
 from hero.data.channels import CHANNELS
 from pipelines import tracking
-from pipelines.ablation.nodes import MLFLOW_UI
+from pipelines.ablation.nodes import MLFLOW_UI, not_run_line
 from pipelines.baselines.nodes import ablation_rows
 from pipelines.corpus.nodes import build_manifest, prepare_corpus
 from pipelines.datasets import (
@@ -280,6 +280,7 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
             found[name] = r
             mix = ", ".join(f"{k} {v:g}" for k, v in weights.items())
             rows.append({"pretraining data": run_link(name, r), **{c: r.get(c, "") for c in columns}, "weights": mix})
+    absent = [n for n in data_ablation["variants"] if n not in found]
     split = next((r["split"] for r in found.values() if "split" in r), "val")   # files from before: val
     numbers = {c: read_json_file(resolve(path)) or {} for c, path in (baselines or {}).items()}
     for ref in ("chance", "text-only"):
@@ -289,10 +290,12 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
                      for col in columns}
             rows.append({"pretraining data": ref, **cells, "weights": "reference baseline, no training"})
     ch_columns = [f"{t}/{m}" for t in channel_ablation["tasks"] for m in headlines(t)]
-    ch_rows, ch_split = [], "val"
+    ch_rows, ch_split, ch_absent = [], "val", []
     for name in channel_ablation["variants"]:
         r = read_json_file(results_dir / "channel_ablations" / f"{name}.json")
-        if r is not None:
+        if r is None:
+            ch_absent.append(name)
+        else:
             ch_split = r.get("split", ch_split)   # rows from before the split was recorded: val
             ch_rows.append({"channels": run_link(name, r), **{c: r.get(c, "") for c in ch_columns}})
     # the main corpus's reference baselines on the same split (when `kedro run --pipelines=baselines` has run)
@@ -315,15 +318,17 @@ def data_ablation_table(data_ablation: dict[str, Any], channel_ablation: dict[st
             "finetunes and evaluates every task on each domain's own annotations (columns: domain/task/metric); the "
             "last rows are each domain's reference baselines (`chance`, `text-only`: no training; docs/results.md, "
             "\"Reference baselines\").\n\n"
-            + results_table(rows, ["pretraining data", *columns, "weights"]) + "\n\n"
+            + results_table(rows, ["pretraining data", *columns, "weights"]) + "\n"
+            + not_run_line(absent, "kedro run --pipelines=data_ablation --params=data_ablation_variant=<name>") + "\n"
             + comparisons_section(domain_pairs, summaries, missing, "Each mixture against each single-domain "
                                   "pretraining (rows: domain/task)") + (verdict + "\n\n" if verdict else "")
             + "## Input channels\n\nFinetuned from the main pretraining run on the main corpus, trained and evaluated "
             "on the same channels: video only (no subtitles), subtitles only (zeroed frame features), or both; "
             "then the main corpus's reference baselines (`chance`, `text-only`: no training; docs/results.md, "
             "\"Reference baselines\").\n\n"
-            + results_table(ch_rows, ["channels", *ch_columns]) + "\n\n"
-            + comparisons_section(channel_pairs, ch_summaries, ch_missing, "What each channel adds"))
+            + results_table(ch_rows, ["channels", *ch_columns]) + "\n"
+            + not_run_line(ch_absent, "kedro run --pipelines=channel_ablation --params=channel_ablation_variant=<name>")
+            + "\n" + comparisons_section(channel_pairs, ch_summaries, ch_missing, "What each channel adds"))
 
 
 def paired_summaries(folder: str, pairs: list[tuple[str, str]], split: str) -> tuple[list, list[str]]:

@@ -109,6 +109,9 @@ def test_pairs_are_compared_example_by_example_with_intervals_and_baselines(proj
     assert "+0.00" in rows[("tvr", "vr_v_r1")] and "gain" not in rows[("tvr", "vr_v_r1")]
     assert "1 × 40" in rows[("retrieval", "r1")]
     assert "Not run on the test split yet: other_split" in section
+    # no variant has a result file: the table says so, naming them and the command
+    assert ("Not in the table, no result yet: with, without, other_split (`kedro run --pipelines=ablation "
+            "--params=ablation_variant=<name>`)") in text
 
 
 def test_a_pair_naming_an_unknown_variant_is_refused_with_its_index(project):

@@ -85,6 +85,8 @@ def test_table_rows_link_runs_and_the_verdict_is_computed_per_domain(project):
     assert len(channels) == 3  # header, rule, video (subtitles and both have no result yet)
     assert "[video](http://127.0.0.1:5000/#/experiments/4/runs/c1)" in channels[2] and "33.25" in channels[2]
     assert "No per-example values for both, subtitles, video" in text
+    assert "Not in the table, no result yet: subtitles, both (`kedro run --pipelines=channel_ablation" in text
+    assert "no result yet: tv_only" not in text      # every domain variant has its row
 
 
 def test_the_domain_table_ends_with_each_domains_baselines(project):
