@@ -174,7 +174,7 @@ def not_run_line(names: list[str], command: str) -> str:
     none is missing)."""
     if not names:
         return ""
-    return f"\nNot in the table, no result yet: {', '.join(names)} (`{command}`).\n"
+    return f"\nNot in the table, no result yet: {', '.join(names)} (`{command}`).\n\n"
 
 
 def table_columns(ablation: dict[str, Any]) -> list[str]:
