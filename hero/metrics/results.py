@@ -167,19 +167,12 @@ def render_markdown(summaries: Sequence[RowSummary],
     first met; a cell a row lacks shows ``–``. ``note`` adds one line saying how intervals and verdicts are made."""
     arms = _ordered([list(s.arms) for s in summaries])
     refs = _ordered([list(s.references) for s in summaries])
-    header = ["task", "metric", *arms, *refs]
-    for a, b in comparisons:
-        header += [f"{a} − {b}", "verdict" if len(comparisons) == 1 else f"verdict ({a} vs {b})"]
-    header.append("seeds × examples")
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    for s in summaries:
-        cells = [s.task, s.metric, *(_mean_cell(s.arms.get(a), digits) for a in arms)]
-        cells += [MISSING if s.references.get(r) is None else f"{s.references[r]:.{digits}f}" for r in refs]
-        for a, b in comparisons:
-            cells += [_diff_cell(s.differences.get((a, b)), digits), s.verdict(a, b)]
-        cells.append(_size_cell(s))
-        lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
-    table = "\n".join(lines) + "\n"
+
+    def leading(s: RowSummary) -> list[str]:
+        return [*(_mean_cell(s.arms.get(a), digits) for a in arms),
+                *(MISSING if s.references.get(r) is None else f"{s.references[r]:.{digits}f}" for r in refs)]
+
+    table = _table(summaries, comparisons, [*arms, *refs], leading, digits)
     if note and summaries:
         iv = next((i for s in summaries for i in s.arms.values()), None)
         if iv is not None:
@@ -195,15 +188,20 @@ def render_comparisons(summaries: Sequence[RowSummary], comparisons: Sequence[tu
     its verdict | seeds × examples (e.g. each arm against a reference given as a one-seed arm: ``seeds`` then reads
     ``2/2/1``, in arm order). Rows with none of ``comparisons`` are left out; "" when none is left."""
     kept = [s for s in summaries if any(s.differences.get(c) is not None for c in comparisons)]
-    if not kept:
-        return ""
-    header = ["task", "metric"]
+    return _table(kept, comparisons, [], lambda s: [], digits) if kept else ""
+
+
+def _table(summaries: Sequence[RowSummary], comparisons: Sequence[tuple[str, str]], columns: Sequence[str],
+           leading, digits: int) -> str:
+    """task | metric | ``columns`` (``leading(summary)``'s cells) | per comparison, ``A − B`` and its verdict |
+    seeds × examples."""
+    header = ["task", "metric", *columns]
     for a, b in comparisons:
         header += [f"{a} − {b}", "verdict" if len(comparisons) == 1 else f"verdict ({a} vs {b})"]
     header.append("seeds × examples")
     lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    for s in kept:
-        cells = [s.task, s.metric]
+    for s in summaries:
+        cells = [s.task, s.metric, *leading(s)]
         for a, b in comparisons:
             cells += [_diff_cell(s.differences.get((a, b)), digits), s.verdict(a, b)]
         cells.append(_size_cell(s))

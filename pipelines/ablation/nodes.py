@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,16 @@ def run_ablation(variant_name: str, ablation: dict[str, Any], pretrain: dict[str
 
 EXAMPLES = "examples.json"
 """A variant's per-example values, ``{"split", "seeds", "tasks": {dataset: [one {metric: {example id: value}} per
-finetuning seed]}}``, in its folder."""
+finetuning seed]}}``, in its folder (the data ablation's too, keyed ``<corpus>/<dataset>`` in the domain ablation)."""
+
+
+def variant_examples(folder: str, names: Sequence[str], split: str) -> tuple[dict[str, dict[str, list]], list[str]]:
+    """Each variant's per-example values on ``split`` (``data/06_models/<folder>/<variant>/examples.json``:
+    ``{variant: {dataset: [one {metric: {id: value}} per seed]}}``) and the variants without them there (not run,
+    run on another split, or run before the values were kept)."""
+    found = {v: read_json_file(layer("06_models") / folder / v / EXAMPLES) for v in names}
+    missing = [v for v in names if not found[v] or found[v].get("split") != split]
+    return {v: {d: _per_seed(ex) for d, ex in found[v]["tasks"].items()} for v in names if v not in missing}, missing
 
 
 def variant_features(name: str, features: dict[str, Any], manifest_info: dict[str, Any],
@@ -204,17 +214,16 @@ def pairs_section(ablation: dict[str, Any], split: str) -> str:
            f"{over}).\n"]
     for pair in pairs:
         a, b = pair
-        found = {v: read_json_file(layer("06_models") / "ablation" / v / EXAMPLES) for v in (a, b)}
-        missing = [v for v, ex in found.items() if not ex or ex.get("split") != split]
+        found, missing = variant_examples("ablation", (a, b), split)
         out.append(f"### {a} vs {b}: {describe_difference(ablation, a, b)}\n")
         if missing:
             out.append(f"Not run on the {split} split yet: {', '.join(missing)}.\n")
             continue
         rows = []
-        for dataset in found[a]["tasks"]:
-            if dataset not in found[b]["tasks"]:
+        for dataset in found[a]:
+            if dataset not in found[b]:
                 continue
-            ex_a, ex_b = (_per_seed(found[v]["tasks"][dataset]) for v in (a, b))
+            ex_a, ex_b = found[a][dataset], found[b][dataset]
             metrics = [m for m in [*headlines(dataset), *extra_metrics(ablation, dataset)]
                        if all(m in ex for ex in [*ex_a, *ex_b])]
             references = {m: {r: baselines.get(r, {}).get(f"{dataset}/{split}/{m}") for r in BASELINE_COLUMNS}

@@ -21,7 +21,7 @@ from typing import Any
 from hero.config import merge
 from hero.data.channels import CHANNELS
 from pipelines import tracking
-from pipelines.ablation.nodes import MLFLOW_UI, not_run_line
+from pipelines.ablation.nodes import EXAMPLES, MLFLOW_UI, not_run_line, variant_examples
 from pipelines.baselines.nodes import ablation_rows
 from pipelines.corpus.nodes import build_manifest, prepare_corpus
 from pipelines.datasets import (
@@ -225,12 +225,6 @@ def finetune_and_evaluate(job: str, dataset: str, corpus: dict[str, Any], pre_in
     return {"metrics": out["metrics"]["run"], "examples": out["examples"]["run"]}
 
 
-EXAMPLES = "examples.json"
-"""A variant's per-example values, ``{"split", "seeds": 1, "tasks": {column prefix: [{metric: {example id: value}}]}}``
-(the column prefix: ``<corpus>/<dataset>`` in the domain ablation, ``<dataset>`` in the channel ablation), in its
-folder under ``data/06_models/``: the input of the tables' paired comparisons."""
-
-
 def domain_baselines(corpora: dict[str, dict[str, Any]], data_ablation: dict[str, Any], baselines: dict[str, Any],
                      evaluate: dict[str, Any], finetune: dict[str, Any]) -> dict[str, str]:
     """The reference baselines (`hero.eval.baselines.run_baselines`: chance, text-only) of every corpus of the
@@ -338,10 +332,7 @@ def paired_summaries(folder: str, pairs: list[tuple[str, str]], split: str) -> t
     from hero.metrics.results import metric_rows
     from hero.metrics.results import summarize as summarize_rows
 
-    names = list(dict.fromkeys(v for pair in pairs for v in pair))
-    found = {v: read_json_file(layer("06_models") / folder / v / EXAMPLES) for v in names}
-    missing = [v for v in names if not found[v] or found[v].get("split") != split]
-    have = {v: found[v]["tasks"] for v in names if v not in missing}
+    have, missing = variant_examples(folder, list(dict.fromkeys(v for pair in pairs for v in pair)), split)
     rows = []
     for prefix in dict.fromkeys(p for tasks in have.values() for p in tasks):
         arms = {v: tasks[prefix] for v, tasks in have.items() if prefix in tasks}
